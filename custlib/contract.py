@@ -1,0 +1,199 @@
+"""The data contract: every input table, its columns, dtypes and rules, defined once.
+
+Validation (`custlib.sources`), loading, the demo generator (`custlib.demo`) and the docs
+(`docs/data_contract.md`, rendered by :func:`contract_markdown`) all read this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# dtype names used here -> ibis type strings used for casting in the engine
+IBIS_TYPES = {"string": "string", "date": "date", "int": "int64", "float": "float64"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an input table.
+
+    ``allowed``: the only permitted values; ``min``/``max``: inclusive numeric range;
+    ``references``: ``"table.column"`` the value must exist in; ``personal``: personal data
+    that no report may contain.
+    """
+
+    name: str
+    dtype: str
+    description: str
+    nullable: bool = False
+    required: bool = True
+    allowed: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    unique: bool = False
+    references: str | None = None
+    personal: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+CUSTOMER_TYPES = ("individual", "enterprise")
+GENDERS = ("female", "male", "other")
+INCOME_BANDS = ("low", "lower_mid", "upper_mid", "high")
+LOYALTY_TIERS = ("points", "vip")
+LEAD_STAGES = ("lead", "qualified", "opportunity", "won", "lost")
+SURVEY_ATTRIBUTES = (
+    "product_quality",
+    "value_for_money",
+    "delivery",
+    "service",
+    "digital_experience",
+)
+
+_BU = Column("business_unit", "string", "Business unit id (matches a file in params/business_units/)")
+
+CUSTOMERS = Table(
+    "customers",
+    "One row per customer, including sign-ups who never bought.",
+    (
+        Column("customer_id", "string", "Customer key, unique across units", unique=True),
+        _BU,
+        Column("signup_date", "date", "Date the customer record was created"),
+        Column("customer_type", "string", "Individual or enterprise customer", allowed=CUSTOMER_TYPES),
+        Column("region", "string", "Sales region"),
+        Column("city", "string", "City"),
+        Column("age", "int", "Age in years (individuals)", nullable=True, min=16, max=110),
+        Column("gender", "string", "Gender (individuals)", nullable=True, allowed=GENDERS),
+        Column("income_band", "string", "Household income band (individuals)", nullable=True, allowed=INCOME_BANDS),
+        Column("interests", "string", "Psychographic interest tags, separated by ';'", nullable=True),
+        Column("acquisition_channel", "string", "Channel that brought the customer"),
+        Column("name", "string", "Full name", nullable=True, required=False, personal=True),
+        Column("email", "string", "E-mail address", nullable=True, required=False, personal=True),
+        Column("phone", "string", "Phone number", nullable=True, required=False, personal=True),
+    ),
+)
+
+TRANSACTIONS = Table(
+    "transactions",
+    "One row per order; returns are rows with a negative amount.",
+    (
+        Column("order_id", "string", "Order key", unique=True),
+        Column("customer_id", "string", "Buyer", references="customers.customer_id"),
+        _BU,
+        Column("order_date", "date", "Order date"),
+        Column("amount", "float", "Net order value in the unit's currency; returns negative"),
+        Column("discount", "float", "Discount granted on the order, in currency", min=0),
+        Column("quantity", "int", "Items in the order", min=0),
+        Column("channel", "string", "Sales channel of the order"),
+        Column("product_category", "string", "Main product category (price tier per category in params)"),
+    ),
+)
+
+LOYALTY_MEMBERS = Table(
+    "loyalty_members",
+    "One row per loyalty-programme member.",
+    (
+        Column("customer_id", "string", "Member", unique=True, references="customers.customer_id"),
+        _BU,
+        Column("enrolled_date", "date", "Date the customer joined the programme"),
+        Column("tier", "string", "Programme tier", allowed=LOYALTY_TIERS),
+    ),
+)
+
+SURVEY_RESPONSES = Table(
+    "survey_responses",
+    "One row per answered satisfaction survey.",
+    (
+        Column("response_id", "string", "Response key", unique=True),
+        Column("customer_id", "string", "Respondent", references="customers.customer_id"),
+        _BU,
+        Column("response_date", "date", "Date of the answer"),
+        Column("nps", "int", "Likelihood to recommend, 0-10", min=0, max=10),
+        Column("csat", "int", "Overall satisfaction, 1-5", min=1, max=5),
+        *(
+            Column(a, "int", f"Rating of {a.replace('_', ' ')}, 1-5", nullable=True, min=1, max=5)
+            for a in SURVEY_ATTRIBUTES
+        ),
+        Column("comment", "string", "Free-text comment (any language)", nullable=True),
+    ),
+)
+
+LEADS = Table(
+    "leads",
+    "One row per sales lead with the furthest stage reached and the date of each stage.",
+    (
+        Column("lead_id", "string", "Lead key", unique=True),
+        _BU,
+        Column("created_date", "date", "Date the lead was created (stage 'lead')"),
+        Column("source", "string", "Lead source"),
+        Column("stage", "string", "Furthest stage reached, or lost", allowed=LEAD_STAGES),
+        Column("qualified_date", "date", "Date qualified", nullable=True),
+        Column("opportunity_date", "date", "Date it became an opportunity", nullable=True),
+        Column("won_date", "date", "Date won", nullable=True),
+        Column("lost_date", "date", "Date lost", nullable=True),
+        Column("customer_id", "string", "Customer once won", nullable=True, references="customers.customer_id"),
+        Column("amount", "float", "Deal amount once won", nullable=True, min=0),
+    ),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (CUSTOMERS, TRANSACTIONS, LOYALTY_MEMBERS, SURVEY_RESPONSES, LEADS)
+}
+
+PERSONAL_FIELDS: tuple[str, ...] = tuple(
+    c.name for t in TABLES.values() for c in t.columns if c.personal
+)
+
+
+def contract_markdown() -> str:
+    """The data contract as Markdown (the body of docs/data_contract.md)."""
+    lines = [
+        "# Data contract",
+        "",
+        "Generated from `custlib/contract.py` by `custlib contract-doc`; a test keeps it in step.",
+        "Each table is a file in the data folder (`<table>.parquet` or `<table>.csv`) or a table",
+        "of that name in a DuckDB database file. Columns marked personal are never shown in",
+        "reports or exported target lists.",
+        "",
+    ]
+    for t in TABLES.values():
+        lines += [f"## `{t.name}`", "", t.description, "",
+                  "| column | type | required | rules | description |",
+                  "|---|---|---|---|---|"]
+        for c in t.columns:
+            rules = []
+            if not c.nullable:
+                rules.append("not null")
+            if c.unique:
+                rules.append("unique")
+            if c.allowed:
+                rules.append("one of " + ", ".join(f"`{a}`" for a in c.allowed))
+            if c.min is not None:
+                rules.append(f"≥ {c.min:g}")
+            if c.max is not None:
+                rules.append(f"≤ {c.max:g}")
+            if c.references:
+                rules.append(f"exists in `{c.references}`")
+            if c.personal:
+                rules.append("**personal**")
+            lines.append(
+                f"| `{c.name}` | {c.dtype} | {'yes' if c.required else 'no'} | "
+                f"{'; '.join(rules)} | {c.description} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
