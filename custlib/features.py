@@ -1,0 +1,133 @@
+"""Engine aggregates: raw transactions -> one row per customer or per customer-period.
+
+Each function builds one Ibis expression and executes it once; pandas only sees the result.
+Pass a typed transactions table (``UnitData.transactions``) or, in tests, a pandas frame with
+the contract's columns (it is wrapped in an in-memory table).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+PERIOD_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12}
+
+
+def as_table(transactions: ir.Table | pd.DataFrame) -> ir.Table:
+    """An Ibis table for either an Ibis expression or a (small) pandas frame."""
+    if isinstance(transactions, pd.DataFrame):
+        df = transactions.copy()
+        for c in ("order_date",):
+            if c in df:
+                df[c] = pd.to_datetime(df[c]).dt.date
+        return ibis.memtable(df)
+    return transactions
+
+
+def _days_between(later, earlier) -> ir.NumericValue:
+    return later.delta(earlier, unit="day").cast("float64")
+
+
+def _purchase_days(tx: ir.Table, until: date, since: date | None = None) -> ir.Table:
+    """Positive-value orders collapsed to one row per customer and day (returns excluded)."""
+    t = tx.filter((tx.amount > 0) & (tx.order_date <= until))
+    if since is not None:
+        t = t.filter(t.order_date > since)
+    return t.group_by(["customer_id", "order_date"]).aggregate(value=t.amount.sum())
+
+
+def customer_summary(transactions: ir.Table | pd.DataFrame, observation_end: date,
+                     calibration_end: date | None = None, freq: str = "W") -> pd.DataFrame:
+    """Per-customer ``frequency, recency, T, monetary_value`` as in the BG/NBD and Gamma-Gamma papers.
+
+    ``frequency``: repeat purchase *days* (several orders on one day are one purchase);
+    ``recency``: first to last purchase, ``T``: first purchase to the end of the calibration
+    period, both in fractional periods of ``freq`` (``"D"``, ``"W"`` = 7 days, ``"M"``);
+    ``monetary_value``: mean value of the repeat purchase days (0 without repeats). Returns
+    (negative amounts) are left out. With ``calibration_end``, the model columns describe the
+    calibration period (customers whose first purchase is on or before it) and
+    ``frequency_holdout``, ``monetary_value_holdout`` and ``duration_holdout`` the period after.
+    Indexed by ``customer_id``.
+    """
+    tx = as_table(transactions)
+    period = PERIOD_DAYS[freq]
+    cal_end = calibration_end or observation_end
+    days = _purchase_days(tx, cal_end)
+    first_value = days.value.argmin(days.order_date)
+    agg = days.group_by("customer_id").aggregate(
+        first=days.order_date.min(), last=days.order_date.max(), n=days.count(),
+        total=days.value.sum(), first_value=first_value,
+    )
+    out = agg.select(
+        "customer_id",
+        frequency=(agg.n - 1).cast("float64"),
+        recency=_days_between(agg["last"], agg["first"]) / period,
+        T=_days_between(ibis.literal(cal_end), agg["first"]) / period,
+        monetary_value=ibis.ifelse(agg.n > 1, (agg.total - agg.first_value) / (agg.n - 1), 0.0),
+    )
+    if calibration_end is not None:
+        hold = _purchase_days(tx, observation_end, since=calibration_end)
+        hold = hold.group_by("customer_id").aggregate(frequency_holdout=hold.count().cast("float64"),
+                                                      monetary_value_holdout=hold.value.mean())
+        out = out.left_join(hold, "customer_id").select(
+            out,
+            frequency_holdout=hold.frequency_holdout.fill_null(0.0),
+            monetary_value_holdout=hold.monetary_value_holdout.fill_null(0.0),
+            duration_holdout=ibis.literal((observation_end - calibration_end).days / period),
+        )
+    return out.order_by("customer_id").execute().set_index("customer_id")
+
+
+def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: date,
+                        category_tiers: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per buyer up to ``observation_end``: dates, counts, revenue and price sensitivity.
+
+    Columns: ``first_order``, ``last_order`` (dates of positive orders), ``orders`` (positive
+    orders), ``purchase_days``, ``revenue`` (net of returns, currency), ``gross_sales`` (positive
+    orders only), ``discounted_share`` (share of positive orders with a discount),
+    ``discount_rate`` (discount / (sales + discount)), ``recency_days`` (observation end minus
+    last order), ``tenure_days`` (observation end minus first order) and, with
+    ``category_tiers``, ``basic_share``, ``standard_share``, ``premium_share`` of positive orders.
+    """
+    tx = as_table(transactions)
+    t = tx.filter(tx.order_date <= observation_end)
+    pos = t.amount > 0
+    aggs = dict(
+        first_order=t.order_date.min(where=pos),
+        last_order=t.order_date.max(where=pos),
+        orders=pos.cast("int64").sum(),
+        purchase_days=t.order_date.nunique(where=pos),
+        revenue=t.amount.sum(),
+        gross_sales=t.amount.sum(where=pos),
+        discounted_share=((t.discount > 0) & pos).cast("float64").sum() / pos.cast("float64").sum(),
+        discount_rate=t.discount.sum(where=pos) / (t.amount.sum(where=pos) + t.discount.sum(where=pos)),
+    )
+    if category_tiers:
+        tier = t.product_category.substitute(category_tiers, else_=ibis.null("string"))
+        for name in ("basic", "standard", "premium"):
+            aggs[f"{name}_share"] = ((tier == name) & pos).cast("float64").sum() / pos.cast("float64").sum()
+    agg = t.group_by("customer_id").aggregate(**aggs)
+    agg = agg.filter(agg.orders > 0).mutate(
+        recency_days=_days_between(ibis.literal(observation_end), agg.last_order),
+        tenure_days=_days_between(ibis.literal(observation_end), agg.first_order),
+    )
+    return agg.order_by("customer_id").execute().set_index("customer_id")
+
+
+def period_activity(transactions: ir.Table | pd.DataFrame, observation_end: date,
+                    freq: str = "month") -> pd.DataFrame:
+    """Sparse customer x period activity: ``customer_id, period`` (start date of the calendar
+    period, ``"month"`` or ``"week"``), ``orders`` (positive orders), ``spend`` (net, currency).
+    Only periods with at least one order appear; densify in the analysis when needed.
+    """
+    tx = as_table(transactions)
+    t = tx.filter(tx.order_date <= observation_end)
+    t = t.mutate(period=t.order_date.truncate("M" if freq == "month" else "W"))
+    agg = t.group_by(["customer_id", "period"]).aggregate(
+        orders=(t.amount > 0).cast("int64").sum(), spend=t.amount.sum())
+    df = agg.order_by(["customer_id", "period"]).execute()
+    df["period"] = pd.to_datetime(df["period"])
+    return df

@@ -1,0 +1,88 @@
+"""Presentation helpers for the notebooks: header, headline findings, tables with n, warnings,
+and atomic writes of machine-readable outputs. Everything renders as plain HTML that the
+report stylesheet (custlib/templates/report.css) styles; nothing loads from the web.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from custlib.contract import PERSONAL_FIELDS
+
+
+def _show(markup: str) -> None:
+    from IPython.display import HTML, display
+
+    display(HTML(markup))
+
+
+def header(data, title: str) -> None:
+    """Report title, the unit's display name, the data period and the run date."""
+    first, last = data.period()
+    p = data.params
+    _show(
+        f'<div class="cl-header"><h1>{html.escape(title)}</h1>'
+        f'<p class="cl-meta">{html.escape(p.display_name)} · data {first:%Y-%m-%d} to {last:%Y-%m-%d}'
+        f" · observation end {p.observation_end:%Y-%m-%d} · run {data.run_date:%Y-%m-%d}"
+        f" · currency {html.escape(p.currency)}</p></div>"
+    )
+
+
+def headline(findings: str | list[str], title: str = "Key findings") -> None:
+    """The findings an executive reads first, as a highlighted list."""
+    items = [findings] if isinstance(findings, str) else list(findings)
+    lis = "".join(f"<li>{html.escape(s)}</li>" for s in items)
+    _show(f'<div class="cl-headline"><h3>{html.escape(title)}</h3><ul>{lis}</ul></div>')
+
+
+def warning(text: str) -> None:
+    """A visible caution (small samples, weak evidence, failed checks)."""
+    _show(f'<div class="cl-warning">⚠ {html.escape(text)}</div>')
+
+
+def note(text: str) -> None:
+    """A short explanatory note under a table or chart."""
+    _show(f'<p class="cl-note">{html.escape(text)}</p>')
+
+
+def table(df: pd.DataFrame, caption: str, n: int | None = None, formats: dict | None = None,
+          index: bool = False, max_rows: int = 40) -> None:
+    """A captioned table; the caption states n (rows shown if n is not given)."""
+    shown = df.head(max_rows)
+    n_text = f"n = {n:,}" if n is not None else f"{len(df):,} rows"
+    if len(df) > max_rows:
+        n_text += f", first {max_rows} shown"
+    body = shown.to_html(index=index, formatters=formats, float_format=lambda x: f"{x:,.2f}",
+                         na_rep="–", border=0, classes="cl-table", escape=True)
+    _show(f'<figure class="cl-fig"><figcaption>{html.escape(caption)} ({n_text})</figcaption>{body}</figure>')
+
+
+def _check_no_personal(df: pd.DataFrame, path: Path) -> None:
+    leaked = [c for c in df.columns if c in PERSONAL_FIELDS]
+    if leaked:
+        raise ValueError(f"refusing to write personal fields {leaked} to {path}")
+
+
+def write_output(df: pd.DataFrame, path: str | Path, index: bool = False) -> Path:
+    """Write a CSV or Parquet output atomically (temporary file, then rename); never writes
+    personal fields."""
+    path = Path(path)
+    _check_no_personal(df, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=index)
+        else:
+            df.to_csv(tmp, index=index)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

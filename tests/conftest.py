@@ -1,0 +1,48 @@
+"""Shared fixtures: demo data generated once per test session (20,000 customers per unit)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from custlib import demo, sources
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_SEED = 42
+DEMO_CUSTOMERS = 20_000
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory) -> Path:
+    """A freshly generated demo data folder (same size and seed as `make reports`)."""
+    out = tmp_path_factory.mktemp("demo")
+    demo.generate(out, customers=DEMO_CUSTOMERS, seed=DEMO_SEED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(demo_dir) -> dict:
+    """Planted parameters per unit (truth/parameters.json)."""
+    return json.loads((demo_dir / "truth" / "parameters.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def customer_truth(demo_dir) -> pd.DataFrame:
+    """Planted per-customer latent values (truth/customer_truth.parquet)."""
+    return pd.read_parquet(demo_dir / "truth" / "customer_truth.parquet")
+
+
+@pytest.fixture(scope="session")
+def demo_unit(demo_dir):
+    """Factory: UnitData of a demo unit ('online', 'stores' or 'b2b') on the generated data."""
+    cache: dict[str, sources.UnitData] = {}
+
+    def get(unit_id: str) -> sources.UnitData:
+        if unit_id not in cache:
+            cache[unit_id] = sources.load_unit(unit_id, ROOT, run_date="2026-01-15", data_source=demo_dir)
+        return cache[unit_id]
+
+    return get
