@@ -7,7 +7,7 @@ the contract's columns (it is wrapped in an in-memory table).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import ibis
 import ibis.expr.types as ir
@@ -131,3 +131,60 @@ def period_activity(transactions: ir.Table | pd.DataFrame, observation_end: date
     df = agg.order_by(["customer_id", "period"]).execute()
     df["period"] = pd.to_datetime(df["period"])
     return df
+
+
+def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table | pd.DataFrame,
+                    observation_end: date, lapse_days: int) -> pd.DataFrame:
+    """Each survey response in the context of the respondent's purchases, one row per ``response_id``.
+
+    Columns: ``response_id``, ``customer_id``, ``response_date``, ``order_channel`` (channel of
+    the last positive order on or before the response date), ``first_order`` (first positive
+    order), ``orders_before`` (purchase days on or before the response date),
+    ``revenue_year_before`` (net revenue of the 365 days up to the response date, currency),
+    ``lapse_date`` and ``followup_end``.
+
+    Lapse, with L = ``lapse_days``: a purchase day followed by more than L days without a
+    purchase. ``lapse_date`` is the first such purchase day from the respondent's last purchase
+    on or before the response onwards. It is only known once the L-day gap has passed, so it
+    counts only if it falls on or before ``followup_end`` = observation end − L; null means no
+    lapse observed by then (censored at ``followup_end``). Returns are left out.
+    """
+    tx = as_table(transactions)
+    tx = tx.filter(tx.order_date <= observation_end)
+    if isinstance(responses, pd.DataFrame):
+        r = responses[["response_id", "customer_id", "response_date"]].copy()
+        r["response_date"] = pd.to_datetime(r["response_date"]).dt.date
+        r = ibis.memtable(r)
+    else:
+        r = responses.select("response_id", "customer_id", "response_date")
+    followup_end = observation_end - timedelta(days=lapse_days)
+
+    days = _purchase_days(tx, observation_end)
+    days = days.mutate(next_date=days.order_date.lead().over(
+        ibis.window(group_by="customer_id", order_by="order_date")))
+    d = r.inner_join(days, "customer_id")
+    long_gap = d.next_date.isnull() | (_days_between(d.next_date, d.order_date) > lapse_days)
+    # a gap that ends after the response starts at the last purchase on or before it (or later)
+    after_response = d.next_date.isnull() | (d.next_date > d.response_date)
+    lapse = long_gap & after_response & (d.order_date <= followup_end)
+    by_day = d.group_by("response_id").aggregate(
+        first_order=d.order_date.min(),
+        orders_before=(d.order_date <= d.response_date).cast("int64").sum(),
+        lapse_date=d.order_date.min(where=lapse),
+    )
+    o = r.inner_join(tx, "customer_id")
+    o = o.filter(o.order_date <= o.response_date)
+    by_order = o.group_by("response_id").aggregate(
+        order_channel=o.channel.argmax(o.order_date, where=o.amount > 0),
+        revenue_year_before=o.amount.sum(where=o.order_date > o.response_date - ibis.interval(days=365)),
+    )
+    out = (r.left_join(by_day, "response_id").left_join(by_order, "response_id")
+           .select("response_id", "customer_id", "response_date", "order_channel", "first_order",
+                   orders_before=ibis.coalesce(by_day.orders_before, 0),
+                   revenue_year_before=ibis.coalesce(by_order.revenue_year_before, 0.0),
+                   lapse_date=by_day.lapse_date)
+           .order_by("response_id").execute())
+    for c in ("response_date", "first_order", "lapse_date"):
+        out[c] = pd.to_datetime(out[c])
+    out["followup_end"] = pd.Timestamp(followup_end)
+    return out

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from custlib.errors import CustlibDataError
 
@@ -37,6 +37,31 @@ class LoyaltyParams(_Strict):
 
 class SatisfactionParams(_Strict):
     """Parameters of the satisfaction analysis (notebook 04)."""
+
+    promoter_min: int = Field(9, ge=0, le=10, description="NPS scores from this value up: promoters 推荐者")
+    detractor_max: int = Field(6, ge=0, le=10, description="NPS scores up to this value: detractors 贬损者")
+    nps_group_names: dict[Literal["promoter", "passive", "detractor"], str] = Field(
+        default_factory=lambda: {"promoter": "推荐者", "passive": "被动者", "detractor": "贬损者"},
+        description="Report names of the NPS groups")
+    csat_satisfied_min: int = Field(4, ge=1, le=5, description="CSAT is the share rating at least this "
+                                                                "(top-2-box on the 1-5 scale)")
+    small_sample_n: int | None = Field(None, ge=1, description="Overrides the unit's small_sample_n here")
+    compare_months: int = Field(6, ge=1, le=18, description="Change test: the last N months against the "
+                                                            "N months before")
+    driver_outcome: Literal["nps", "csat"] = Field("nps", description="Overall rating explained by the "
+                                                                      "attribute ratings")
+    bootstrap_reps: int = Field(500, ge=50, description="Resamples for the driver importance intervals")
+    bootstrap_seed: int = 2025
+    lapse_days: int = Field(180, ge=7, description="Lapsed: no purchase for more than this many days")
+    horizon_days: int = Field(365, ge=30, description="Revenue at stake: lapses within this many days "
+                                                      "of the survey")
+    top_terms: int = Field(10, ge=1, description="Distinctive comment terms shown per group and language")
+
+    @model_validator(mode="after")
+    def _groups_do_not_overlap(self) -> "SatisfactionParams":
+        if self.detractor_max >= self.promoter_min:
+            raise ValueError("detractor_max must be below promoter_min")
+        return self
 
 
 class UnitParams(_Strict):

@@ -54,6 +54,8 @@ def table(df: pd.DataFrame, caption: str, n: int | None = None, formats: dict | 
           index: bool = False, max_rows: int = 40) -> None:
     """A captioned table; the caption states n (rows shown if n is not given)."""
     shown = df.head(max_rows)
+    formats = {**{c: "{:,}".format for c in shown.columns if pd.api.types.is_integer_dtype(shown[c])},
+               **(formats or {})}
     n_text = f"n = {n:,}" if n is not None else f"{len(df):,} rows"
     if len(df) > max_rows:
         n_text += f", first {max_rows} shown"
@@ -81,6 +83,7 @@ def write_output(df: pd.DataFrame, path: str | Path, index: bool = False) -> Pat
             df.to_parquet(tmp, index=index)
         else:
             df.to_csv(tmp, index=index)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -153,7 +153,7 @@ def validate(source: Source) -> None:
                 if n:
                     raise CustlibDataError(f"values do not exist in {c.references}", table=name, file=file,
                                            column=c.name, rule="references", count=n, total=int(total),
-                                           examples=[repr(v) for v in orphan[c.name].limit(N_EXAMPLES).execute()])
+                                           examples=[repr(v) for v in orphan.select(c.name).limit(N_EXAMPLES).execute()[c.name]])
 
 
 @dataclass

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import matplotlib
 
-matplotlib.use("Agg") if not matplotlib.get_backend().lower().startswith("module://") else None
+if "inline" not in matplotlib.get_backend():  # scripts and tests draw off-screen
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402

@@ -1,0 +1,41 @@
+# Two commands: `make reports` (demo reports) and `make test`. Both set up .venv when missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := data/demo/transactions.parquet
+DEMO_CUSTOMERS ?= 20000
+DEMO_SEED ?= 42
+
+.PHONY: reports test test-slow lab demo-data contract-doc bench clean
+
+$(BIN)/custlib: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+$(DEMO): | $(BIN)/custlib
+	$(BIN)/custlib demo-data --out data/demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+
+demo-data: $(DEMO)
+
+reports: $(BIN)/custlib $(DEMO)
+	$(BIN)/custlib run
+
+test: $(BIN)/custlib
+	$(BIN)/python -m pytest -q
+
+test-slow: $(BIN)/custlib
+	$(BIN)/python -m pytest -q -m slow
+
+lab: $(BIN)/custlib $(DEMO)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+contract-doc: $(BIN)/custlib
+	$(BIN)/custlib contract-doc --out docs/data_contract.md
+
+bench: $(BIN)/custlib
+	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf reports/*/ reports/index.html reports/manifest.json

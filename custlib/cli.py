@@ -1,0 +1,77 @@
+"""Command line: ``custlib run | demo-data | validate | contract-doc``.
+
+Exit codes of ``custlib run``: 0 all reports ok; 1 some report failed (the others are still
+rendered); 2 bad parameters or bad input data found before any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from custlib.errors import CustlibDataError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="custlib", description="Customer Insights Workbook")
+    p.add_argument("--root", default=".", help="project root (holds params/, notebooks/, reports/)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="render the reports of business units")
+    r.add_argument("--bu", nargs="+", metavar="ID", help="business units (default: all in params/business_units)")
+    r.add_argument("--analysis", nargs="+", metavar="NAME",
+                   choices=["segmentation", "lifecycle", "loyalty_impact", "satisfaction"],
+                   help="analyses (default: all)")
+    r.add_argument("--jobs", type=int, default=None, help="reports rendered in parallel (default: CPU count)")
+    r.add_argument("--run-date", default=None, help="date shown in the reports (default: today)")
+    d = sub.add_parser("demo-data", help="generate demo data with planted truths")
+    d.add_argument("--out", default="data/demo")
+    d.add_argument("--customers", type=int, default=20_000, help="customers per business unit")
+    d.add_argument("--seed", type=int, default=42)
+    v = sub.add_parser("validate", help="check a data source against the data contract")
+    v.add_argument("source", help="folder of Parquet/CSV files or a .duckdb file")
+    c = sub.add_parser("contract-doc", help="write docs/data_contract.md from the contract")
+    c.add_argument("--out", default="docs/data_contract.md")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from custlib import runner
+
+            results = runner.run(args.root, args.bu, args.analysis, args.jobs, args.run_date)
+            failed = [r for r in results if r.status != "ok"]
+            for r in failed:
+                print(f"custlib: report {r.unit}/{r.analysis} failed: {r.error}", file=sys.stderr)
+            print(f"{len(results) - len(failed)} of {len(results)} reports ok; index: "
+                  f"{Path(args.root) / 'reports' / 'index.html'}")
+            return runner.EXIT_REPORT_FAILED if failed else runner.EXIT_OK
+        if args.command == "demo-data":
+            from custlib import demo
+
+            counts = demo.generate(args.out, customers=args.customers, seed=args.seed, progress=True)
+            print("wrote " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + f" to {args.out}")
+            return 0
+        if args.command == "validate":
+            from custlib import sources
+
+            sources.validate(sources.open_source(args.source))
+            print(f"{args.source}: all tables meet the data contract")
+            return 0
+        if args.command == "contract-doc":
+            from custlib.contract import contract_markdown
+
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(contract_markdown() + "\n", encoding="utf-8")
+            print(f"wrote {args.out}")
+            return 0
+    except CustlibDataError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Run the notebooks once per business unit and publish self-contained HTML reports.
+
+For each (unit, analysis) the notebook is executed with papermill into a temporary file, the
+executed notebook is kept for analysts (``reports/<bu>/<analysis>.ipynb``) and an HTML report
+without code is exported (``reports/<bu>/<analysis>.html``). Files are written to a temporary
+name and renamed into place, so a failed run keeps the last good report. ``reports/index.html``
+and ``reports/manifest.json`` record every report's status.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from custlib.params import load_params, unit_ids
+from custlib.sources import open_source, validate
+
+ANALYSES = {
+    "segmentation": ("01_segmentation.ipynb", "Customer segmentation 客户细分"),
+    "lifecycle": ("02_lifecycle.ipynb", "Customer lifecycle 客户生命周期"),
+    "loyalty_impact": ("03_loyalty_impact.ipynb", "Loyalty programme impact 忠诚度计划"),
+    "satisfaction": ("04_satisfaction.ipynb", "Customer satisfaction 客户满意度"),
+}
+CSS = (Path(__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
+EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass
+class ReportResult:
+    unit: str
+    analysis: str
+    status: str  # "ok" or "failed"
+    duration_s: float
+    finished_at: str
+    error: str | None = None
+    html: str | None = None  # path relative to reports/
+    notebook: str | None = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def page(title: str, body: str) -> str:
+    """A complete, self-contained HTML page with the shared stylesheet."""
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>\n")
+
+
+def export_html(nb, title: str) -> str:
+    """Report HTML from an executed notebook: outputs and narrative only, no code, no stderr,
+    no error tracebacks, no bare object reprs; images embedded; nothing loaded from the web."""
+    from nbconvert import HTMLExporter
+
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o for o in cell.outputs
+                if not (o.output_type == "stream" and o.name == "stderr")
+                and o.output_type != "error"
+                and not (o.output_type == "execute_result" and set(o.get("data", {})) <= {"text/plain"})
+            ]
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, anchor_link_text="")
+    body, _ = exporter.from_notebook_node(nb)
+    return page(title, body + f'<footer>Customer Insights Workbook · generated {datetime.now():%Y-%m-%d %H:%M}</footer>')
+
+
+def render_report(root: Path, unit: str, analysis: str, run_date: str) -> ReportResult:
+    """Execute one notebook for one unit and publish its HTML (atomically)."""
+    import nbformat
+    import papermill as pm
+
+    nb_file, title = ANALYSES[analysis]
+    out_dir = root / "reports" / unit
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    fd, tmp_nb = tempfile.mkstemp(dir=out_dir, prefix=f".{analysis}.", suffix=".ipynb")
+    os.close(fd)
+    try:
+        pm.execute_notebook(
+            str(root / "notebooks" / nb_file), tmp_nb,
+            parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date},
+            cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=False, log_output=False,
+        )
+        nb = nbformat.read(tmp_nb, as_version=4)
+        display = load_params(unit, root / "params").display_name
+        write_atomic(out_dir / f"{analysis}.html", export_html(nb, f"{title} · {display}"))
+        os.chmod(tmp_nb, 0o644)
+        os.replace(tmp_nb, out_dir / f"{analysis}.ipynb")
+        failed = out_dir / f"{analysis}.failed.ipynb"
+        failed.unlink(missing_ok=True)
+        return ReportResult(unit, analysis, "ok", time.perf_counter() - t0, datetime.now().isoformat(timespec="seconds"),
+                            html=f"{unit}/{analysis}.html", notebook=f"{unit}/{analysis}.ipynb")
+    except Exception as e:  # a failed report is recorded, never fatal for the others
+        if os.path.exists(tmp_nb):
+            os.replace(tmp_nb, out_dir / f"{analysis}.failed.ipynb")
+        message = _short_error(e)
+        last_good = out_dir / f"{analysis}.html"
+        return ReportResult(unit, analysis, "failed", time.perf_counter() - t0,
+                            datetime.now().isoformat(timespec="seconds"), error=message,
+                            html=f"{unit}/{analysis}.html" if last_good.exists() else None,
+                            notebook=f"{unit}/{analysis}.failed.ipynb")
+
+
+def _short_error(e: Exception) -> str:
+    name = getattr(e, "ename", type(e).__name__)
+    value = getattr(e, "evalue", str(e))
+    text = f"{name}: {value}".strip()
+    return text if len(text) < 600 else text[:600] + " …" if text else traceback.format_exc(limit=1)
+
+
+def check_inputs(root: Path, units: list[str]) -> dict:
+    """Validate every unit's parameters and each distinct data source once, before any run.
+
+    Raises CustlibDataError (exit code 2). Returns {unit: params as JSON-able dict} and the
+    data fingerprints.
+    """
+    params, fingerprints, sources = {}, {}, {}
+    for u in units:
+        p = load_params(u, root / "params")
+        params[u] = p.model_dump(mode="json")
+        loc = Path(p.data_source)
+        loc = loc if loc.is_absolute() else root / loc
+        if loc not in sources:
+            src = open_source(loc)
+            validate(src)
+            sources[loc] = src.fingerprint()
+        fingerprints[u] = sources[loc]
+    return {"parameters": params, "data_fingerprints": fingerprints}
+
+
+def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[str] | None = None,
+        jobs: int | None = None, run_date: str | None = None, progress: bool = True) -> list[ReportResult]:
+    """Render the reports of ``units`` x ``analyses`` (all by default), ``jobs`` at a time."""
+    from tqdm.auto import tqdm
+
+    root = Path(root).resolve()
+    units = units or unit_ids(root / "params")
+    analyses = analyses or list(ANALYSES)
+    unknown = [a for a in analyses if a not in ANALYSES]
+    if unknown:
+        raise ValueError(f"unknown analysis {unknown[0]!r}; choose from {', '.join(ANALYSES)}")
+    run_date = run_date or date.today().isoformat()
+    inputs = check_inputs(root, units)
+    tasks = [(u, a) for u in units for a in analyses]
+    results: list[ReportResult] = []
+    started = datetime.now()
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        futures = [pool.submit(render_report, root, u, a, run_date) for u, a in tasks]
+        with tqdm(total=len(futures), desc="reports", unit="report", disable=not progress) as bar:
+            for f in as_completed(futures):
+                r = f.result()
+                results.append(r)
+                bar.set_postfix_str(f"{r.unit}/{r.analysis} {r.status}")
+                bar.update()
+    results.sort(key=lambda r: (r.unit, list(ANALYSES).index(r.analysis)))
+    write_manifest(root / "reports", results, inputs, started, run_date)
+    return results
+
+
+def write_manifest(reports: Path, results: list[ReportResult], inputs: dict, started: datetime,
+                   run_date: str) -> dict:
+    """Merge this run into reports/manifest.json and rewrite reports/index.html."""
+    path = reports / "manifest.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    entries = {(r["unit"], r["analysis"]): r for r in old.get("reports", [])}
+    entries.update({(r.unit, r.analysis): asdict(r) for r in results})
+    manifest = {
+        "run_started": started.isoformat(timespec="seconds"),
+        "run_finished": datetime.now().isoformat(timespec="seconds"),
+        "run_date": run_date,
+        "data_fingerprints": {**old.get("data_fingerprints", {}), **inputs["data_fingerprints"]},
+        "parameters": {**old.get("parameters", {}), **inputs["parameters"]},
+        "reports": sorted(entries.values(), key=lambda r: (r["unit"], list(ANALYSES).index(r["analysis"]))),
+    }
+    write_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
+    write_atomic(reports / "index.html", index_html(manifest))
+    return manifest
+
+
+def index_html(manifest: dict) -> str:
+    """The index page: reports grouped by unit with status, time and a link."""
+    parts = ['<div class="cl-header"><h1>Customer Insights Workbook</h1>'
+             f'<p class="cl-meta">Last run {html.escape(manifest["run_finished"])} · run date '
+             f'{html.escape(manifest["run_date"])}</p></div>']
+    by_unit: dict[str, list[dict]] = {}
+    for r in manifest["reports"]:
+        by_unit.setdefault(r["unit"], []).append(r)
+    for unit, rows in by_unit.items():
+        display = manifest["parameters"].get(unit, {}).get("display_name", unit)
+        parts.append(f"<h2>{html.escape(display)} <small>({html.escape(unit)})</small></h2>")
+        parts.append("<table><tr><th>Report</th><th>Status</th><th>Finished</th><th>Duration</th></tr>")
+        for r in rows:
+            title = ANALYSES[r["analysis"]][1]
+            link = (f'<a href="{html.escape(r["html"])}">{html.escape(title)}</a>'
+                    if r.get("html") else html.escape(title))
+            status = f'<span class="status-{r["status"]}">{r["status"]}</span>'
+            if r["status"] == "failed":
+                kept = " — last good report kept" if r.get("html") else ""
+                status += f'<div class="cl-error">{html.escape(r.get("error") or "")}{kept}</div>'
+            parts.append(f"<tr><td>{link}</td><td>{status}</td><td>{html.escape(r['finished_at'])}</td>"
+                         f"<td>{r['duration_s']:.1f} s</td></tr>")
+        parts.append("</table>")
+    return page("Customer Insights Workbook — reports", "".join(parts))

@@ -1,0 +1,49 @@
+"""The generator is deterministic and plants what parameters.json says."""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from custlib import contract, demo
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    demo.generate(a, customers=800, seed=7, units=("online",))
+    demo.generate(b, customers=800, seed=7, units=("online",))
+    for t in contract.TABLES:
+        pd.testing.assert_frame_equal(pd.read_parquet(a / f"{t}.parquet"), pd.read_parquet(b / f"{t}.parquet"))
+
+
+def test_tables_follow_the_contract(demo_dir):
+    for name, spec in contract.TABLES.items():
+        cols = list(pd.read_parquet(demo_dir / f"{name}.parquet").columns)
+        assert cols == [c for c in spec.column_names if c in cols]
+        assert set(spec.required_columns) <= set(cols)
+
+
+def test_latent_rates_have_the_planted_marginals(customer_truth, truth):
+    for unit, spec in truth["units"].items():
+        ct = customer_truth[customer_truth.business_unit == unit]
+        g = spec["bgnbd"]
+        ks_rate = stats.kstest(ct.purchase_rate, stats.gamma(g["r"], scale=1 / g["alpha"]).cdf)
+        ks_drop = stats.kstest(ct.dropout_prob, stats.beta(g["a"], g["b"]).cdf)
+        assert ks_rate.statistic < 0.01 and ks_drop.statistic < 0.01
+        # archetypes differ in behaviour, overlapping rather than separated
+        by = ct.groupby("archetype").purchase_rate.median()
+        assert by.max() / by.min() > 3
+        q = ct.groupby("archetype").purchase_rate.quantile([0.05, 0.95]).unstack()
+        assert q[0.95].min() > q[0.05].max()  # every pair of archetypes overlaps
+
+
+def test_heavier_buyers_join_the_programme_more_often(customer_truth):
+    ct = customer_truth[customer_truth.first_purchase_date.notna()]
+    joined = ct.loyalty_tier.notna()
+    assert ct.loc[joined, "purchase_rate"].median() > 1.3 * ct.loc[~joined, "purchase_rate"].median()
+
+
+def test_personal_fields_are_fake_but_present(demo_dir):
+    c = pd.read_parquet(demo_dir / "customers.parquet")
+    assert c.email.str.endswith("@example.com").all()
+    assert c.phone.str.fullmatch(r"1\d{10}").all()
+    assert c.customer_id.is_unique and np.all(c.name.str.len() > 3)
