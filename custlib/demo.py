@@ -363,7 +363,9 @@ class _Unit:
         acq = np.array(chan_names)[_choice(rng, np.array([[a.channel_probs[c] for c in chan_names] for a in A])[arch])]
         tag_p = np.array([[a.interest_probs[t] for t in INTERESTS] for a in A])[arch]
         has_tag = rng.random((n, len(INTERESTS))) < tag_p
-        interests = np.array([";".join(np.array(INTERESTS)[row]) for row in has_tag], dtype=object)
+        interests = np.full(n, "", dtype=object)
+        for k, tag in enumerate(INTERESTS):
+            interests = np.where(has_tag[:, k], interests + np.where(interests == "", "", ";") + tag, interests)
         interests[interests == ""] = None
 
         surname = SURNAMES[rng.integers(0, len(SURNAMES), n)]
@@ -471,7 +473,7 @@ class _Unit:
         tx = pd.DataFrame({
             "customer_no": c, "business_unit": s.id, "order_day": ev["day"].to_numpy(),
             "amount": np.round(amount, 2), "discount": np.round(discount, 2), "quantity": qty,
-            "channel": channel, "product_category": cat,
+            "channel": pd.Categorical(channel), "product_category": pd.Categorical(cat),
         })
         # returns: 1.5% of orders are partly returned 3-30 days later (negative amount)
         ret = tx[(rng.random(m) < 0.015)].copy()
@@ -563,8 +565,6 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         first_amount = tx.drop_duplicates("customer_no").set_index("customer_no")["amount"]
         leads.loc[won, "amount"] = first_amount.reindex(np.arange(won.sum())).to_numpy()
         leads.insert(0, "lead_id", np.char.add(prefix + "L", np.char.zfill(leads.pop("lead_no").to_numpy().astype(str), 7)))
-        tx.insert(0, "customer_id", ids[tx.pop("customer_no")])
-        tx.insert(2, "order_date", _to_date(tx.pop("order_day")))
         sv.insert(0, "customer_id", ids[sv.pop("customer_no")])
         lat = u.latent
         mem = lat[lat["enroll_day"] <= u.end]
@@ -596,18 +596,22 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
     con = duckdb.connect()
     counts = {}
     for name, parts in tables.items():
-        df = pd.concat([p for _, p in parts], ignore_index=True)
-        if name == "transactions":
-            df = df.iloc[np.lexsort((df["customer_id"].to_numpy(), df["order_date"].to_numpy()))]
-            df.insert(0, "order_no", np.arange(len(df)))
-            con.register("tx", df)
-            con.execute(
-                "COPY (SELECT 'O' || lpad(CAST(order_no AS VARCHAR), 9, '0') AS order_id, "
-                "* EXCLUDE (order_no) FROM tx ORDER BY order_no) TO ? (FORMAT parquet)",
-                [str(out / "transactions.parquet")])
-            con.unregister("tx")
-            counts[name] = len(df)
+        if name == "transactions":  # 10M rows: ids and dates are formatted by DuckDB
+            selects = []
+            for k, (prefix, df) in enumerate(parts):
+                df = df.iloc[np.lexsort((df["customer_no"].to_numpy(), df["order_day"].to_numpy()))]
+                con.register(f"tx{k}", df.assign(order_no=np.arange(len(df))))
+                selects.append(
+                    f"SELECT '{prefix}-' || lpad(CAST(order_no AS VARCHAR), 9, '0') AS order_id, "
+                    f"'{prefix}' || lpad(CAST(customer_no AS VARCHAR), 7, '0') AS customer_id, business_unit, "
+                    f"CAST(DATE '1970-01-01' + CAST(order_day AS INTEGER) AS DATE) AS order_date, amount, discount, "
+                    f"quantity, CAST(channel AS VARCHAR) AS channel, "
+                    f"CAST(product_category AS VARCHAR) AS product_category FROM tx{k}")
+            con.execute(f"COPY ({' UNION ALL '.join(selects)}) TO ? (FORMAT parquet)",
+                        [str(out / "transactions.parquet")])
+            counts[name] = sum(len(df) for _, df in parts)
             continue
+        df = pd.concat([p for _, p in parts], ignore_index=True)
         if name == "survey_responses":
             df.insert(0, "response_id", [f"R{i:08d}" for i in range(len(df))])
         df = df[[c for c in contract.TABLES[name].column_names if c in df.columns]]
