@@ -102,6 +102,7 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
             str(root / "notebooks" / nb_file), tmp_nb,
             parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date},
             cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=False, log_output=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
         nb = nbformat.read(tmp_nb, as_version=4)
         display = load_params(unit, root / "params").display_name
