@@ -1,0 +1,163 @@
+"""Lifecycle: stage rules, snapshots and transitions, cohorts, time to lapse, churn risk —
+hand-computed examples, then one unit end to end on the demo data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from custlib import contract, features, lifecycle
+from custlib.params import LifecycleParams
+
+RULES = LifecycleParams(new_within_days=90, lapsed_after_days=365, at_risk_gap_factor=2.0,
+                        at_risk_p_alive=0.5, loyal_min_purchases=5, loyal_recent_days=180)
+
+
+def _tx(rows):
+    df = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount", "product_category"][: len(rows[0])])
+    df["order_id"] = [f"O{i:03d}" for i in range(len(df))]
+    if "product_category" not in df:
+        df["product_category"] = "x"
+    return df
+
+
+def test_stage_rules_by_hand():
+    snap = pd.Timestamp("2025-12-31")
+    d = pd.Timestamp
+    rows = [  # expected stage, first purchase, last purchase, purchase days, p_alive
+        ("prospect", pd.NaT, pd.NaT, 0, np.nan),
+        ("new", d("2025-11-01"), d("2025-11-01"), 1, np.nan),        # 60 days since the first purchase
+        ("new", d("2025-10-02"), d("2025-12-01"), 3, 0.1),           # exactly 90 days: still new
+        ("at_risk", d("2025-10-01"), d("2025-10-01"), 1, np.nan),    # 91 days, one purchase only
+        ("lapsed", d("2024-06-01"), d("2024-12-30"), 4, 0.9),        # silent 366 days
+        ("at_risk", d("2024-12-31"), d("2024-12-31"), 1, np.nan),    # silent exactly 365 days
+        ("at_risk", d("2025-01-01"), d("2025-07-01"), 3, 0.9),       # mean gap 90.5 d, silent 183 > 181
+        ("repeat", d("2025-01-01"), d("2025-09-01"), 3, 0.9),        # mean gap 121.5 d, silent 121
+        ("loyal", d("2025-01-01"), d("2025-12-01"), 5, 0.9),         # 5 purchase days, silent 30
+        ("at_risk", d("2025-01-01"), d("2025-12-01"), 5, 0.4),       # P(alive) below 0.5
+        ("repeat", d("2023-01-01"), d("2025-06-14"), 6, 0.9),        # silent 200 > 180: not loyal
+    ]
+    h = pd.DataFrame(rows, columns=["expected", "first_purchase", "last_purchase", "purchase_days", "p_alive"])
+    h["snapshot"] = snap
+    got = lifecycle.assign_stages(h, RULES)
+    assert list(got.astype(str)) == list(h["expected"])
+    assert list(got.cat.categories) == ["prospect", "new", "repeat", "loyal", "at_risk", "lapsed"]
+
+
+def test_stage_history_snapshots_and_transitions_by_hand():
+    tx = _tx([("A", "2025-01-10", 10.0), ("C", "2025-02-10", 5.0)])
+    customers = pd.DataFrame({"customer_id": ["A", "B", "C"],
+                              "signup_date": pd.to_datetime(["2025-01-05", "2025-01-20", "2025-02-10"])})
+    leads = pd.DataFrame({
+        "lead_id": ["L1", "L2", "L3"], "customer_id": [None, "C", None],
+        "created_date": pd.to_datetime(["2025-01-15", "2025-01-03", "2025-01-02"]),
+        "won_date": pd.to_datetime([None, "2025-02-10", None]),
+        "lost_date": pd.to_datetime([None, None, "2025-01-20"]),
+    })
+    h = lifecycle.stage_history(tx, customers, leads, date(2025, 2, 28), RULES, start=date(2025, 1, 1))
+    counts = h.counts.pivot(index="snapshot", columns="stage", values="entities")
+    assert counts.loc["2025-01-31", "prospect"] == 3 and counts.loc["2025-01-31", "new"] == 1  # B, L1, lead of C
+    assert counts.loc["2025-02-28", "prospect"] == 2 and counts.loc["2025-02-28", "new"] == 2
+    assert counts.sum(axis=1).tolist() == [4, 4]  # the lost lead L3 has left
+    t = h.transitions().set_index(["from_stage", "to_stage"])
+    assert t.loc[("prospect", "prospect"), "entities"] == 2 and t.loc[("prospect", "new"), "entities"] == 1
+    assert t.loc[("prospect", "new"), "share"] == pytest.approx(1 / 3)
+    assert t.loc[("new", "new"), "share"] == 1
+    cur = h.current()
+    assert sorted(cur.index) == ["A", "B", "C"]  # the open lead L1 is not a customer
+    assert cur.loc["C", "stage"] == "new" and cur.loc["B", "stage"] == "prospect"
+    assert h.previous_stage().to_dict() == {"A": "new", "B": "prospect"}
+
+
+def test_cohort_retention_by_hand():
+    tx = _tx([("A", "2025-01-05", 10.0), ("A", "2025-01-20", 5.0), ("A", "2025-03-02", 7.0),
+              ("B", "2025-01-10", 20.0), ("B", "2025-02-15", -5.0),   # a return is not activity
+              ("C", "2025-02-01", 8.0), ("C", "2025-03-03", 4.0)])
+    panel = features.customer_month_panel(tx, date(2025, 3, 31), date(2025, 1, 1))
+    c = lifecycle.cohort_retention(panel).set_index(["cohort", "months_since_first"])
+    jan, feb = pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")
+    assert c.loc[(jan, 0), "cohort_size"] == 2 and c.loc[(feb, 0), "cohort_size"] == 1
+    assert c.loc[(jan, 0), "revenue"] == pytest.approx(35.0)
+    assert c.loc[(jan, 1), "retention"] == 0 and c.loc[(jan, 1), "revenue_per_customer"] == pytest.approx(-2.5)
+    assert c.loc[(jan, 2), "retention"] == pytest.approx(0.5)
+    assert c.loc[(feb, 1), "retention"] == 1
+    r1 = lifecycle.retention_at(c.reset_index(), 1)
+    assert (r1.estimate, r1.n) == (pytest.approx(1 / 3), 3)
+    assert r1.ci_low < 1 / 3 < r1.ci_high
+
+
+def test_lapse_times_and_kaplan_meier_by_hand():
+    tx = _tx([("A", "2025-01-01", 5.0, "y"), ("A", "2025-01-01", 5.0, "x"), ("A", "2025-01-20", 5.0, "x"),
+              ("A", "2025-03-05", 5.0, "x"),                       # gap of 44 > 30 days after 01-20
+              ("B", "2025-01-10", 5.0, "z"), ("B", "2025-02-05", 5.0, "z"), ("B", "2025-03-01", 5.0, "z"),
+              ("C", "2025-02-01", 5.0, "z"),                       # never again
+              ("D", "2025-03-15", 5.0, "z")])                      # too late to follow
+    lt = features.lapse_times(tx, date(2025, 3, 31), 30).set_index("customer_id")
+    assert list(lt.index) == ["A", "B", "C"]
+    assert lt.loc["A", "first_category"] == "y"                     # first order by order id
+    assert bool(lt.loc["A", "lapsed"]) and lt.loc["A", "days_to_lapse"] == 19
+    assert not lt.loc["B", "lapsed"] and lt.loc["B", "days_to_lapse"] == 50  # censored on 03-01
+    assert bool(lt.loc["C", "lapsed"]) and lt.loc["C", "days_to_lapse"] == 0
+
+    km = pd.DataFrame({"days_to_lapse": [1, 2, 3, 4, 5, 6, 7, 9], "lapsed": [1, 1, 1, 1, 1, 0, 1, 1],
+                       "group": ["g1"] * 4 + ["g2"] * 3 + ["tiny"]})
+    curves = lifecycle.time_to_lapse(km, "group", min_n=2)
+    med = curves.medians.set_index("group")
+    assert list(med.index) == ["g1", "g2"]
+    assert med.loc["g1", "median_days"] == 2   # S = 0.75, 0.5 -> first day with S <= 0.5
+    assert med.loc["g2", "median_days"] == 7   # S(5) = 2/3, censored at 6, S(7) = 0
+    assert 0 < curves.logrank["p_value"] < 1 and curves.logrank["df"] == 1
+
+
+def test_churn_risk_selection_by_hand():
+    values = pd.DataFrame({
+        "p_alive": [0.9, 0.3, 0.8, 0.2, 0.9, 0.1],
+        "p_no_purchase": [0.2, 0.8, 0.5, 0.9, 0.1, 0.95],
+        "clv": [100.0, 30.0, 80.0, 5.0, 10.0, 50.0],
+    }, index=pd.Index(list("ABCDEF"), name="customer_id"))
+    values["value_if_retained"] = values["clv"] / values["p_alive"]  # A 111, B 100, C 100, D 25, E 11, F 500
+    now = pd.Series(["loyal", "repeat", "at_risk", "at_risk", "new", "lapsed"], index=values.index)
+    before = pd.Series(["loyal", "repeat", "repeat", "at_risk", "prospect", "at_risk"], index=values.index)
+    rules = RULES.model_copy(update={"churn_value_quantile": 0.5})
+    out = lifecycle.churn_risk(values, now, before, rules)
+    # active: A-E; median value if retained 100 -> valuable A, B, C; at risk: B (p_alive), C (stage)
+    assert list(out["customer_id"]) == ["B", "C"]          # value at risk 70 and 20
+    assert out["value_at_risk"].tolist() == pytest.approx([70.0, 20.0])
+    assert out["became_at_risk"].tolist() == [0, 1]
+    assert out["risk_rank"].tolist() == [1, 2]
+    assert not set(out.columns) & set(contract.PERSONAL_FIELDS)
+
+
+def test_auc_matches_scikit_learn_with_ties():
+    rng = np.random.default_rng(5)
+    y = (rng.random(500) < 0.3).astype(int)
+    s = rng.integers(0, 10, 500) + 2 * y
+    assert lifecycle._auc(y, s) == pytest.approx(roc_auc_score(y, s))
+
+
+def test_lifecycle_end_to_end_on_one_unit(demo_unit, tmp_path):
+    data = demo_unit("stores")
+    lc = lifecycle.analyse(data)
+    paths = lc.write_outputs(tmp_path)
+    ids = set(data.customers.customer_id.execute())
+    out = pd.read_parquet(tmp_path / "lifecycle.parquet")
+    assert list(out.columns) == ["customer_id", "stage", "p_alive", "expected_purchases", "expected_spend", "clv"]
+    assert set(out["customer_id"]) == ids
+    churn = pd.read_csv(tmp_path / "targets" / "churn_risk.csv")
+    assert set(churn["customer_id"]) <= ids and len(churn) > 0
+    assert list(churn.columns) == ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv",
+                                   "value_if_retained", "value_at_risk", "became_at_risk"]
+    for p in paths:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        assert not set(df.columns) & set(contract.PERSONAL_FIELDS)
+    # buyers never sit in the prospect stage; never-buyers always do
+    buyers = out["expected_spend"].notna()
+    assert (out.loc[buyers, "stage"] != "prospect").all() and (out.loc[~buyers, "stage"] == "prospect").all()
+    # the holdout check: the model forecasts holdout purchases of the calibration customers
+    track = lc.holdout.tracking.iloc[-1]
+    assert track["predicted"] == pytest.approx(track["actual"], rel=0.05)
+    assert len(lc.headline()) == 6
