@@ -32,8 +32,9 @@ def _days_between(later, earlier) -> ir.NumericValue:
 
 
 def _purchase_days(tx: ir.Table, until: date, since: date | None = None) -> ir.Table:
-    """Positive-value orders collapsed to one row per customer and day (returns excluded)."""
-    t = tx.filter((tx.amount > 0) & (tx.order_date <= until))
+    """Orders collapsed to one row per customer and day; returns (negative amounts) are
+    excluded, zero-value orders (free items, full discounts) are purchases."""
+    t = tx.filter((tx.amount >= 0) & (tx.order_date <= until))
     if since is not None:
         t = t.filter(t.order_date > since)
     return t.group_by(["customer_id", "order_date"]).aggregate(value=t.amount.sum())
@@ -188,3 +189,118 @@ def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table |
         out[c] = pd.to_datetime(out[c])
     out["followup_end"] = pd.Timestamp(followup_end)
     return out
+
+
+def customer_month_panel(transactions: ir.Table | pd.DataFrame, observation_end: date,
+                         start: date) -> pd.DataFrame:
+    """Dense customer x calendar-month panel, from each buyer's first order month (or ``start``'s
+    month, whichever is later) to ``observation_end``'s month, zeros where nothing was bought.
+
+    Columns: ``customer_id``, ``month`` (first day), ``first_month`` (month of the first
+    positive order), ``months_since_first`` (0 in the first-order month), ``orders`` (positive
+    orders), ``gross_sales`` (value of the positive orders, currency), ``spend`` (net of
+    returns, currency), ``active`` (1 if any positive order that month).
+    """
+    tx = as_table(transactions)
+    t = tx.filter(tx.order_date <= observation_end)
+    t = t.mutate(month=t.order_date.truncate("M"))
+    pos = t.amount > 0
+    activity = t.group_by(["customer_id", "month"]).aggregate(
+        orders=pos.cast("int64").sum(), gross_sales=t.amount.sum(where=pos), spend=t.amount.sum())
+    first = t.filter(pos).group_by("customer_id").aggregate(first_month=t.month.min())
+    calendar = pd.date_range(pd.Timestamp(start).to_period("M").to_timestamp(),
+                             pd.Timestamp(observation_end), freq="MS")
+    months = ibis.memtable(pd.DataFrame({"month": calendar.date}))
+    grid = first.cross_join(months)
+    grid = grid.filter(grid.month >= grid.first_month)
+    p = grid.left_join(activity, ["customer_id", "month"])
+    index = lambda d: d.year() * 12 + d.month()  # noqa: E731
+    out = p.select(
+        "customer_id", "month", "first_month",
+        months_since_first=(index(p.month) - index(p.first_month)).cast("int64"),
+        orders=ibis.coalesce(p.orders, 0),
+        gross_sales=ibis.coalesce(p.gross_sales, 0.0),
+        spend=ibis.coalesce(p.spend, 0.0),
+    )
+    out = out.mutate(active=(out.orders > 0).cast("int64"))
+    df = out.order_by(["customer_id", "month"]).execute()
+    for c in ("month", "first_month"):
+        df[c] = pd.to_datetime(df[c])
+    return df
+
+
+def customer_snapshots(transactions: ir.Table | pd.DataFrame, snapshot_dates: list[date]) -> pd.DataFrame:
+    """Each buyer's purchase history as of each snapshot date, one row per customer and snapshot
+    on or after the first purchase.
+
+    Columns: ``customer_id``, ``snapshot`` (date), ``first_purchase``, ``last_purchase`` (dates of
+    the first and last purchase day up to the snapshot) and ``purchase_days`` (days with a
+    purchase up to the snapshot; several orders on one day are one purchase; returns left out).
+    """
+    tx = as_table(transactions)
+    days = _purchase_days(tx, max(snapshot_dates))
+    snaps = ibis.memtable(pd.DataFrame({"snapshot": pd.to_datetime(pd.Series(snapshot_dates)).dt.date}))
+    j = days.inner_join(snaps, days.order_date <= snaps.snapshot)
+    agg = j.group_by(["customer_id", "snapshot"]).aggregate(
+        first_purchase=j.order_date.min(), last_purchase=j.order_date.max(),
+        purchase_days=j.count())
+    df = agg.order_by(["customer_id", "snapshot"]).execute()
+    for c in ("snapshot", "first_purchase", "last_purchase"):
+        df[c] = pd.to_datetime(df[c])
+    return df
+
+
+def purchase_day_counts(transactions: ir.Table | pd.DataFrame, observation_end: date,
+                        cohort_end: date) -> pd.DataFrame:
+    """Per calendar day up to ``observation_end``: ``first_purchases`` (customers whose first
+    purchase day it is) and ``repeat_purchases`` (repeat purchase days of customers whose first
+    purchase is on or before ``cohort_end``). Days without either are left out. Returns excluded.
+    """
+    tx = as_table(transactions)
+    days = _purchase_days(tx, observation_end)
+    days = days.mutate(first=days.order_date.min().over(ibis.window(group_by="customer_id")))
+    is_first = days.order_date == days.first
+    agg = days.group_by(date=days.order_date).aggregate(
+        first_purchases=is_first.cast("int64").sum(),
+        repeat_purchases=(~is_first & (days.first <= cohort_end)).cast("int64").sum())
+    df = agg.order_by("date").execute()
+    df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+def lapse_times(transactions: ir.Table | pd.DataFrame, observation_end: date, lapse_days: int) -> pd.DataFrame:
+    """Time from the first purchase to the first lapse, per buyer, for survival analysis.
+
+    A lapse starts on a purchase day followed by more than ``lapse_days`` days without a purchase
+    (as in :func:`survey_followup`). It is only known once that gap has passed, so a lapse counts
+    if it starts before ``followup_end`` = observation end − ``lapse_days`` (a purchase on that day
+    has been followed by exactly ``lapse_days`` silent days, not more); otherwise the customer is
+    censored there. Buyers whose first purchase is not before ``followup_end`` are left out.
+
+    Columns: ``customer_id``, ``first_purchase``, ``first_category`` (product category of the
+    first positive order, ties broken by order id), ``lapse_date`` (null if censored),
+    ``lapsed`` (bool) and ``days_to_lapse`` (first purchase to lapse or to ``followup_end``).
+    """
+    tx = as_table(transactions)
+    followup_end = observation_end - timedelta(days=lapse_days)
+    days = _purchase_days(tx, observation_end)
+    days = days.mutate(next_date=days.order_date.lead().over(
+        ibis.window(group_by="customer_id", order_by="order_date")))
+    starts_lapse = (days.order_date < followup_end) & (
+        days.next_date.isnull() | (_days_between(days.next_date, days.order_date) > lapse_days))
+    per = days.group_by("customer_id").aggregate(first_purchase=days.order_date.min(),
+                                                 lapse_date=days.order_date.min(where=starts_lapse))
+    per = per.filter(per.first_purchase < followup_end)
+    orders = tx.filter((tx.amount >= 0) & (tx.order_date <= observation_end))
+    orders = orders.mutate(k=ibis.row_number().over(
+        ibis.window(group_by="customer_id", order_by=[orders.order_date, orders.order_id])))
+    first_cat = orders.filter(orders.k == 0).select("customer_id", first_category=orders.product_category)
+    out = per.left_join(first_cat, "customer_id").select(
+        "customer_id", "first_purchase", "first_category", "lapse_date",
+        lapsed=per.lapse_date.notnull(),
+        days_to_lapse=_days_between(ibis.coalesce(per.lapse_date, ibis.literal(followup_end)),
+                                    per.first_purchase))
+    df = out.order_by("customer_id").execute()
+    for c in ("first_purchase", "lapse_date"):
+        df[c] = pd.to_datetime(df[c])
+    return df

@@ -27,12 +27,84 @@ class SegmentationParams(_Strict):
     """Parameters of the segmentation analysis (notebook 01)."""
 
 
+LIFECYCLE_STAGES = ("prospect", "new", "repeat", "loyal", "at_risk", "lapsed")
+
+
+class LifecycleStage(_Strict):
+    """How the report names a lifecycle stage, in the client's words, and what to do about it."""
+
+    label: str
+    chinese: str = ""
+    phase: str = ""
+    strategy: str = ""
+
+
 class LifecycleParams(_Strict):
-    """Parameters of the lifecycle analysis (notebook 02)."""
+    """Parameters of the lifecycle analysis (notebook 02). Days are calendar days."""
+
+    new_within_days: int = Field(90, ge=1, description="new: first purchase within this many days")
+    lapsed_after_days: int = Field(365, ge=1, description="lapsed: no purchase for longer than this")
+    at_risk_gap_factor: float = Field(2.0, gt=0, description="at risk: silent longer than this "
+                                                             "multiple of the own mean purchase gap")
+    at_risk_p_alive: float = Field(0.5, ge=0, le=1, description="at risk: BG/NBD P(alive) below this")
+    loyal_min_purchases: int = Field(5, ge=2, description="loyal: at least this many purchase days")
+    loyal_recent_days: int = Field(180, ge=1, description="loyal: last purchase within this many days")
+    stages: dict[Literal[LIFECYCLE_STAGES], LifecycleStage] = Field(default_factory=dict)
+    retention_months: list[int] = Field(default_factory=lambda: [3, 6, 12])
+    clv_horizon_months: int = Field(12, ge=1, le=120)
+    annual_discount_rate: float = Field(0.10, ge=0, lt=1)
+    holdout_weeks: int = Field(26, ge=4, description="validation window at the end of the data")
+    churn_value_quantile: float = Field(0.8, ge=0, lt=1, description="valuable: value if retained "
+                                                                     "at or above this quantile")
+    funnel_stages: dict[str, str] = Field(
+        default_factory=lambda: {"lead": "", "qualified": "", "opportunity": "", "won": ""},
+        description="funnel stages in order (contract stage names) -> client's term")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LifecycleParams":
+        if self.new_within_days >= self.lapsed_after_days:
+            raise ValueError("new_within_days must be shorter than lapsed_after_days")
+        if list(self.funnel_stages) != ["lead", "qualified", "opportunity", "won"]:
+            raise ValueError("funnel_stages must be lead, qualified, opportunity, won in this order")
+        return self
+
+    def stage_label(self, stage: str) -> str:
+        """'Loyal 忠诚客户' (the key itself when no label is configured)."""
+        s = self.stages.get(stage)
+        return f"{s.label} {s.chinese}".strip() if s else stage
+
+
+LoyaltyTier = Literal["points", "vip"]
 
 
 class LoyaltyParams(_Strict):
     """Parameters of the loyalty-impact analysis (notebook 03)."""
+
+    terms: dict[str, str] = Field(
+        default_factory=lambda: {"programme": "客户忠诚度计划", "points": "积分", "vip": "VIP会员"},
+        description="The client's names for the programme and its tiers (report wording)")
+    margin_rate: float = Field(0.35, gt=0, le=1, description="Gross margin as a share of net revenue")
+    cost_per_member_month: dict[LoyaltyTier, float] = Field(
+        default_factory=lambda: {"points": 2.0, "vip": 20.0},
+        description="Service and benefit cost per member and month, currency")
+    points_per_currency: float = Field(1.0, ge=0, description="Points earned per unit of currency spent")
+    point_value: float = Field(0.01, ge=0, description="Currency value of one redeemed point")
+    redemption_rate: float = Field(0.7, ge=0, le=1,
+                                   description="Share of earned points expected to be redeemed (points liability)")
+    leads: int = Field(6, ge=2, le=12, description="Event study: months shown before enrollment")
+    lags: int = Field(12, ge=1, le=24, description="Event study: months after enrollment; the overall "
+                                                   "effect averages months 1..lags")
+    pre_months: int = Field(6, ge=1, le=12, description="Months before enrollment that form the baseline")
+    post_months: int = Field(6, ge=1, le=12, description="Outcome window of the propensity methods, months")
+    retention_months: int = Field(12, ge=3, le=18, description="Retention: still buying this many months "
+                                                               "after enrollment")
+    regular_buyer_orders: float = Field(1.0, gt=0, description="Retention is measured on customers with at "
+                                                               "least this many orders a month before enrollment")
+    control_group: Literal["later_members", "all_not_yet_enrolled"] = Field(
+        "later_members", description="Comparison group of the main estimates")
+    main_estimator: Literal["cohort_did", "aipw"] = Field("cohort_did", description="Estimate in the headline")
+    propensity_trim: float = Field(0.01, ge=0, lt=0.5, description="Drop rows with propensity > 1 - trim")
+    matching_neighbours: int = Field(1, ge=1, le=10, description="Controls per treated customer in matching")
 
 
 class SatisfactionParams(_Strict):
