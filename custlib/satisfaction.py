@@ -1,0 +1,615 @@
+"""Satisfaction: how satisfied customers are and whether it is changing, which parts of the
+experience drive it, which fix comes first, and whether dissatisfaction costs customers.
+
+* **NPS** 净推荐值 = % promoters 推荐者 − % detractors 贬损者, in points (−100 to 100), with the
+  multinomial standard error ``sqrt((p_pro + p_det − (p_pro − p_det)²) / n)`` and a Wald 95%
+  interval; **CSAT** 客户满意度 = share of top-2-box ratings with a Wilson interval.
+* **Change** between the last N months and the N months before: difference of the two NPS with
+  independent-sample standard error, and the CSAT difference (Newcombe interval, score test).
+* **Key drivers**: the overall rating regressed on the five attribute ratings; standardized OLS
+  coefficients (statsmodels) and the Shapley / LMG decomposition of R² (exact over all 2^p
+  subsets, as R's relaimpo ``type = "lmg"``) with percentile bootstrap intervals; the
+  importance × performance priority matrix.
+* **Retention**: a Cox proportional-hazards model (lifelines) of lapse after the survey on NPS
+  group, controlling for tenure and value, and the revenue at stake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from math import factorial
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from custlib import contract, features
+from custlib.params import SatisfactionParams, UnitParams
+from custlib.stats import Z95, Estimate, proportion
+
+GROUPS = ("promoter", "passive", "detractor")
+ATTRIBUTES = contract.SURVEY_ATTRIBUTES
+CUSTOMER_TYPE_NAMES = {"individual": "individual 个人客户", "enterprise": "enterprise 企业客户"}
+VALUE_TIERS = (("high value 高价值", 0.2), ("mid value 中价值", 0.3), ("low value 低价值", 0.5))
+# report dimension -> column of the survey frame
+DIMENSIONS = {"unit": "business_unit", "segment": "segment", "channel": "order_channel",
+              "region": "region", "customer type": "customer_type", "month": "month"}
+
+
+# -- scores ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NPSEstimate(Estimate):
+    """NPS in points (−100 to 100) with its multinomial standard error, Wald 95% interval and the
+    shares (0-1) of promoters, passives and detractors."""
+
+    promoters: float = float("nan")
+    passives: float = float("nan")
+    detractors: float = float("nan")
+
+
+def nps_group(scores, promoter_min: int = 9, detractor_max: int = 6) -> pd.Series:
+    """``promoter`` / ``passive`` / ``detractor`` for each 0-10 score (missing stays missing)."""
+    s = pd.Series(scores, dtype="Float64")
+    x = s.to_numpy(dtype=float, na_value=np.nan)
+    out = np.where(x >= promoter_min, "promoter", np.where(x <= detractor_max, "detractor", "passive"))
+    return pd.Series(np.where(np.isnan(x), None, out), index=s.index, dtype=object)
+
+
+def nps(scores, promoter_min: int = 9, detractor_max: int = 6) -> NPSEstimate:
+    """Net Promoter Score of 0-10 scores (missing scores ignored).
+
+    Var(NPS) = (p_pro + p_det − (p_pro − p_det)²) / n for the shares (multinomial); the interval
+    is NPS ± 1.96 se, in points. With n = 0 everything is NaN.
+    """
+    s = pd.Series(scores, dtype="Float64").dropna().to_numpy(dtype=float)
+    n = len(s)
+    if n == 0:
+        nan = float("nan")
+        return NPSEstimate(nan, nan, nan, nan, 0, "NPS, multinomial se", nan, nan, nan)
+    pro, det = float(np.mean(s >= promoter_min)), float(np.mean(s <= detractor_max))
+    se = float(np.sqrt((pro + det - (pro - det) ** 2) / n))
+    est = NPSEstimate.normal(100 * (pro - det), 100 * se, n, "NPS, multinomial se")
+    return replace(est, promoters=pro, passives=1 - pro - det, detractors=det)
+
+
+def csat(ratings, satisfied_min: int = 4) -> Estimate:
+    """CSAT: share (0-1) of ratings ≥ ``satisfied_min`` (top-2-box on 1-5), Wilson interval."""
+    r = pd.Series(ratings, dtype="Float64").dropna()
+    return replace(proportion(int((r >= satisfied_min).sum()), len(r)), method="top-2-box share, Wilson")
+
+
+def small_sample_n(params: UnitParams) -> int:
+    """The small-sample threshold of this analysis (its override, else the unit's)."""
+    return params.satisfaction.small_sample_n or params.small_sample_n
+
+
+# -- the survey frame ----------------------------------------------------------------------------
+def value_tiers(revenue: pd.Series) -> pd.Series:
+    """High / mid / low value 高价值 / 中价值 / 低价值: the top 20% of customers by revenue, the
+    next 30%, the remaining 50% (ties broken by order)."""
+    rank = revenue.rank(ascending=False, method="first") / len(revenue)
+    cuts = np.cumsum([share for _, share in VALUE_TIERS])
+    names = np.array([name for name, _ in VALUE_TIERS])
+    return pd.Series(names[np.searchsorted(cuts, rank.to_numpy() - 1e-12)], index=revenue.index)
+
+
+def survey_frame(data, segments: pd.Series | None = None) -> pd.DataFrame:
+    """One row per survey response of the unit: scores, attribute ratings, comment, NPS group,
+    month, the respondent's customer type, region and segment, and the purchase context of
+    :func:`custlib.features.survey_followup` (order channel, tenure, value, lapse).
+
+    ``segments``: segment name per ``customer_id``; without it, value tiers by revenue
+    (:func:`value_tiers`).
+    """
+    p, cfg = data.params, data.params.satisfaction
+    responses = data.survey_responses.execute()
+    responses["response_date"] = pd.to_datetime(responses["response_date"])
+    context = features.survey_followup(data.survey_responses, data.transactions, p.observation_end,
+                                       cfg.lapse_days)
+    customers = data.customers.select("customer_id", "customer_type", "region").execute()
+    if segments is None:
+        revenue = features.customer_aggregates(data.transactions, p.observation_end)["revenue"]
+        segments = value_tiers(revenue)
+    out = (responses
+           .merge(context.drop(columns=["customer_id", "response_date"]), on="response_id", how="left")
+           .merge(customers, on="customer_id", how="left"))
+    out["segment"] = out["customer_id"].map(segments)
+    out["month"] = out["response_date"].dt.strftime("%Y-%m")
+    out["nps_group"] = nps_group(out["nps"], cfg.promoter_min, cfg.detractor_max)
+    return out.sort_values("response_date", kind="stable", ignore_index=True)
+
+
+def score_table(responses: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams(),
+                small_n: int = 30, dimensions: dict[str, str] = DIMENSIONS) -> pd.DataFrame:
+    """NPS and CSAT per value of each dimension (``group``, ``group_value``): ``n``, ``nps``,
+    ``se``, ``ci_low``, ``ci_high`` (points), shares of promoters / passives / detractors,
+    ``csat`` with ``csat_ci_low`` / ``csat_ci_high`` (shares) and ``small_n`` (n < ``small_n``).
+    Months are in time order, other values by decreasing n; written as ``nps.csv``."""
+    rows = []
+    for group, column in dimensions.items():
+        if column not in responses or responses[column].isna().all():
+            continue
+        parts = responses.groupby(column, sort=True)
+        sizes = parts.size()
+        keys = list(sizes.index) if group == "month" else list(sizes.sort_values(ascending=False).index)
+        for value in keys:
+            part = parts.get_group(value)
+            e = nps(part["nps"], cfg.promoter_min, cfg.detractor_max)
+            c = csat(part["csat"], cfg.csat_satisfied_min)
+            rows.append({"group": group, "group_value": value, "n": e.n, "nps": e.estimate, "se": e.se,
+                         "ci_low": e.ci_low, "ci_high": e.ci_high, "promoters": e.promoters,
+                         "passives": e.passives, "detractors": e.detractors, "csat": c.estimate,
+                         "csat_ci_low": c.ci_low, "csat_ci_high": c.ci_high, "small_n": e.n < small_n})
+    return pd.DataFrame(rows)
+
+
+def score_display(scores: pd.DataFrame, group: str) -> pd.DataFrame:
+    """One dimension of :func:`score_table` formatted for the report; estimates on fewer than
+    the small-sample threshold of responses are replaced by "n too small"."""
+    d = scores[scores["group"] == group]
+    value = d["group_value"].map(lambda v: CUSTOMER_TYPE_NAMES.get(v, v))
+    nps_text = d.apply(lambda r: f"{r.nps:+.0f} ({r.ci_low:+.0f} to {r.ci_high:+.0f})", axis=1)
+    csat_text = d.apply(lambda r: f"{r.csat:.0%} ({r.csat_ci_low:.0%}–{r.csat_ci_high:.0%})", axis=1)
+    small = d["small_n"].to_numpy()
+    return pd.DataFrame({
+        group: value, "n": d["n"],
+        "NPS (95% CI)": np.where(small, "n too small", nps_text),
+        "promoters": np.where(small, "–", d["promoters"].map("{:.0%}".format)),
+        "detractors": np.where(small, "–", d["detractors"].map("{:.0%}".format)),
+        "CSAT (95% CI)": np.where(small, "n too small", csat_text),
+    }).reset_index(drop=True)
+
+
+def warn_small_groups(scores: pd.DataFrame) -> None:
+    """A visible report warning naming the groups with too few responses, if there are any."""
+    from custlib import report
+
+    s = scores[scores["small_n"]]
+    if len(s):
+        names = ", ".join(f"{g} {v} (n = {n})" for g, v, n in zip(s["group"], s["group_value"], s["n"]))
+        report.warning(f"Too few responses for a reliable estimate (shown as 'n too small'): {names}.")
+
+
+# -- change between two periods -----------------------------------------------------------------
+@dataclass(frozen=True)
+class PeriodChange:
+    """NPS and CSAT in two periods and the change from the earlier to the later one."""
+
+    previous: str
+    recent: str
+    nps_previous: NPSEstimate
+    nps_recent: NPSEstimate
+    nps_change: Estimate
+    nps_p_value: float
+    csat_previous: Estimate
+    csat_recent: Estimate
+    csat_change: Estimate
+    csat_p_value: float
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Tidy: measure, period, estimate, ci_low, ci_high, n (NPS in points, CSAT shares)."""
+        rows = [("NPS", self.previous, self.nps_previous), ("NPS", self.recent, self.nps_recent),
+                ("NPS", "change", self.nps_change), ("CSAT", self.previous, self.csat_previous),
+                ("CSAT", self.recent, self.csat_recent), ("CSAT", "change", self.csat_change)]
+        return pd.DataFrame([{"measure": m, "period": p, "estimate": e.estimate, "ci_low": e.ci_low,
+                              "ci_high": e.ci_high, "n": e.n} for m, p, e in rows])
+
+    def display(self) -> pd.DataFrame:
+        """The summary formatted for the report (NPS in points, CSAT in %)."""
+        d = self.summary
+        scale = np.where(d["measure"] == "NPS", 1.0, 100.0)
+        unit = np.where(d["measure"] == "NPS", " points", "%")
+        text = [f"{e:+.1f}{u} (95% CI {lo:+.1f} to {hi:+.1f})" if p == "change"
+                else f"{e:.1f}{u} ({lo:.1f}–{hi:.1f})"
+                for e, lo, hi, u, p in zip(d["estimate"] * scale, d["ci_low"] * scale, d["ci_high"] * scale,
+                                           unit, d["period"])]
+        return pd.DataFrame({"measure": d["measure"], "period": d["period"], "estimate (95% CI)": text,
+                             "n": d["n"]})
+
+    def sentence(self, small_n: int = 30) -> str:
+        """The change in one sentence; a caution instead when a period has fewer than ``small_n``
+        responses."""
+        a, b, c, d = self.nps_previous, self.nps_recent, self.nps_change, self.csat_change
+        if min(a.n, b.n) < small_n:
+            return (f"Too few responses to judge the change of NPS: n = {a.n:,} in {self.previous} and "
+                    f"n = {b.n:,} in {self.recent}.")
+        verdict = "a significant change" if self.nps_p_value < 0.05 else "no significant change"
+        return (f"NPS {self.recent}: {b.estimate:+.0f} (n = {b.n:,}) against {a.estimate:+.0f} in "
+                f"{self.previous} (n = {a.n:,}): change {c.estimate:+.1f} points (95% CI {c.ci_low:+.1f} "
+                f"to {c.ci_high:+.1f}, p = {self.nps_p_value:.2f}), {verdict}; CSAT change "
+                f"{100 * d.estimate:+.1f} percentage points (95% CI {100 * d.ci_low:+.1f} to "
+                f"{100 * d.ci_high:+.1f}, p = {self.csat_p_value:.2f}).")
+
+
+def compare_periods(observation_end, months: int) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
+    """The N months up to the observation end and the N months before: ((start, end), (start, end))."""
+    end = pd.Timestamp(observation_end)
+    split = end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
+    start = split - pd.DateOffset(months=months)
+    return (start, split - pd.Timedelta(days=1)), (split, end)
+
+
+def change_test(responses: pd.DataFrame, observation_end, cfg: SatisfactionParams = SatisfactionParams()
+                ) -> PeriodChange:
+    """NPS and CSAT of the last ``cfg.compare_months`` months against the months before.
+
+    NPS change: difference with se = sqrt(se₁² + se₂²) (independent samples) and a two-sided
+    z-test; CSAT change: Newcombe interval and score test (statsmodels).
+    """
+    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+    periods = compare_periods(observation_end, cfg.compare_months)
+    labels, npss, csats, counts = [], [], [], []
+    for start, end in periods:
+        part = responses[responses["response_date"].between(start, end)]
+        labels.append(f"{start:%Y-%m} to {end:%Y-%m}")
+        npss.append(nps(part["nps"], cfg.promoter_min, cfg.detractor_max))
+        csats.append(csat(part["csat"], cfg.csat_satisfied_min))
+        counts.append(int((part["csat"] >= cfg.csat_satisfied_min).sum()))
+    a, b = npss
+    diff = Estimate.normal(b.estimate - a.estimate, float(np.hypot(a.se, b.se)), a.n + b.n,
+                           "difference of NPS, independent samples")
+    p_nps = float(2 * st.norm.sf(abs(diff.estimate / diff.se))) if diff.se > 0 else float("nan")
+    ca, cb = csats
+    lo = hi = p_csat = float("nan")
+    if min(ca.n, cb.n) > 0:
+        lo, hi = confint_proportions_2indep(counts[1], cb.n, counts[0], ca.n, method="newcomb")
+        p_csat = float(test_proportions_2indep(counts[1], cb.n, counts[0], ca.n, method="score").pvalue)
+    csat_diff = Estimate(float(cb.estimate - ca.estimate), float((hi - lo) / (2 * Z95)), float(lo), float(hi),
+                         ca.n + cb.n, "difference of shares, Newcombe")
+    return PeriodChange(labels[0], labels[1], a, b, diff, p_nps, ca, cb, csat_diff, p_csat)
+
+
+# -- key drivers ---------------------------------------------------------------------------------
+def _lmg_from_corr(corr: np.ndarray) -> np.ndarray:
+    """Shapley / LMG shares of R² from the correlation matrix of (y, x1..xp): exact over all
+    2^p subsets, R²(S) = r_S' R_SS⁻¹ r_S."""
+    p = corr.shape[0] - 1
+    r, rxx = corr[0, 1:], corr[1:, 1:]
+    r2 = np.zeros(1 << p)
+    for mask in range(1, 1 << p):
+        idx = [j for j in range(p) if mask >> j & 1]
+        r2[mask] = r[idx] @ np.linalg.solve(rxx[np.ix_(idx, idx)], r[idx])
+    weight = [factorial(k) * factorial(p - k - 1) / factorial(p) for k in range(p)]
+    out = np.zeros(p)
+    for mask in range(1 << p):
+        k = mask.bit_count()
+        for j in range(p):
+            if not mask >> j & 1:
+                out[j] += weight[k] * (r2[mask | 1 << j] - r2[mask])
+    return out
+
+
+def lmg_importance(X: pd.DataFrame, y: pd.Series) -> pd.Series:
+    """Shapley / LMG relative importance of each column of ``X`` for the OLS R² of ``y``: the
+    average increase of R² when the predictor is added, over all orders of entry. Sums to the
+    R² of the full model."""
+    corr = np.corrcoef(np.column_stack([np.asarray(y, dtype=float), np.asarray(X, dtype=float)]),
+                       rowvar=False)
+    return pd.Series(_lmg_from_corr(corr), index=list(X.columns), name="importance")
+
+
+class KeyDrivers:
+    """Which attribute ratings drive the overall rating.
+
+    ``fit(responses)`` uses complete cases of the outcome (``"nps"`` 0-10 or ``"csat"`` 1-5) and
+    the attribute ratings. Learned: ``n_``, ``r2_``, ``ols_`` (statsmodels OLS on standardized
+    variables), ``bootstrap_`` (importances of each resample) and ``summary``: attribute,
+    importance (Shapley / LMG part of R²), ci_low, ci_high (percentile bootstrap),
+    mean_score (1-5) with its 95% interval, rank, top2_share (share of resamples in which the
+    attribute ranks in the top two), std_coef with its 95% interval and n; written as
+    ``drivers.csv``. Importances are parts of R² and sum to ``r2_``.
+    """
+
+    def __init__(self, outcome: str = "nps", attributes: tuple[str, ...] = ATTRIBUTES,
+                 bootstrap_reps: int = 500, seed: int = 2025):
+        self.outcome, self.attributes = outcome, tuple(attributes)
+        self.bootstrap_reps, self.seed = bootstrap_reps, seed
+
+    @classmethod
+    def from_params(cls, cfg: SatisfactionParams) -> "KeyDrivers":
+        return cls(cfg.driver_outcome, ATTRIBUTES, cfg.bootstrap_reps, cfg.bootstrap_seed)
+
+    def fit(self, responses: pd.DataFrame) -> "KeyDrivers":
+        import statsmodels.api as sm
+
+        cols = [self.outcome, *self.attributes]
+        d = responses[cols].dropna().astype(float)
+        z = (d - d.mean()) / d.std()
+        self.n_ = len(d)
+        self.ols_ = sm.OLS(z[self.outcome], sm.add_constant(z[list(self.attributes)])).fit()
+        self.r2_ = float(self.ols_.rsquared)
+        importance = lmg_importance(d[list(self.attributes)], d[self.outcome])
+        rng = np.random.default_rng(self.seed)
+        values = d.to_numpy()
+        boot = np.empty((self.bootstrap_reps, len(self.attributes)))
+        for b in range(self.bootstrap_reps):
+            sample = values[rng.integers(0, self.n_, self.n_)]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                boot[b] = _lmg_from_corr(np.corrcoef(sample, rowvar=False))
+        self.bootstrap_ = pd.DataFrame(boot, columns=list(self.attributes))
+        ranks = (-self.bootstrap_).rank(axis=1)
+        ci = self.bootstrap_.quantile([0.025, 0.975])
+        conf = self.ols_.conf_int()
+        mean, sem = d[list(self.attributes)].mean(), d[list(self.attributes)].sem()
+        s = pd.DataFrame({
+            "attribute": list(self.attributes), "importance": importance.to_numpy(),
+            "ci_low": ci.loc[0.025].to_numpy(), "ci_high": ci.loc[0.975].to_numpy(),
+            "mean_score": mean.to_numpy(),
+            "mean_score_ci_low": (mean - Z95 * sem).to_numpy(),
+            "mean_score_ci_high": (mean + Z95 * sem).to_numpy(),
+            "rank": importance.rank(ascending=False, method="first").astype(int).to_numpy(),
+            "top2_share": (ranks <= 2).mean().to_numpy(),
+            "std_coef": self.ols_.params[list(self.attributes)].to_numpy(),
+            "std_coef_ci_low": conf.loc[list(self.attributes), 0].to_numpy(),
+            "std_coef_ci_high": conf.loc[list(self.attributes), 1].to_numpy(), "n": self.n_,
+        })
+        self.summary = s.sort_values("rank", ignore_index=True)
+        return self
+
+    def display(self) -> pd.DataFrame:
+        """The summary formatted for the report."""
+        d = self.summary
+        return pd.DataFrame({
+            "rank": d["rank"], "attribute": d["attribute"].map(_name),
+            "importance (95% CI)": _ci_text(d["importance"], d["ci_low"], d["ci_high"]),
+            "top two in resamples": d["top2_share"].map("{:.0%}".format),
+            "mean rating (95% CI)": _ci_text(d["mean_score"], d["mean_score_ci_low"],
+                                             d["mean_score_ci_high"]),
+            "standardized coefficient (95% CI)": _ci_text(d["std_coef"], d["std_coef_ci_low"],
+                                                          d["std_coef_ci_high"]),
+        })
+
+    def sentence(self) -> str:
+        a, b = (r for r in self.summary.head(2).itertuples())
+        return (f"Top drivers of the {self.outcome.upper()} score: {_name(a.attribute)}, accounting for "
+                f"{a.importance:.2f} of R² (95% CI {a.ci_low:.2f}–{a.ci_high:.2f}), and {_name(b.attribute)}, "
+                f"{b.importance:.2f} (95% CI {b.ci_low:.2f}–{b.ci_high:.2f}); the {len(self.attributes)} "
+                f"attributes together explain R² = {self.r2_:.2f} (n = {self.n_:,}). These two rank top two "
+                f"in {min(a.top2_share, b.top2_share):.0%} of bootstrap resamples.")
+
+
+QUADRANTS = {(True, True): "fix first 优先改进", (True, False): "keep up 保持优势",
+             (False, True): "watch 次要改进", (False, False): "maintain 维持"}
+
+
+def priority_matrix(drivers: pd.DataFrame, satisfied_score: float = 4.0, top_score: float = 5.0
+                    ) -> pd.DataFrame:
+    """Importance × performance: each attribute's Shapley importance against its mean rating.
+
+    High importance: at least the average importance (R² / p). Low score: a mean rating below
+    ``satisfied_score`` (the rating that counts as satisfied, 4 of 5), a fixed benchmark rather
+    than the average of the attributes, whose differences are often within noise. High
+    importance and a low score = fix first 优先改进. ``first_fix`` marks the most important
+    attribute in that quadrant (if it is empty, the one with the largest importance-weighted gap
+    ``importance × (top_score − mean_score)``).
+    """
+    d = drivers[["attribute", "importance", "ci_low", "ci_high", "mean_score", "mean_score_ci_low",
+                 "mean_score_ci_high", "n"]].copy()
+    high = d["importance"] >= d["importance"].mean()
+    low = d["mean_score"] < satisfied_score
+    d["quadrant"] = [QUADRANTS[(h, lo)] for h, lo in zip(high, low)]
+    d["weighted_gap"] = d["importance"] * (top_score - d["mean_score"])
+    candidates = d[high & low]
+    first = candidates["importance"].idxmax() if len(candidates) else d["weighted_gap"].idxmax()
+    d["first_fix"] = d.index == first
+    return d.sort_values("importance", ascending=False, ignore_index=True)
+
+
+def first_fix_sentence(priority: pd.DataFrame, satisfied_score: float = 4.0) -> str:
+    r = priority[priority["first_fix"]].iloc[0]
+    why = (f"the most important driver with a mean rating below {satisfied_score:g} ('satisfied')"
+           if r.quadrant.startswith("fix first") else "the largest importance-weighted gap to the top rating")
+    return (f"Fix first 优先改进: {_name(r.attribute)} — {why}: importance {r.importance:.2f} "
+            f"(95% CI {r.ci_low:.2f}–{r.ci_high:.2f}), mean rating {r.mean_score:.2f} of 5 "
+            f"(95% CI {r.mean_score_ci_low:.2f}–{r.mean_score_ci_high:.2f}, n = {r.n:,}).")
+
+
+def priority_display(priority: pd.DataFrame) -> pd.DataFrame:
+    """The priority matrix formatted for the report."""
+    d = priority
+    return pd.DataFrame({
+        "attribute": d["attribute"].map(_name), "quadrant": d["quadrant"],
+        "importance (95% CI)": _ci_text(d["importance"], d["ci_low"], d["ci_high"]),
+        "mean rating (95% CI)": _ci_text(d["mean_score"], d["mean_score_ci_low"], d["mean_score_ci_high"]),
+        "first fix": np.where(d["first_fix"], "yes", ""),
+    })
+
+
+def _name(attribute: str) -> str:
+    return attribute.replace("_", " ")
+
+
+def _ci_text(estimate, low, high, fmt: str = "{:.2f}") -> list[str]:
+    return [f"{fmt.format(e)} ({fmt.format(lo)}–{fmt.format(hi)})"
+            for e, lo, hi in zip(estimate, low, high)]
+
+
+# -- satisfaction -> retention ------------------------------------------------------------------
+def lapse_frame(responses: pd.DataFrame) -> pd.DataFrame:
+    """Survival data of lapse after the survey, one row per customer (their first response).
+
+    Lapse (see :func:`custlib.features.survey_followup`): the first purchase day, from the last
+    purchase on or before the response onwards, that is followed by more than L days without a
+    purchase; the lapse date is that last purchase. ``days`` runs from the response date: to the
+    lapse date for ``lapsed`` customers (0 if they never bought again after the survey), else to
+    ``followup_end`` = observation end − L, the last date whose L-day gap is fully observed
+    (administrative censoring, independent of behaviour). Responses after ``followup_end`` have
+    no follow-up and are left out. Covariates: ``tenure_years`` (first order to response) and
+    ``log_value`` = log(1 + net revenue of the year before the response, floored at 0).
+    """
+    d = responses[responses["response_date"] <= responses["followup_end"]]
+    d = d.sort_values("response_date", kind="stable").drop_duplicates("customer_id")
+    lapsed = d["lapse_date"].notna()
+    end = d["lapse_date"].where(lapsed, d["followup_end"])
+    return pd.DataFrame({
+        "customer_id": d["customer_id"], "nps_group": d["nps_group"],
+        "days": (end - d["response_date"]).dt.days.clip(lower=0).astype(float),
+        "lapsed": lapsed.astype(int),
+        "tenure_years": (d["response_date"] - d["first_order"]).dt.days / 365.25,
+        "log_value": np.log1p(d["revenue_year_before"].clip(lower=0)),
+        "revenue_year_before": d["revenue_year_before"],
+    }).dropna().reset_index(drop=True)
+
+
+def lapse_definition(responses: pd.DataFrame, frame: pd.DataFrame, lapse_days: int) -> str:
+    """The lapse definition and the follow-up of :func:`lapse_frame`, in one sentence."""
+    end = responses["followup_end"].iloc[0]
+    after = int((responses["response_date"] > end).sum())
+    return (f"Lapsed: more than {lapse_days} days without a purchase. Follow-up runs to {end:%Y-%m-%d}, "
+            f"{lapse_days} days before the observation end; {after:,} responses after that date have no "
+            f"follow-up yet. Modelled: {len(frame):,} customers (their first response), "
+            f"{int(frame['lapsed'].sum()):,} lapses.")
+
+
+@dataclass(frozen=True)
+class RevenueAtStake:
+    """What detractors' faster lapse costs among the surveyed detractors: expected excess lapses
+    within ``horizon_days`` of the survey (against the same customers as promoters) and the
+    annual revenue (year before the survey) of those lapses; intervals from the hazard-ratio
+    interval."""
+
+    horizon_days: int
+    detractors: int
+    excess_lapses: Estimate
+    revenue: Estimate
+
+
+class LapseModel:
+    """Cox proportional-hazards model of lapse after the survey (lifelines ``CoxPHFitter``).
+
+    Covariates: ``detractor`` and ``passive`` indicators (promoters are the reference),
+    ``tenure_years`` and ``log_value`` (see :func:`lapse_frame`). Learned: ``cph_``, ``n_``,
+    ``events_``, ``data_`` (the design) and ``summary``: term, hazard_ratio, ci_low, ci_high,
+    p_value, n.
+    """
+
+    COVARIATES = ("detractor", "passive", "tenure_years", "log_value")
+
+    def fit(self, frame: pd.DataFrame) -> "LapseModel":
+        from lifelines import CoxPHFitter
+
+        d = frame.assign(detractor=(frame["nps_group"] == "detractor").astype(int),
+                         passive=(frame["nps_group"] == "passive").astype(int))
+        self.data_ = d
+        self.cph_ = CoxPHFitter().fit(d[[*self.COVARIATES, "days", "lapsed"]], "days", "lapsed")
+        self.n_, self.events_ = len(d), int(d["lapsed"].sum())
+        s = self.cph_.summary
+        self.summary = pd.DataFrame({
+            "term": list(self.COVARIATES), "hazard_ratio": s["exp(coef)"].to_numpy(),
+            "ci_low": s["exp(coef) lower 95%"].to_numpy(), "ci_high": s["exp(coef) upper 95%"].to_numpy(),
+            "p_value": s["p"].to_numpy(), "n": self.n_,
+        })
+        return self
+
+    def hazard_ratio(self, term: str = "detractor") -> Estimate:
+        """Hazard ratio of ``term`` with its 95% interval (se on the log scale)."""
+        r = self.summary.set_index("term").loc[term]
+        se = float(self.cph_.summary.loc[term, "se(coef)"])
+        return Estimate(float(r.hazard_ratio), se, float(r.ci_low), float(r.ci_high), self.n_,
+                        "Cox PH hazard ratio (se of log HR)")
+
+    def revenue_at_stake(self, horizon_days: int) -> RevenueAtStake:
+        """Excess lapses of the surveyed detractors within ``horizon_days`` and their revenue.
+
+        For detractor i with promoter-counterfactual survival S_i(h) (same tenure and value),
+        its survival as a detractor is S_i(h)^HR, so the excess lapse probability is
+        S_i(h) − S_i(h)^HR; summed, and weighted by the revenue of the year before the survey.
+        The interval evaluates the same at the ends of the hazard-ratio interval.
+        """
+        det = self.data_[self.data_["detractor"] == 1]
+        as_promoter = det[list(self.COVARIATES)].assign(detractor=0)
+        surv = self.cph_.predict_survival_function(as_promoter, times=[horizon_days]).iloc[0].to_numpy()
+        value = det["revenue_year_before"].clip(lower=0).to_numpy()
+        hr = self.hazard_ratio()
+
+        def excess(h: float) -> np.ndarray:
+            return surv - surv ** h
+
+        lapses = [float(excess(h).sum()) for h in (hr.estimate, hr.ci_low, hr.ci_high)]
+        money = [float((excess(h) * value).sum()) for h in (hr.estimate, hr.ci_low, hr.ci_high)]
+        method = "Cox PH, interval from the hazard-ratio interval"
+
+        def est(v: list[float]) -> Estimate:
+            return Estimate(v[0], (v[2] - v[1]) / (2 * Z95), v[1], v[2], len(det), method)
+
+        return RevenueAtStake(horizon_days, len(det), est(lapses), est(money))
+
+    def sentence(self, at_stake: RevenueAtStake, currency: str) -> str:
+        hr = self.hazard_ratio()
+        r, x = at_stake.revenue, at_stake.excess_lapses
+        figures = (f"hazard ratio {hr.estimate:.2f} (95% CI {hr.ci_low:.2f}–{hr.ci_high:.2f}, "
+                   f"n = {hr.n:,}, {self.events_:,} lapses) against promoters 推荐者, controlling for "
+                   f"tenure and value")
+        if hr.ci_low <= 1 <= hr.ci_high:
+            return (f"No evidence that detractors 贬损者 lapse sooner: {figures}; the interval includes 1, "
+                    f"so no revenue can be attributed to dissatisfaction-driven lapse.")
+        return (f"Detractors 贬损者 lapse {'sooner' if hr.ci_low > 1 else 'later'}: {figures}. Among the "
+                f"{at_stake.detractors:,} surveyed detractors that is about {x.estimate:,.0f} extra lapses "
+                f"within {at_stake.horizon_days} days of the survey (95% CI {x.ci_low:,.0f}–{x.ci_high:,.0f}), "
+                f"with {r.estimate:,.0f} {currency} of annual revenue at stake "
+                f"(95% CI {r.ci_low:,.0f}–{r.ci_high:,.0f}).")
+
+
+def lapse_by_group(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Kaplan–Meier share lapsed within ``horizon_days`` of the survey per NPS group, with its
+    95% interval (lifelines, exponential Greenwood): nps_group, n, lapses, lapsed_share,
+    ci_low, ci_high."""
+    from lifelines import KaplanMeierFitter
+
+    rows = []
+    for g in GROUPS:
+        part = frame[frame["nps_group"] == g]
+        if part.empty:
+            continue
+        km = KaplanMeierFitter().fit(part["days"], part["lapsed"])
+        ci = km.confidence_interval_survival_function_
+        at = ci[ci.index <= horizon_days].iloc[-1]
+        rows.append({"nps_group": g, "n": len(part), "lapses": int(part["lapsed"].sum()),
+                     "lapsed_share": 1 - float(km.predict(horizon_days)),
+                     "ci_low": 1 - float(at.iloc[1]), "ci_high": 1 - float(at.iloc[0])})
+    return pd.DataFrame(rows)
+
+
+def lapse_display(by_group: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams()) -> pd.DataFrame:
+    """:func:`lapse_by_group` formatted for the report, with the client's group names."""
+    d = by_group
+    return pd.DataFrame({
+        "NPS group": [f"{g} {cfg.nps_group_names[g]}" for g in d["nps_group"]], "n": d["n"],
+        "lapses observed": d["lapses"],
+        "share lapsed (95% CI)": _ci_text(d["lapsed_share"], d["ci_low"], d["ci_high"], "{:.0%}"),
+    })
+
+
+def hazard_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The Cox model's hazard ratios formatted for the report."""
+    names = {"detractor": "detractors 贬损者 vs promoters 推荐者", "passive": "passives 被动者 vs promoters 推荐者",
+             "tenure_years": "per year of tenure",
+             "log_value": "per unit of log(1 + revenue of the prior year)"}
+    return pd.DataFrame({
+        "term": summary["term"].map(names),
+        "hazard ratio (95% CI)": _ci_text(summary["hazard_ratio"], summary["ci_low"], summary["ci_high"]),
+        "p-value": summary["p_value"].map(lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"),
+    })
+
+
+# -- headline ------------------------------------------------------------------------
+def headline(overall: pd.Series, change: PeriodChange, drivers: KeyDrivers, priority: pd.DataFrame,
+             lapse: LapseModel, at_stake: RevenueAtStake, currency: str, small_n: int,
+             satisfied_score: float = 4.0) -> list[str]:
+    """The executive findings: NPS and CSAT with intervals and the change, the top drivers and
+    the first fix, what detractors cost. ``overall``: the unit row of :func:`score_table`."""
+    o = overall
+    if o["n"] < small_n:
+        return [f"Only {o['n']} survey responses: too few for reliable satisfaction estimates."]
+    return [
+        f"NPS 净推荐值 {o['nps']:+.0f} (95% CI {o['ci_low']:+.0f} to {o['ci_high']:+.0f}, n = {o['n']:,}): "
+        f"{o['promoters']:.0%} promoters 推荐者, {o['passives']:.0%} passives 被动者, {o['detractors']:.0%} "
+        f"detractors 贬损者. CSAT 客户满意度 (rating 4-5 of 5) {o['csat']:.0%} "
+        f"(95% CI {o['csat_ci_low']:.0%}–{o['csat_ci_high']:.0%}, n = {o['n']:,}).",
+        change.sentence(small_n),
+        drivers.sentence(),
+        first_fix_sentence(priority, satisfied_score),
+        lapse.sentence(at_stake, currency),
+    ]

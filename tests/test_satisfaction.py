@@ -1,0 +1,311 @@
+"""Satisfaction: NPS / CSAT intervals, change test, Shapley drivers, priority matrix, lapse model."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats as st
+
+from custlib import contract, features, satisfaction
+from custlib.params import SatisfactionParams
+
+UNITS = ("online", "stores", "b2b")
+
+
+@pytest.fixture(scope="module")
+def frames(demo_unit):
+    """Survey frame per demo unit (built once)."""
+    cache: dict[str, pd.DataFrame] = {}
+
+    def get(unit: str) -> pd.DataFrame:
+        if unit not in cache:
+            cache[unit] = satisfaction.survey_frame(demo_unit(unit))
+        return cache[unit]
+
+    return get
+
+
+# -- NPS and CSAT ------------------------------------------------------------------------------
+def test_nps_hand_example():
+    scores = [10, 9, 8, 7, 6, 0, 10, 3, 9, 9]  # 5 promoters, 2 passives, 3 detractors
+    e = satisfaction.nps(scores)
+    assert e.n == 10
+    assert (e.promoters, e.passives, e.detractors) == pytest.approx((0.5, 0.2, 0.3))
+    assert e.estimate == pytest.approx(20.0)
+    se = 100 * np.sqrt((0.5 + 0.3 - 0.2**2) / 10)  # 27.57 points
+    assert e.se == pytest.approx(se)
+    assert (e.ci_low, e.ci_high) == pytest.approx((20 - 1.959964 * se, 20 + 1.959964 * se))
+
+
+def test_nps_thresholds_and_missing():
+    e = satisfaction.nps([8, 8, 7, None, 2], promoter_min=8, detractor_max=2)
+    assert e.n == 4 and e.estimate == pytest.approx(25.0)
+    groups = satisfaction.nps_group(pd.Series([10, 7, 6, None]))
+    assert groups.tolist() == ["promoter", "passive", "detractor", None]
+    assert np.isnan(satisfaction.nps([]).estimate)
+
+
+@pytest.mark.parametrize("shares, n", [((0.35, 0.35, 0.30), 200), ((0.6, 0.3, 0.1), 80)])
+def test_nps_interval_coverage(shares, n):
+    """About 95% of intervals over 4,000 simulated surveys contain the true NPS."""
+    rng = np.random.default_rng(7)
+    truth = 100 * (shares[0] - shares[2])
+    hits = 0
+    reps = 4000
+    for _ in range(reps):
+        group = rng.choice(3, n, p=shares)
+        scores = np.select([group == 0, group == 1], [rng.integers(9, 11, n), rng.integers(7, 9, n)],
+                           rng.integers(0, 7, n))
+        e = satisfaction.nps(scores)
+        hits += e.ci_low <= truth <= e.ci_high
+    assert 0.93 <= hits / reps <= 0.965  # Monte Carlo se 0.0035
+
+
+def test_nps_interval_matches_bootstrap():
+    rng = np.random.default_rng(11)
+    scores = rng.choice(np.arange(11), 600, p=np.r_[np.full(7, 0.3 / 7), [0.18, 0.17], [0.2, 0.15]])
+    e = satisfaction.nps(scores)
+
+    def stat(x, axis=-1):
+        return 100 * (np.mean(x >= 9, axis=axis) - np.mean(x <= 6, axis=axis))
+
+    boot = st.bootstrap((scores,), stat, n_resamples=4000, method="percentile",
+                        rng=np.random.default_rng(3))
+    assert boot.standard_error == pytest.approx(e.se, rel=0.06)
+    assert boot.confidence_interval.low == pytest.approx(e.ci_low, abs=1.0)
+    assert boot.confidence_interval.high == pytest.approx(e.ci_high, abs=1.0)
+
+
+def test_csat_top_two_box_wilson():
+    assert satisfaction.csat([5, 4, 3, 2, 1, None]).estimate == pytest.approx(2 / 5)  # 4 or 5 of 5
+    assert satisfaction.csat([5, 4, 3, 2, 1, 4], satisfied_min=5).estimate == pytest.approx(1 / 6)
+    c = satisfaction.csat([5, 4, 4, 2, 1, 3])  # 3 of 6: Wilson interval by hand
+    z = 1.959964
+    centre, half = (0.5 + z**2 / 12) / (1 + z**2 / 6), z * np.sqrt(0.25 / 6 + z**2 / 144) / (1 + z**2 / 6)
+    assert (c.ci_low, c.ci_high) == pytest.approx((centre - half, centre + half), abs=1e-6)
+
+
+def _responses(spec: dict[str, list[tuple[str, int, int]]]) -> pd.DataFrame:
+    """Responses from {date: [(region, nps, csat), ...]}."""
+    rows = [{"response_date": pd.Timestamp(d), "business_unit": "x", "region": r, "nps": s, "csat": c,
+             "month": d[:7]} for d, items in spec.items() for r, s, c in items]
+    return pd.DataFrame(rows)
+
+
+def test_score_table_groups_and_small_n():
+    r = _responses({"2025-01-15": [("East", 10, 5)] * 40 + [("West", 3, 2)] * 5,
+                    "2025-02-15": [("East", 8, 4)] * 10})
+    t = satisfaction.score_table(r, small_n=30)
+    assert list(t.columns[:7]) == ["group", "group_value", "n", "nps", "se", "ci_low", "ci_high"]
+    unit = t[t["group"] == "unit"].iloc[0]
+    assert unit["n"] == 55 and unit["nps"] == pytest.approx(100 * (40 - 5) / 55)
+    assert unit["csat"] == pytest.approx(50 / 55)
+    east = t[(t["group"] == "region") & (t["group_value"] == "East")].iloc[0]
+    assert east["n"] == 50 and east["nps"] == pytest.approx(80.0) and not east["small_n"]
+    assert t.loc[(t["group"] == "region") & (t["group_value"] == "West"), "small_n"].item()
+    assert t.loc[t["group"] == "month", "group_value"].tolist() == ["2025-01", "2025-02"]
+    shown = satisfaction.score_display(t, "region")
+    assert shown.loc[shown["region"] == "West", "NPS (95% CI)"].item() == "n too small"
+
+
+def test_change_test_hand_example():
+    a, b = satisfaction.compare_periods(date(2025, 12, 31), 6)
+    assert (a[0], a[1], b[0], b[1]) == tuple(pd.Timestamp(x) for x in
+                                             ("2025-01-01", "2025-06-30", "2025-07-01", "2025-12-31"))
+    earlier = [("E", 10, 5)] * 50 + [("E", 8, 3)] * 30 + [("E", 2, 1)] * 20
+    later = [("E", 9, 4)] * 60 + [("E", 7, 3)] * 30 + [("E", 5, 2)] * 10
+    r = _responses({"2024-12-31": [("E", 0, 1)] * 99, "2025-03-01": earlier, "2025-09-01": later})
+    c = satisfaction.change_test(r, date(2025, 12, 31), SatisfactionParams())
+    assert (c.nps_previous.estimate, c.nps_recent.estimate) == pytest.approx((30.0, 50.0))
+    se = 100 * np.hypot(np.sqrt((0.7 - 0.3**2) / 100), np.sqrt((0.7 - 0.5**2) / 100))
+    assert c.nps_change.estimate == pytest.approx(20.0) and c.nps_change.se == pytest.approx(se)
+    assert c.nps_p_value == pytest.approx(2 * st.norm.sf(20 / se))
+    assert c.csat_change.estimate == pytest.approx(0.1)  # 60% against 50%
+    assert c.csat_change.ci_low < 0.1 < c.csat_change.ci_high
+
+
+# -- key drivers -------------------------------------------------------------------------------
+def _correlated(n: int, p: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    common = rng.normal(size=(n, 1))
+    X = pd.DataFrame(0.6 * common + rng.normal(size=(n, p)), columns=[f"x{j}" for j in range(p)])
+    y = pd.Series(X.to_numpy() @ np.linspace(1.0, 0.2, p) + rng.normal(size=n))
+    return X, y
+
+
+def test_shapley_equals_brute_force_and_sums_to_r2():
+    """Average R² gain over all 5! orders of entry, each R² from its own OLS fit."""
+    X, y = _correlated(80, 5, seed=1)
+    r2 = {(): 0.0}
+    for k in range(1, 6):
+        for cols in itertools.combinations(X.columns, k):
+            r2[cols] = sm.OLS(y, sm.add_constant(X[list(cols)])).fit().rsquared
+    gain = dict.fromkeys(X.columns, 0.0)
+    orders = list(itertools.permutations(X.columns))
+    for order in orders:
+        for k, col in enumerate(order):
+            gain[col] += r2[tuple(sorted(order[: k + 1]))] - r2[tuple(sorted(order[:k]))]
+    brute = pd.Series(gain) / len(orders)
+    lmg = satisfaction.lmg_importance(X, y)
+    pd.testing.assert_series_equal(lmg, brute[lmg.index], check_names=False, atol=1e-10, rtol=0)
+    assert lmg.sum() == pytest.approx(r2[tuple(X.columns)], abs=1e-10)
+
+
+def test_shapley_of_uncorrelated_predictors_is_squared_correlation():
+    x1 = np.tile([1.0, -1.0, 1.0, -1.0], 10)
+    x2 = np.tile([1.0, 1.0, -1.0, -1.0], 10)  # orthogonal to x1
+    y = pd.Series(2 * x1 + x2 + np.tile([0.5, -0.5, -0.5, 0.5], 10))
+    lmg = satisfaction.lmg_importance(pd.DataFrame({"x1": x1, "x2": x2}), y)
+    r = np.corrcoef(np.column_stack([y, x1, x2]), rowvar=False)[0, 1:]
+    assert lmg.to_numpy() == pytest.approx(r**2)
+
+
+def test_key_drivers_fit_on_simulated_ratings():
+    X, y = _correlated(400, 3, seed=5)
+    d = X.assign(score=y)
+    kd = satisfaction.KeyDrivers("score", ("x0", "x1", "x2"), bootstrap_reps=200, seed=1).fit(d)
+    s = kd.summary
+    assert s["attribute"].tolist() == ["x0", "x1", "x2"]  # planted weights 1.0, 0.6, 0.2
+    assert s["importance"].sum() == pytest.approx(kd.r2_)
+    assert ((s["ci_low"] < s["importance"]) & (s["importance"] < s["ci_high"])).all()
+    assert s["std_coef"].tolist() == pytest.approx(
+        sm.OLS((y - y.mean()) / y.std(), sm.add_constant((X - X.mean()) / X.std())).fit().params[1:].tolist())
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_top_two_drivers_are_the_planted_ones(unit, frames, truth):
+    kd = satisfaction.KeyDrivers(bootstrap_reps=100).fit(frames(unit))
+    weights = pd.Series(truth["units"][unit]["driver_weights"])
+    assert set(kd.summary["attribute"].head(2)) == set(weights.nlargest(2).index)
+    assert kd.summary["top2_share"].head(2).min() > 0.9
+
+
+def test_priority_matrix_quadrants_and_first_fix():
+    d = pd.DataFrame({"attribute": list("abcd"), "importance": [0.4, 0.3, 0.2, 0.1],
+                      "ci_low": 0.0, "ci_high": 1.0, "mean_score": [4.2, 3.1, 3.0, 4.5],
+                      "mean_score_ci_low": 0.0, "mean_score_ci_high": 5.0, "n": 100})
+    p = satisfaction.priority_matrix(d).set_index("attribute")
+    assert p["quadrant"].str.split().str[0].tolist() == ["keep", "fix", "watch", "maintain"]
+    assert p["first_fix"].tolist() == [False, True, False, False]
+    # no important attribute below 'satisfied': the largest importance-weighted gap
+    p = satisfaction.priority_matrix(d.assign(mean_score=[4.1, 4.4, 3.0, 4.5])).set_index("attribute")
+    assert p.index[p["first_fix"]].tolist() == ["c"]  # 0.2 × (5 − 3.0) = 0.40 > 0.4 × (5 − 4.1) = 0.36
+
+
+# -- satisfaction -> retention -----------------------------------------------------------------
+def _tx(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame([{"order_id": f"O{i}", "customer_id": c, "business_unit": "x", "order_date": d,
+                          "amount": a, "discount": 0.0, "quantity": 1, "channel": ch, "product_category": "p"}
+                         for i, (c, d, a, ch) in enumerate(rows)])
+
+
+def test_survey_followup_and_lapse_frame_hand_example():
+    """Lapse = purchase followed by > 30 days without one; observation end 2025-12-31, so
+    follow-up ends 2025-12-01."""
+    tx = _tx([
+        ("A", "2025-01-01", 10, "web"), ("A", "2025-01-20", 20, "app"), ("A", "2025-03-15", 30, "web"),
+        ("B", "2025-01-01", 50, "app"), ("B", "2025-01-02", -20, "web"),  # a return is not a purchase
+        ("C", "2025-11-01", 5, "web"), ("C", "2025-11-20", 5, "web"),
+        ("D", "2025-12-10", 7, "app"),
+        ("E", "2024-01-01", 1, "web"), ("E", "2024-06-01", 2, "web"), ("E", "2024-06-10", 4, "app"),
+        ("E", "2024-06-20", 8, "web"), ("E", "2024-09-01", 16, "web"),
+    ])
+    responses = pd.DataFrame({
+        "response_id": list("12345"), "customer_id": list("ABCDE"),
+        "response_date": pd.to_datetime(["2025-01-05", "2025-01-03", "2025-11-05", "2025-12-12",
+                                         "2024-06-12"]),
+    })
+    f = features.survey_followup(responses, tx, date(2025, 12, 31), lapse_days=30).set_index("customer_id")
+    assert f["lapse_date"].dt.strftime("%Y-%m-%d").fillna("-").to_dict() == {
+        "A": "2025-01-20",  # 01-01 -> 01-20 is 19 days; 01-20 -> 03-15 is 54 days
+        "B": "2025-01-01",  # never bought again
+        "C": "2025-11-20",  # last purchase 41 days before the end: the gap is observed
+        "D": "-",  # 2025-12-10 is after the follow-up end: censored
+        "E": "2024-06-20",  # the earlier gap (2024-01 to 2024-06) ended before the response
+    }
+    assert f["order_channel"].to_dict() == {"A": "web", "B": "app", "C": "web", "D": "app", "E": "app"}
+    assert f["orders_before"].to_dict() == {"A": 1, "B": 1, "C": 1, "D": 1, "E": 3}
+    assert f.loc["B", "revenue_year_before"] == pytest.approx(30.0)  # net of the return
+    assert f.loc["E", "revenue_year_before"] == pytest.approx(7.0)  # 2024-01-01 is outside the year
+    assert (f["followup_end"] == pd.Timestamp("2025-12-01")).all()
+
+    frame = f.reset_index().assign(nps_group=["promoter", "detractor", "passive", "promoter", "detractor"])
+    lf = satisfaction.lapse_frame(frame).set_index("customer_id")
+    assert "D" not in lf.index  # answered after the follow-up end
+    assert lf["days"].to_dict() == {"A": 15.0, "B": 0.0, "C": 15.0, "E": 8.0}
+    assert lf["lapsed"].to_dict() == {"A": 1, "B": 1, "C": 1, "E": 1}
+    assert lf.loc["E", "tenure_years"] == pytest.approx(163 / 365.25)
+    assert lf.loc["B", "log_value"] == pytest.approx(np.log(31.0))
+
+
+def test_lapse_model_recovers_a_simulated_hazard_ratio():
+    rng = np.random.default_rng(4)
+    n = 3000
+    group = rng.choice(["promoter", "passive", "detractor"], n)
+    hr = np.select([group == "detractor", group == "passive"], [2.0, 1.4], 1.0)
+    tenure, value = rng.uniform(0, 3, n), rng.normal(5, 1, n)
+    t = rng.exponential(200 / (hr * np.exp(-0.2 * tenure)), n)
+    censor = rng.uniform(50, 600, n)
+    frame = pd.DataFrame({"customer_id": np.arange(n), "nps_group": group, "days": np.minimum(t, censor),
+                          "lapsed": (t <= censor).astype(int), "tenure_years": tenure, "log_value": value,
+                          "revenue_year_before": np.exp(value)})
+    m = satisfaction.LapseModel().fit(frame)
+    det = m.hazard_ratio("detractor")
+    assert det.ci_low < 2.0 < det.ci_high and det.ci_low > 1
+    assert m.hazard_ratio("passive").ci_low < 1.4 < m.hazard_ratio("passive").ci_high
+    # revenue at stake: as detractors minus as promoters, straight from the fitted model
+    stake = m.revenue_at_stake(365)
+    rows = frame[frame["nps_group"] == "detractor"].assign(detractor=1, passive=0)
+    cols = list(m.COVARIATES)
+    as_det = m.cph_.predict_survival_function(rows[cols], times=[365]).iloc[0].to_numpy()
+    as_pro = m.cph_.predict_survival_function(rows[cols].assign(detractor=0), times=[365]).iloc[0].to_numpy()
+    assert stake.excess_lapses.estimate == pytest.approx((as_pro - as_det).sum(), rel=1e-6)
+    revenue = ((as_pro - as_det) * rows["revenue_year_before"]).sum()
+    assert stake.revenue.estimate == pytest.approx(revenue, rel=1e-6)
+    assert stake.revenue.ci_low < stake.revenue.estimate < stake.revenue.ci_high
+    assert stake.detractors == len(rows)
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_detractor_hazard_ratio_on_demo(unit, frames, truth):
+    """Above 1 where satisfaction drives dropout; the b2b null (strength 0) is not rejected."""
+    m = satisfaction.LapseModel().fit(satisfaction.lapse_frame(frames(unit)))
+    hr = m.hazard_ratio("detractor")
+    if truth["units"][unit]["satisfaction_dropout"] > 0:
+        assert hr.ci_low > 1
+        assert m.revenue_at_stake(365).revenue.ci_low > 0
+    else:
+        assert hr.ci_low <= 1 <= hr.ci_high
+
+
+# -- the unit's frame and outputs --------------------------------------------------------------
+def test_survey_frame_on_demo(frames, demo_unit):
+    data = demo_unit("stores")
+    r = frames("stores")
+    n = int(data.survey_responses.count().execute())
+    assert len(r) == n and r["response_id"].is_unique
+    assert not set(contract.PERSONAL_FIELDS) & set(r.columns)
+    assert r["customer_id"].str.startswith("ST").all()
+    assert set(r["order_channel"].dropna()) <= {"store", "phone", "click_and_collect"}
+    assert r["segment"].notna().all() and r["nps_group"].notna().all()
+    scores = satisfaction.score_table(r, data.params.satisfaction, satisfaction.small_sample_n(data.params))
+    assert set(scores["group"]) == {"unit", "segment", "channel", "region", "customer type", "month"}
+    assert (scores.groupby("group")["n"].sum().drop("unit") == n).all()
+
+
+def test_small_sample_override():
+    from pathlib import Path
+
+    from custlib.params import load_params
+
+    p = load_params("online", Path(__file__).resolve().parents[1] / "params")
+    assert satisfaction.small_sample_n(p) == p.small_sample_n
+    p2 = p.model_copy(update={"satisfaction": p.satisfaction.model_copy(update={"small_sample_n": 80})})
+    assert satisfaction.small_sample_n(p2) == 80
+    with pytest.raises(ValueError):
+        SatisfactionParams(promoter_min=6, detractor_max=6)
