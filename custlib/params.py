@@ -23,8 +23,112 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class GroupLabel(_Strict):
+    """A group's name in the report, with the client's Chinese term."""
+
+    name: str
+    chinese: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.name} {self.chinese}".strip()
+
+
+class RfmSegmentRule(GroupLabel):
+    """One named RFM segment: inclusive score ranges (1-5) of recency, frequency and monetary."""
+
+    r: tuple[int, int] = (1, 5)
+    f: tuple[int, int] = (1, 5)
+    m: tuple[int, int] = (1, 5)
+
+
+class ClassRule(GroupLabel):
+    """A class and its rule: a pandas query on the per-customer table (see segmentation.customer_table)."""
+
+    rule: str
+
+
+class ClassDimension(_Strict):
+    """One classification of the client's documents: rules tried in order, first match wins."""
+
+    title: str
+    chinese: str = ""
+    rules: list[ClassRule]
+    otherwise: GroupLabel
+
+
+class PlaybookAction(GroupLabel):
+    """A recommended action; its key names the exported target list."""
+
+    description: str = ""
+
+
+class ClusteringParams(_Strict):
+    """k-means on standardized log recency, frequency and monetary plus optional features."""
+
+    monetary: Literal["avg_order_value", "revenue"] = Field(
+        "avg_order_value", description="M of the clustering: average order value (as in Fader, Hardie "
+                                       "& Lee 2005) or total net revenue")
+    extra_features: list[Literal["discounted_share", "discount_rate", "basic_share", "standard_share",
+                                 "premium_share", "tenure_days"]] = Field(default_factory=list)
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(8, ge=2)
+    silhouette_sample: int = Field(3000, ge=100, description="customers in the silhouette sample")
+    bootstrap: int = Field(20, ge=2, description="bootstrap refits for the stability check")
+    seed: int = 42
+    words: dict[str, tuple[str, str]] = Field(
+        default_factory=dict, description="feature -> (word when low, word when high) for cluster names")
+
+    @model_validator(mode="after")
+    def _range(self) -> "ClusteringParams":
+        if self.k_max < self.k_min:
+            raise ValueError("k_max must be at least k_min")
+        return self
+
+
 class SegmentationParams(_Strict):
     """Parameters of the segmentation analysis (notebook 01)."""
+
+    rfm_segments: list[RfmSegmentRule] = Field(default_factory=list, description="first matching rule wins; "
+                                        "every (r, f, m) score combination must match a rule")
+    value_tier_cuts: tuple[float, float] = Field((0.80, 0.95), description="cumulative revenue shares "
+                                                 "ending the high and the mid tier (Pareto / ABC)")
+    value_tiers: tuple[GroupLabel, GroupLabel, GroupLabel] = (GroupLabel(name="high"), GroupLabel(name="mid"), GroupLabel(name="low"))
+    age_bands: list[int] = Field(default_factory=lambda: [25, 35, 45, 55, 65],
+                                 description="upper-exclusive age band edges in years")
+    frequency_window_months: int = Field(12, ge=1, description="window for orders per month")
+    classes: dict[str, ClassDimension] = Field(default_factory=dict)
+    clustering: ClusteringParams = ClusteringParams()
+    actions: dict[str, PlaybookAction] = Field(default_factory=dict)
+    playbook: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, description="segment field -> group -> action keys")
+    migration_from: date | None = Field(None, description="earlier observation date; "
+                                        "empty = migration_months before the observation end")
+    migration_months: int = Field(6, ge=1)
+    profile_alpha: float = Field(0.05, gt=0, lt=1, description="family-wise error rate of the profiles")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SegmentationParams":
+        if self.rfm_segments:
+            for r in range(1, 6):
+                for f in range(1, 6):
+                    for m in range(1, 6):
+                        if not any(s.r[0] <= r <= s.r[1] and s.f[0] <= f <= s.f[1] and s.m[0] <= m <= s.m[1]
+                                   for s in self.rfm_segments):
+                            raise ValueError(f"rfm_segments: no rule matches r={r}, f={f}, m={m}")
+        lo, hi = self.value_tier_cuts
+        if not 0 < lo < hi < 1:
+            raise ValueError("value_tier_cuts must satisfy 0 < high < mid < 1")
+        for field_name, groups in self.playbook.items():
+            for group, keys in groups.items():
+                unknown = [k for k in keys if k not in self.actions]
+                if unknown:
+                    raise ValueError(f"playbook.{field_name}.{group}: unknown action {unknown[0]!r}")
+        names = {s.name for s in self.rfm_segments}
+        unknown = [g for g in self.playbook.get("rfm_segment", {}) if g not in names]
+        if unknown:
+            raise ValueError(f"playbook.rfm_segment: unknown segment {unknown[0]!r}")
+        return self
 
 
 LIFECYCLE_STAGES = ("prospect", "new", "repeat", "loyal", "at_risk", "lapsed")
