@@ -1,0 +1,149 @@
+"""Profiles of groups: which categories are over- or under-represented in a group, and whether
+that is more than chance.
+
+For each descriptive variable a group x category contingency table is tested with Pearson's
+chi-square (scipy); each cell is judged by its adjusted standardized residual
+``(O - E) / sqrt(E (1 - row share) (1 - column share))`` (Agresti, *Categorical Data Analysis*,
+2.4.5), which is standard normal under independence. A cell is flagged when its variable's test
+is significant after Holm's correction across variables and the residual exceeds the Bonferroni
+critical value for the cells of that table, so the family-wise error rate stays at ``alpha``.
+The index is 100 x (share of the category in the group) / (share in the whole population).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
+
+from custlib.stats import wilson_interval
+
+TAG_YES = "yes"
+
+
+def expand_tags(values: pd.Series, prefix: str, sep: str = ";") -> pd.DataFrame:
+    """One yes/no column per tag of a multi-label column (e.g. ``interests`` "travel;food").
+
+    Columns are named ``"<prefix>: <tag>"``; a missing value means no tags.
+    """
+    dummies = values.fillna("").str.get_dummies(sep=sep)
+    dummies = dummies.loc[:, [c for c in dummies.columns if c]]
+    return dummies.rename(columns=lambda t: f"{prefix}: {t}").replace({1: TAG_YES, 0: "no"})
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Profile of groups over descriptive variables.
+
+    ``cells``: one row per variable x group x category with ``n_group`` (group members with the
+    variable known), ``count``, ``share`` and its Wilson 95% interval, ``share_overall``,
+    ``index``, ``adj_residual``, ``flagged`` (significant skew) and ``direction``;
+    ``tests``: one row per variable with ``chi2``, ``dof``, ``p_value``, ``p_holm``,
+    ``cramers_v``, ``n`` and ``significant``.
+    """
+
+    cells: pd.DataFrame
+    tests: pd.DataFrame
+    alpha: float
+
+    def flagged(self, top: int | None = None) -> pd.DataFrame:
+        """Significant skews, strongest first (by absolute adjusted residual)."""
+        f = self.cells[self.cells["flagged"]]
+        f = f.reindex(f["adj_residual"].abs().sort_values(ascending=False).index)
+        return f.head(top) if top else f
+
+    def display(self, top: int = 25) -> pd.DataFrame:
+        """The strongest significant skews, formatted for a report table."""
+        f = self.flagged(top)
+        return pd.DataFrame({
+            "group": f["group"], "variable": f["variable"], "category": f["category"],
+            "share in group": [f"{s:.0%} ({lo:.0%}–{hi:.0%})" for s, lo, hi in
+                               zip(f["share"], f["ci_low"], f["ci_high"])],
+            "share overall": f["share_overall"].map("{:.0%}".format),
+            "index": f["index"].round(0).astype(int),
+            "adj. residual": f["adj_residual"].round(1),
+            "n (group)": f["n_group"],
+        })
+
+    def display_tests(self) -> pd.DataFrame:
+        """The variable-level tests, formatted for a report table."""
+        t = self.tests
+        return pd.DataFrame({
+            "variable": t["variable"], "chi-square": t["chi2"].round(1), "df": t["dof"],
+            "p (Holm)": t["p_holm"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}"),
+            "Cramér's V": t["cramers_v"].round(2), "n": t["n"],
+            "related to the grouping": np.where(t["significant"], "yes", "no"),
+        })
+
+    def top_skews(self, group: str, top: int = 2) -> list[str]:
+        """Short phrases for the strongest over-representations of one group."""
+        f = self.flagged()
+        f = f[(f["group"] == group) & (f["direction"] == "over")].head(top)
+        return [f"{v.replace('_', ' ')}{'' if c == TAG_YES else ' ' + str(c)} (index {i:.0f})"
+                for v, c, i in zip(f["variable"], f["category"], f["index"])]
+
+
+def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.DataFrame, dict]:
+    known = (values.notna() & groups.notna()).to_numpy()
+    g, g_names = pd.factorize(groups[known], sort=True)
+    c, c_names = pd.factorize(values[known], sort=True)
+    obs = np.bincount(g * len(c_names) + c, minlength=len(g_names) * len(c_names))
+    obs = obs.reshape(len(g_names), len(c_names)).astype(float)
+    n = int(obs.sum())
+    if obs.shape[0] < 2 or obs.shape[1] < 2:
+        return pd.DataFrame(), {"variable": name, "chi2": 0.0, "dof": 0, "p_value": 1.0, "n": n,
+                                "cramers_v": 0.0, "cells": obs.size}
+    chi2, p, dof, expected = st.chi2_contingency(obs, correction=False)
+    row = obs.sum(axis=1, keepdims=True)
+    col = obs.sum(axis=0, keepdims=True)
+    resid = (obs - expected) / np.sqrt(expected * (1 - row / n) * (1 - col / n))
+    share = obs / row
+    lo, hi = wilson_interval(obs, np.broadcast_to(row, obs.shape))
+    overall = col / n
+    cells = pd.DataFrame({
+        "variable": name,
+        "group": np.repeat(np.asarray(g_names), obs.shape[1]),
+        "category": np.tile(np.asarray(c_names), obs.shape[0]),
+        "n_group": np.repeat(row.ravel(), obs.shape[1]).astype(int),
+        "count": obs.ravel().astype(int),
+        "share": share.ravel(), "ci_low": np.asarray(lo).ravel(), "ci_high": np.asarray(hi).ravel(),
+        "share_overall": np.broadcast_to(overall, obs.shape).ravel(),
+        "index": 100 * (share / overall).ravel(),
+        "adj_residual": resid.ravel(),
+    })
+    v = float(np.sqrt(chi2 / (n * (min(obs.shape) - 1))))
+    return cells, {"variable": name, "chi2": float(chi2), "dof": int(dof), "p_value": float(p), "n": n,
+                   "cramers_v": v, "cells": obs.size}
+
+
+def profile(groups: pd.Series, attributes: pd.DataFrame, alpha: float = 0.05,
+            tag_columns: tuple[str, ...] = ()) -> Profile:
+    """Profile ``groups`` (one label per row) over the categorical columns of ``attributes``.
+
+    Missing values are left out per variable (e.g. age of enterprise accounts), so each test
+    uses the rows where the variable is known. ``tag_columns`` are multi-label columns
+    (``"a;b"``): each tag becomes a yes/no variable and only its "yes" cells are reported.
+    """
+    attrs = attributes.drop(columns=list(tag_columns))
+    for c in tag_columns:
+        attrs = attrs.join(expand_tags(attributes[c], c))
+    tagged = [c for c in attrs.columns if c.split(": ")[0] in tag_columns]
+    parts, tests = [], []
+    for name in attrs.columns:
+        cells, test = _one_variable(groups, attrs[name], name)
+        parts.append(cells)
+        tests.append(test)
+    tests = pd.DataFrame(tests)
+    tests["p_holm"] = multipletests(tests["p_value"], method="holm")[1]
+    tests["significant"] = tests["p_holm"] < alpha
+    cells = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    crit = tests.set_index("variable").apply(lambda t: st.norm.isf(alpha / 2 / max(t["cells"], 1)), axis=1)
+    sig_var = tests.set_index("variable")["significant"]
+    cells["flagged"] = (cells["variable"].map(sig_var).astype(bool)
+                        & (cells["adj_residual"].abs() > cells["variable"].map(crit)))
+    cells["direction"] = np.where(cells["adj_residual"] > 0, "over", "under")
+    cells = cells[~cells["variable"].isin(tagged) | (cells["category"] == TAG_YES)].reset_index(drop=True)
+    return Profile(cells, tests.drop(columns="cells"), alpha)

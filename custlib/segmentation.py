@@ -1,0 +1,779 @@
+"""Customer segmentation (notebook 01): RFM segments, value tiers, the client's classes,
+behavioural clusters, a strategy playbook with CRM target lists, and segment migration.
+
+Per-customer aggregates come from the engine (:mod:`custlib.features`); everything here works
+on one row per customer. Profiles of the groups use :mod:`custlib.profiles`; k-means,
+silhouette and the adjusted Rand index come from scikit-learn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from custlib import features, report
+from custlib.errors import CustlibDataError
+from custlib.params import ClassDimension, ClusteringParams, SegmentationParams
+from custlib.profiles import Profile, profile
+from custlib.stats import Estimate, proportion
+
+N_SCORES = 5
+N_INIT = 2  # k-means restarts per k
+DAYS_PER_MONTH = 365.25 / 12
+PROFILE_VARIABLES = ("age_band", "gender", "income_band", "region", "city", "customer_type",
+                     "acquisition_channel", "interests")
+PROFILE_TAGS = ("interests",)
+NOT_YET = "Not yet a customer"
+SEGMENT_FIELDS = ("rfm_segment", "value_tier", "cluster", "cluster_name")
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+def _pct(e: Estimate, small_n: int) -> str:
+    """'12.3% (11.8–12.9%)', or a note when n is below the small-sample threshold."""
+    if e.n < small_n:
+        return f"n = {e.n} (too few)"
+    return f"{e.estimate:.1%} ({e.ci_low:.1%}–{e.ci_high:.1%})"
+
+
+def _num(e: Estimate, small_n: int, fmt: str = "{:,.0f}") -> str:
+    if e.n < small_n:
+        return f"n = {e.n} (too few)"
+    return f"{fmt.format(e.estimate)} ({fmt.format(e.ci_low)}–{fmt.format(e.ci_high)})"
+
+
+def mean_estimate(values: pd.Series) -> Estimate:
+    """Mean with a normal-approximation 95% interval."""
+    v = pd.Series(values).dropna().astype(float)
+    n = len(v)
+    se = float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return Estimate.normal(float(v.mean()) if n else float("nan"), se, n, "mean, normal interval")
+
+
+def share_of_total(values: pd.Series, member: pd.Series) -> Estimate:
+    """Share of the total of ``values`` held by the ``member`` rows, with a ratio-estimator
+    (linearisation) 95% interval; n is the number of members."""
+    x = np.asarray(values, dtype=float)
+    m = np.asarray(member, dtype=bool)
+    total = x.sum()
+    share = x[m].sum() / total
+    z = (m - share) * x
+    n = len(x)
+    se = float(np.sqrt(n / (n - 1) * (z**2).sum()) / abs(total)) if n > 1 else float("nan")
+    return Estimate.normal(share, se, int(m.sum()), "ratio estimator")
+
+
+# -- the per-customer table ---------------------------------------------------------------------
+
+def age_bands(age: pd.Series, edges: list[int]) -> pd.Series:
+    """Age bands '<25', '25–34', …, '65+' from upper-exclusive edges in years."""
+    labels = [f"<{edges[0]}"] + [f"{a}–{b - 1}" for a, b in zip(edges[:-1], edges[1:])] + [f"{edges[-1]}+"]
+    return pd.cut(age.astype(float), [-np.inf, *edges, np.inf], right=False, labels=labels)
+
+
+def customer_table(data) -> pd.DataFrame:
+    """One row per customer of the unit plus one per open lead without a customer record.
+
+    Columns: profile fields of the customers table (no personal fields), ``age_band``,
+    ``record`` ("customer" or "lead"), the engine aggregates of
+    :func:`custlib.features.customer_aggregates`, ``avg_order_value`` (gross sales per order,
+    currency), ``orders_per_month`` (positive orders per month over the last
+    ``frequency_window_months``, or over the tenure if shorter, at least one month).
+    Customers and leads without purchases have ``orders`` = 0 and missing aggregates.
+    Indexed by ``customer_id`` (lead rows by ``lead_id``).
+    """
+    p = data.params
+    sp = p.segmentation
+    end = p.observation_end
+    cust = data.customers.drop("business_unit").execute().set_index("customer_id")
+    agg = features.customer_aggregates(data.transactions, end, p.category_tiers)
+    since = (pd.Timestamp(end) - pd.DateOffset(months=sp.frequency_window_months)).date()
+    tx = data.transactions
+    recent = features.customer_aggregates(tx.filter(tx.order_date > since), end)["orders"]
+    leads = data.leads
+    open_leads = (leads.filter(leads.customer_id.isnull() & (leads.stage != "lost"))
+                  .select("lead_id", acquisition_channel=leads.source).execute())
+    table = cust.join(agg, how="left")
+    table["record"] = "customer"
+    table = pd.concat([table, open_leads.assign(record="lead").set_index("lead_id")])
+    table.index.name = "customer_id"
+    table["orders"] = table["orders"].fillna(0).astype(int)
+    table["avg_order_value"] = table["gross_sales"] / table["orders"].where(table["orders"] > 0)
+    window_days = (pd.Timestamp(end) - pd.Timestamp(since)).days
+    months = np.maximum(np.minimum(table["tenure_days"], window_days) / DAYS_PER_MONTH, 1.0)
+    table["orders_per_month"] = recent.reindex(table.index).fillna(0) / months
+    table["age_band"] = age_bands(table["age"], sp.age_bands)
+    return table
+
+
+# -- RFM --------------------------------------------------------------------------------------
+
+def quintile_scores(values: pd.Series | np.ndarray, n_scores: int = N_SCORES) -> np.ndarray:
+    """Scores 1..n_scores (higher value -> higher score) in near-equal-frequency bins that
+    never split a tie.
+
+    Bins are built from the lowest value up: each takes whole groups of tied values until its
+    size is closest to (customers left) / (bins left), so a value shared by more customers than
+    one bin holds (e.g. the many single-purchase customers) forms its own bin and the rest are
+    divided evenly; no bin is empty. With fewer distinct values than scores each value is its
+    own bin and the bins are spread over 1..n_scores (lowest 1, highest n_scores; a single
+    value scores the middle).
+    """
+    x = np.asarray(values, dtype=float)
+    distinct, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    m = len(distinct)
+    if m == 1:
+        return np.full(len(x), (n_scores + 1) // 2, dtype=int)
+    if m <= n_scores:
+        score_of_group = 1 + np.round(np.arange(m) * (n_scores - 1) / (m - 1)).astype(int)
+        return score_of_group[inverse]
+    group_bin = np.empty(m, dtype=int)
+    start = 0
+    for b in range(n_scores - 1):
+        bins_left = n_scores - b
+        target = counts[start:].sum() / bins_left
+        end, size = start + 1, counts[start]
+        last_allowed = m - (bins_left - 1)
+        while end < last_allowed and abs(size + counts[end] - target) < abs(size - target):
+            size += counts[end]
+            end += 1
+        group_bin[start:end] = b + 1
+        start = end
+    group_bin[start:] = n_scores
+    return group_bin[inverse]
+
+
+def rfm_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """Recency (days since the last order), frequency (orders), monetary (net revenue) and
+    their scores 1-5 for customers with at least one order (5 = most recent / most / highest)."""
+    b = table[table["orders"] > 0]
+    out = pd.DataFrame({"recency": b["recency_days"].astype(float), "frequency": b["orders"].astype(int),
+                        "monetary": b["revenue"].astype(float)}, index=b.index)
+    out["r_score"] = quintile_scores(-out["recency"])
+    out["f_score"] = quintile_scores(out["frequency"])
+    out["m_score"] = quintile_scores(out["monetary"])
+    return out
+
+
+def assign_rfm_segments(scores: pd.DataFrame, params: SegmentationParams) -> pd.Series:
+    """Segment name of each customer from its r/f/m scores: the first matching rule wins."""
+    seg = pd.Series(None, index=scores.index, dtype=object)
+    for rule in params.rfm_segments:
+        hit = (seg.isna() & scores["r_score"].between(*rule.r) & scores["f_score"].between(*rule.f)
+               & scores["m_score"].between(*rule.m))
+        seg[hit] = rule.name
+    return seg
+
+
+@dataclass(frozen=True)
+class RfmSegments:
+    """RFM scores and segments of the buyers at one date.
+
+    ``customers``: recency, frequency, monetary, r/f/m scores, rfm_segment per customer;
+    ``summary``: per segment customers, share and revenue share (Estimates), mean recency
+    (days), frequency (orders) and monetary (currency) and mean scores.
+    """
+
+    customers: pd.DataFrame
+    summary: pd.DataFrame
+    chinese: dict[str, str]
+    small_n: int
+
+    @property
+    def n(self) -> int:
+        return len(self.customers)
+
+    def display(self) -> pd.DataFrame:
+        s = self.summary
+        return pd.DataFrame({
+            "segment": [f"{g} {self.chinese.get(g, '')}".strip() for g in s["segment"]],
+            "customers": s["customers"],
+            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
+            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
+            "mean recency (days)": s["mean_recency"].round(0).astype(int),
+            "mean orders": s["mean_frequency"].map("{:.1f}".format),
+            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_monetary"]],
+            "mean R / F / M score": [f"{r:.1f} / {f:.1f} / {m:.1f}" for r, f, m in
+                                     zip(s["mean_r"], s["mean_f"], s["mean_m"])],
+        })
+
+    def grid(self) -> pd.DataFrame:
+        """Customers per recency x frequency score (rows R 5..1, columns F 1..5)."""
+        g = pd.crosstab(self.customers["r_score"], self.customers["f_score"])
+        return g.reindex(index=range(N_SCORES, 0, -1), columns=range(1, N_SCORES + 1), fill_value=0)
+
+
+def _rfm_summary(seg: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    rows = []
+    n = len(seg)
+    revenue = seg["monetary"].clip(lower=0)
+    for name in order:
+        m = seg["rfm_segment"] == name
+        k = int(m.sum())
+        if not k:
+            continue
+        g = seg[m]
+        rows.append({
+            "segment": name, "customers": k, "share": proportion(k, n),
+            "revenue_share": share_of_total(revenue, m),
+            "mean_recency": g["recency"].mean(), "mean_frequency": g["frequency"].mean(),
+            "mean_monetary": mean_estimate(g["monetary"]),
+            "mean_r": g["r_score"].mean(), "mean_f": g["f_score"].mean(), "mean_m": g["m_score"].mean(),
+        })
+    return pd.DataFrame(rows)
+
+
+def rfm_segments(table: pd.DataFrame, params: SegmentationParams, small_n: int = 30) -> RfmSegments:
+    """Score the buyers of ``table`` (see :func:`customer_table`) and name their segments."""
+    scores = rfm_scores(table)
+    scores["rfm_segment"] = assign_rfm_segments(scores, params)
+    order = [r.name for r in params.rfm_segments]
+    return RfmSegments(scores, _rfm_summary(scores, order), {r.name: r.chinese for r in params.rfm_segments},
+                       small_n)
+
+
+# -- value tiers ------------------------------------------------------------------------------
+
+def value_tiers(monetary: pd.Series, cuts: tuple[float, float], labels: tuple[str, str, str]) -> pd.Series:
+    """Pareto / ABC tiers: sorted by revenue (largest first), a customer is in the first tier
+    while the revenue of the customers before it is below ``cuts[0]`` of the total, in the second
+    below ``cuts[1]``, else in the third. Ties in revenue are ordered by customer id; customers
+    with zero or negative revenue are in the last tier."""
+    v = monetary.clip(lower=0).astype(float)
+    order = pd.DataFrame({"v": v, "id": v.index}).sort_values(["v", "id"], ascending=[False, True]).index
+    s = v.loc[order]
+    before = (s.cumsum() - s) / s.sum()
+    tier = np.where(before < cuts[0], labels[0], np.where(before < cuts[1], labels[1], labels[2]))
+    tier = pd.Series(tier, index=order)
+    tier[s <= 0] = labels[2]
+    return tier.reindex(monetary.index)
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative values (0 = equal, 1 = one customer has everything)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    i = np.arange(1, n + 1)
+    return float(2 * (i * x).sum() / (n * x.sum()) - (n + 1) / n)
+
+
+def lorenz_curve(values: np.ndarray, points: int = 201) -> pd.DataFrame:
+    """Concentration curve: cumulative share of customers (smallest first) against cumulative
+    share of revenue, at ``points`` evenly spaced customer shares from 0 to 1."""
+    x = np.sort(np.asarray(values, dtype=float))
+    cum = np.concatenate([[0.0], np.cumsum(x)]) / x.sum()
+    pop = np.linspace(0, 1, len(x) + 1)
+    grid = np.linspace(0, 1, points)
+    return pd.DataFrame({"customer_share": grid, "revenue_share": np.interp(grid, pop, cum)})
+
+
+def _bootstrap_gini(x: np.ndarray, reps: int, rng: np.random.Generator) -> Estimate:
+    n = len(x)
+    sample = np.sort(x[rng.integers(0, n, (reps, n))], axis=1)
+    i = np.arange(1, n + 1)
+    g = 2 * (sample * i).sum(axis=1) / (n * sample.sum(axis=1)) - (n + 1) / n
+    lo, hi = np.percentile(g, [2.5, 97.5])
+    return Estimate(gini(x), float(g.std(ddof=1)), float(lo), float(hi), n, f"bootstrap ({reps})")
+
+
+@dataclass(frozen=True)
+class ValueTiers:
+    """Value tiers, the Lorenz curve and the Gini coefficient of revenue per customer.
+
+    ``tiers``: tier per buyer; ``summary``: per tier customers, share and revenue share
+    (Estimates) and mean revenue; ``gini``: Estimate (bootstrap interval); ``top20``: revenue
+    share of the top 20% of customers (Estimate).
+    """
+
+    tiers: pd.Series
+    summary: pd.DataFrame
+    lorenz: pd.DataFrame
+    gini: Estimate
+    top20: Estimate
+    chinese: dict[str, str]
+    small_n: int
+
+    def display(self) -> pd.DataFrame:
+        s = self.summary
+        return pd.DataFrame({
+            "tier": [f"{t} {self.chinese.get(t, '')}".strip() for t in s["tier"]],
+            "customers": s["customers"],
+            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
+            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
+            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_revenue"]],
+        })
+
+
+def value_analysis(monetary: pd.Series, params: SegmentationParams, small_n: int = 30,
+                   reps: int = 200, seed: int = 0) -> ValueTiers:
+    """Tiers, concentration curve, Gini (bootstrap 95% interval) of revenue per buyer."""
+    labels = tuple(t.name for t in params.value_tiers)
+    tiers = value_tiers(monetary, params.value_tier_cuts, labels)
+    x = monetary.clip(lower=0).to_numpy(dtype=float)
+    rows = []
+    for t in labels:
+        m = (tiers == t).to_numpy()
+        rows.append({"tier": t, "customers": int(m.sum()), "share": proportion(int(m.sum()), len(m)),
+                     "revenue_share": share_of_total(x, m), "mean_revenue": mean_estimate(monetary[m])})
+    top = np.zeros(len(x), dtype=bool)
+    top[np.argsort(-x, kind="stable")[: int(np.ceil(0.2 * len(x)))]] = True
+    return ValueTiers(tiers, pd.DataFrame(rows), lorenz_curve(x),
+                      _bootstrap_gini(x, reps, np.random.default_rng(seed)), share_of_total(x, top),
+                      {t.name: t.chinese for t in params.value_tiers}, small_n)
+
+
+# -- the client's classes -----------------------------------------------------------------------
+
+def classify(table: pd.DataFrame, dimension: ClassDimension) -> pd.Series:
+    """Class of each row: the first rule (a pandas query) that holds, else ``otherwise``."""
+    out = pd.Series(None, index=table.index, dtype=object)
+    for rule in dimension.rules:
+        try:
+            hit = table.eval(rule.rule, engine="python")
+        except Exception as e:  # a bad rule in the parameter file
+            raise CustlibDataError(f"class rule {rule.rule!r} cannot be evaluated: {e}",
+                                   column=f"segmentation.classes.{rule.name}", kind="params") from None
+        out[out.isna() & hit.fillna(False).astype(bool)] = rule.name
+    return out.fillna(dimension.otherwise.name)
+
+
+@dataclass(frozen=True)
+class Classes:
+    """The client's classifications: ``summary`` per dimension and class with customers,
+    share, revenue share (Estimates), mean orders and mean revenue; leads count as customers
+    without purchases."""
+
+    summary: pd.DataFrame
+    small_n: int
+
+    def display(self, dimension: str | None = None) -> pd.DataFrame:
+        s = self.summary if dimension is None else self.summary[self.summary["dimension"] == dimension]
+        return pd.DataFrame({
+            "classification": s["dimension_label"], "class": s["label"], "customers": s["customers"],
+            "of which open leads": s["leads"],
+            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
+            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
+            "mean orders": s["mean_orders"].map("{:.1f}".format),
+            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_revenue"]],
+        })
+
+
+def class_summary(table: pd.DataFrame, params: SegmentationParams, small_n: int = 30) -> Classes:
+    """Size and value of each class of each classification in ``params.classes``."""
+    rows = []
+    revenue = table["revenue"].fillna(0).clip(lower=0)
+    for key, dim in params.classes.items():
+        labels = {r.name: r.text for r in dim.rules} | {dim.otherwise.name: dim.otherwise.text}
+        for name, text in labels.items():
+            m = (table[key] == name).to_numpy()
+            if not m.any():
+                continue
+            rows.append({
+                "dimension": key, "dimension_label": f"{dim.title} {dim.chinese}".strip(),
+                "class": name, "label": text, "customers": int(m.sum()),
+                "leads": int((table["record"][m] == "lead").sum()),
+                "share": proportion(int(m.sum()), len(m)), "revenue_share": share_of_total(revenue, m),
+                "mean_orders": table["orders"][m].mean(),
+                "mean_revenue": mean_estimate(table["revenue"][m].fillna(0)),
+            })
+    return Classes(pd.DataFrame(rows), small_n)
+
+
+# -- behavioural clusters ---------------------------------------------------------------------
+
+LOG_FEATURES = ("recency_days", "orders", "avg_order_value", "revenue", "tenure_days")
+
+
+class BehaviourClustering:
+    """k-means on standardized, log-transformed recency (days), frequency (orders) and monetary
+    (average order value or revenue, per params) plus the optional features, with k chosen by the
+    silhouette over ``k_min..k_max``.
+
+    After :meth:`fit`: ``k_``, ``silhouette_`` (k, silhouette), ``labels_`` (cluster 1..k per
+    customer, 1 = largest), ``names_`` (cluster -> readable name), ``centroids_`` (per cluster
+    size, share and the mean of each feature in original units), ``zscores_`` (cluster means of
+    the standardized features), ``stability_`` (adjusted Rand index of bootstrap refits against
+    the fitted clustering, Estimate).
+    """
+
+    def __init__(self, params: ClusteringParams):
+        self.params = params
+
+    @property
+    def features(self) -> list[str]:
+        return ["recency_days", "orders", self.params.monetary, *self.params.extra_features]
+
+    def _matrix(self, table: pd.DataFrame) -> np.ndarray:
+        cols = []
+        for f in self.features:
+            v = table[f].astype(float)
+            cols.append(np.log1p(v.clip(lower=0)) if f in LOG_FEATURES else v)
+        return np.column_stack(cols)
+
+    def fit(self, table: pd.DataFrame) -> "BehaviourClustering":
+        """Fit on the buyers of ``table`` (rows with orders > 0)."""
+        p = self.params
+        buyers = table[table["orders"] > 0]
+        self.scaler_ = StandardScaler().fit(self._matrix(buyers))
+        z = self.scaler_.transform(self._matrix(buyers))
+        n = len(z)
+        sample = min(n, p.silhouette_sample)
+        fits, rows = {}, []
+        for k in range(p.k_min, min(p.k_max, n - 1) + 1):
+            km = KMeans(k, n_init=N_INIT, random_state=p.seed).fit(z)
+            fits[k] = km
+            rows.append({"k": k, "silhouette": silhouette_score(z, km.labels_, sample_size=sample,
+                                                                random_state=p.seed)})
+        self.silhouette_ = pd.DataFrame(rows)
+        self.k_ = int(self.silhouette_.loc[self.silhouette_["silhouette"].idxmax(), "k"])
+        km = fits[self.k_]
+        sizes = np.bincount(km.labels_, minlength=self.k_)
+        rank = np.empty(self.k_, dtype=int)
+        rank[np.argsort(-sizes, kind="stable")] = np.arange(1, self.k_ + 1)
+        self.model_ = km
+        self.labels_ = pd.Series(rank[km.labels_], index=buyers.index, name="cluster")
+        self.zscores_ = pd.DataFrame(z, columns=self.features).groupby(self.labels_.to_numpy()).mean()
+        self.names_ = self._names(self.zscores_)
+        orig = buyers[self.features].astype(float).groupby(self.labels_).mean()
+        counts = self.labels_.value_counts().sort_index()
+        self.centroids_ = orig.assign(customers=counts, share=counts / n).reset_index(names="cluster")
+        self.centroids_.insert(1, "name", self.centroids_["cluster"].map(self.names_))
+        self.stability_ = self._stability(z, km.labels_)
+        return self
+
+    def _names(self, zscores: pd.DataFrame, threshold: float = 0.5) -> dict[int, str]:
+        """Two strongest descriptors (|z| >= threshold) per cluster in feature order, e.g.
+        'frequent full-price buyers'; a third one, then the number, when names collide."""
+        words = self.params.words
+
+        def describe(row: pd.Series, top: int) -> str:
+            cand = [(abs(z), i, words[f][int(z > 0)]) for i, (f, z) in enumerate(row.items())
+                    if f in words and abs(z) >= threshold and words[f][int(z > 0)]]
+            chosen = sorted(sorted(cand, reverse=True)[:top], key=lambda c: c[1])
+            return " ".join(w for _, _, w in chosen) + " buyers" if chosen else "average buyers"
+
+        names = {c: describe(zscores.loc[c], 2) for c in zscores.index}
+        dup = pd.Series(names).duplicated(keep=False)
+        names |= {c: describe(zscores.loc[c], 3) for c in dup[dup].index}
+        dup = pd.Series(names).duplicated(keep=False)
+        names |= {c: f"{names[c]} ({c})" for c in dup[dup].index}
+        return names
+
+    def _stability(self, z: np.ndarray, labels: np.ndarray) -> Estimate:
+        rng = np.random.default_rng(self.params.seed)
+        n, reps = len(z), self.params.bootstrap
+        ari = []
+        for b in range(reps):
+            idx = rng.integers(0, n, n)
+            km = KMeans(self.k_, n_init=N_INIT, random_state=self.params.seed + b + 1).fit(z[idx])
+            ari.append(adjusted_rand_score(labels, km.predict(z)))
+        ari = np.asarray(ari)
+        lo, hi = np.percentile(ari, [2.5, 97.5])
+        return Estimate(float(ari.mean()), float(ari.std(ddof=1)), float(lo), float(hi), reps,
+                        f"bootstrap refits ({reps})")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Per cluster: name, customers, share and feature means in original units."""
+        return self.centroids_
+
+    def stability_text(self) -> str:
+        """One sentence on how reproducible the clusters are."""
+        return (f"Stability: refitting k-means on {self.stability_.n} bootstrap samples reproduces the "
+                f"clusters with a mean adjusted Rand index of {self.stability_.text('{:.2f}')} "
+                "(1 = identical, 0 = chance agreement).")
+
+    def display(self, currency: str = "") -> pd.DataFrame:
+        c = self.centroids_
+        out = pd.DataFrame({"cluster": c["cluster"], "name": c["name"], "customers": c["customers"],
+                            "share": c["share"].map("{:.1%}".format),
+                            "recency (days)": c["recency_days"].round(0).astype(int),
+                            "orders": c["orders"].map("{:.1f}".format)})
+        m = self.params.monetary
+        out[f"{m.replace('_', ' ')} ({currency})".replace(" ()", "")] = c[m].round(0).astype(int)
+        for f in self.params.extra_features:
+            share = f.endswith(("share", "rate"))
+            out[f.replace("_", " ")] = c[f].map("{:.0%}".format) if share else c[f].round(0)
+        return out
+
+
+# -- playbook and target lists ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Playbook:
+    """Recommended actions per group, and the customers each action targets.
+
+    ``groups``: per playbook field and group its size, revenue share (Estimates) and actions;
+    ``actions``: per action the customers targeted and the revenue share they hold;
+    ``targets``: per action a frame of customer_id and segment fields (no personal data).
+    """
+
+    groups: pd.DataFrame
+    actions: pd.DataFrame
+    targets: dict[str, pd.DataFrame]
+    small_n: int
+
+    def display(self) -> pd.DataFrame:
+        g = self.groups
+        return pd.DataFrame({
+            "segment field": g["field"], "group": g["label"], "customers": g["customers"],
+            "share of revenue": [_pct(e, self.small_n) for e in g["revenue_share"]],
+            "recommended actions": g["actions"],
+        })
+
+    def display_actions(self) -> pd.DataFrame:
+        a = self.actions
+        return pd.DataFrame({
+            "action": a["label"], "target list": a["file"], "customers": a["customers"],
+            "share of revenue held": [_pct(e, self.small_n) for e in a["revenue_share"]],
+        })
+
+
+def build_playbook(table: pd.DataFrame, params: SegmentationParams, labels: dict[str, dict[str, str]],
+                   small_n: int = 30) -> Playbook:
+    """Apply ``params.playbook`` (segment field -> group -> actions) to ``table``.
+
+    Target lists hold customers with a customer record (open leads have none) and the columns
+    customer_id, the segment fields, the class fields and ``matched`` (the groups that put the
+    customer on the list).
+    """
+    revenue = table["revenue"].fillna(0).clip(lower=0)
+    customers = table["record"] == "customer"
+    reasons: dict[str, dict[str, pd.Series]] = {a: {} for a in params.actions}
+    rows = []
+    for fld, groups in params.playbook.items():
+        if fld not in table:
+            raise CustlibDataError(f"playbook field {fld!r} is not a segment field",
+                                   column=f"segmentation.playbook.{fld}", kind="params")
+        for group, acts in groups.items():
+            m = (table[fld].astype(str) == group) & customers
+            rows.append({"field": fld, "group": group, "label": labels.get(fld, {}).get(group, group),
+                         "customers": int(m.sum()), "revenue_share": share_of_total(revenue, m),
+                         "actions": "; ".join(params.actions[a].text for a in acts)})
+            for a in acts:
+                reasons[a][f"{fld}={group}"] = m
+    fields = [c for c in (*SEGMENT_FIELDS, *params.classes) if c in table]
+    targets, arows = {}, []
+    for a, spec in params.actions.items():
+        why = pd.DataFrame(reasons[a], index=table.index, dtype=bool)
+        hit = why.any(axis=1)
+        matched = why[hit].dot(why.columns + "; ").str.rstrip("; ") if len(why.columns) else ""
+        targets[a] = (table.loc[hit, fields].assign(matched=matched)
+                      .reset_index().sort_values("customer_id", ignore_index=True))
+        arows.append({"action": a, "label": spec.text, "file": f"targets/{a}.csv",
+                      "customers": int(hit.sum()), "revenue_share": share_of_total(revenue, hit)})
+    return Playbook(pd.DataFrame(rows), pd.DataFrame(arows), targets, small_n)
+
+
+# -- migration ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Migration:
+    """RFM segments at an earlier date against the observation end.
+
+    ``matrix``: customers per earlier segment (rows, plus 'Not yet a customer') and current
+    segment (columns); ``flows``: one row per (from, to) with customers and the share of the
+    origin segment (Estimate, Wilson interval).
+    """
+
+    earlier: date
+    later: date
+    matrix: pd.DataFrame
+    flows: pd.DataFrame
+    small_n: int
+
+    def row_shares(self) -> pd.DataFrame:
+        return self.matrix.div(self.matrix.sum(axis=1), axis=0)
+
+    def display_flows(self, top: int = 12) -> pd.DataFrame:
+        f = self.flows[(self.flows["from"] != self.flows["to"]) & (self.flows["from"] != NOT_YET)]
+        f = f.sort_values("customers", ascending=False).head(top)
+        return pd.DataFrame({"from (earlier)": f["from"], "to (now)": f["to"], "customers": f["customers"],
+                             "share of the earlier segment": [_pct(e, self.small_n) for e in f["share"]],
+                             "n (earlier segment)": [e.n for e in f["share"]]})
+
+
+def migration(transactions, earlier: date, later: date, later_segments: RfmSegments,
+              params: SegmentationParams, category_tiers: dict[str, str] | None = None) -> Migration:
+    """Transition of RFM segments from ``earlier`` (computed from the orders up to that date,
+    scored against that date's customers) to the segments at the observation end."""
+    agg = features.customer_aggregates(transactions, earlier, category_tiers)
+    before = rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params, later_segments.small_n)
+    now = later_segments.customers["rfm_segment"]
+    was = before.customers["rfm_segment"].reindex(now.index).fillna(NOT_YET)
+    order = [r.name for r in params.rfm_segments]
+    matrix = pd.crosstab(was, now).reindex(index=[*order, NOT_YET], columns=order, fill_value=0)
+    matrix = matrix.loc[matrix.sum(axis=1) > 0, matrix.sum(axis=0) > 0]
+    rows = []
+    for f, row in matrix.iterrows():
+        total = int(row.sum())
+        for t, k in row.items():
+            rows.append({"from": f, "to": t, "customers": int(k), "share": proportion(int(k), total)})
+    return Migration(earlier, later, matrix, pd.DataFrame(rows), later_segments.small_n)
+
+
+# -- the whole analysis -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SegmentationReport:
+    """Everything notebook 01 shows for one unit; ``customers`` is the per-customer table with
+    the segment and class fields added."""
+
+    unit: str
+    currency: str
+    observation_end: date
+    customers: pd.DataFrame
+    rfm: RfmSegments
+    value: ValueTiers
+    classes: Classes
+    clusters: BehaviourClustering
+    playbook: Playbook
+    migration: Migration
+    profiles: dict[str, Profile]
+    params: SegmentationParams
+    small_n: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def buyers(self) -> int:
+        return self.rfm.n
+
+    def _revenue_share(self, member: pd.Series) -> Estimate:
+        return share_of_total(self.rfm.customers["monetary"].clip(lower=0), member)
+
+    def headline(self) -> list[str]:
+        """The findings an executive reads first: sizes, value concentration, top actions."""
+        c, rfm, sp = self.customers, self.rfm.customers, self.params
+        prospects = int(((c["orders"] == 0) & (c["record"] == "customer")).sum())
+        leads = int((c["record"] == "lead").sum())
+        top_rule = sp.rfm_segments[0].name
+        lapsing = [r.name for r in sp.rfm_segments if r.r[1] <= 2 and r.f[0] >= 3]
+        high = self.value.summary.iloc[0]
+        out = [
+            f"{self.buyers:,} buyers at {self.observation_end:%Y-%m-%d}, "
+            f"plus {prospects + leads:,} prospects "
+            f"({prospects:,} registered customers without a purchase and {leads:,} open leads).",
+            f"Revenue is concentrated: the {sp.value_tiers[0].text} tier is "
+            f"{high['share'].estimate:.1%} of buyers ({high['customers']:,} customers) and makes "
+            f"{high['revenue_share'].estimate:.0%} of revenue; the top 20% of buyers make "
+            f"{self.value.top20.text('{:.1%}')}; Gini coefficient "
+            f"{self.value.gini.text('{:.2f}')}.",
+        ]
+        top = rfm["rfm_segment"] == top_rule
+        out.append(f"{top_rule}: {proportion(int(top.sum()), len(top)).text('{:.1%}')} of buyers hold "
+                   f"{self._revenue_share(top).text('{:.1%}')} of revenue.")
+        if lapsing:
+            m = rfm["rfm_segment"].isin(lapsing)
+            out.append(f"{int(m.sum()):,} once-frequent buyers are slipping away ({', '.join(lapsing)}); "
+                       "they "
+                       f"hold {self._revenue_share(m).text('{:.1%}')} of revenue: contact them first.")
+        shares = self.clusters.centroids_
+        who = self.profiles["cluster_name"]
+        out.append(f"Behaviour falls into {self.clusters.k_} clusters: "
+                   + "; ".join(f"{n} ({s:.0%}{''.join(', ' + t for t in who.top_skews(n, 1))})"
+                               for n, s in zip(shares["name"], shares["share"]))
+                   + f" (stability, adjusted Rand index {self.clusters.stability_.text('{:.2f}')}).")
+        acts = self.playbook.actions.assign(rev=[e.estimate for e in self.playbook.actions["revenue_share"]])
+        acts = acts.sort_values(["rev", "customers"], ascending=False).head(3)
+        out.append("Top actions by revenue at stake: " + "; ".join(
+            f"{lab} ({k:,} customers, {r:.0%} of revenue)" for lab, k, r in
+            zip(acts["label"], acts["customers"], acts["rev"])) + ".")
+        flows = self.migration.flows
+        was_top = flows[flows["from"] == top_rule]
+        if len(was_top):
+            stay = was_top[was_top["to"] == top_rule]
+            out_flow = was_top[was_top["to"] != top_rule].sort_values("customers").tail(1)
+            n_top = was_top["customers"].sum()
+            text = (f"Since {self.migration.earlier:%Y-%m-%d}: of {n_top:,} {top_rule}, "
+                    f"{stay['share'].iloc[0].text('{:.0%}') if len(stay) else '0%'} are still {top_rule}")
+            if len(out_flow):
+                text += (f"; the largest outflow is to {out_flow['to'].iloc[0]} "
+                         f"({out_flow['customers'].iloc[0]:,} customers)")
+            out.append(text + ".")
+        return out
+
+    def warnings(self) -> list[str]:
+        """Groups too small for confident numbers and unstable clusters."""
+        w = []
+        small = self.rfm.summary[self.rfm.summary["customers"] < self.small_n]["segment"].tolist()
+        if small:
+            w.append(f"RFM segments with fewer than {self.small_n} customers (shares not shown): "
+                     f"{', '.join(small)}.")
+        cl = self.classes.summary[self.classes.summary["customers"] < self.small_n]
+        if len(cl):
+            w.append(f"Classes with fewer than {self.small_n} customers (shares not shown): "
+                     + ", ".join(f"{d}: {c}" for d, c in zip(cl["dimension_label"], cl["label"])) + ".")
+        if self.clusters.stability_.estimate < 0.6:
+            w.append(f"Behavioural clusters are not stable (adjusted Rand index of bootstrap refits "
+                     f"{self.clusters.stability_.text('{:.2f}')}): treat them as indicative only.")
+        return w + self.notes
+
+    def show_warnings(self) -> None:
+        """Each warning as a visible caution in the report."""
+        for text in self.warnings():
+            report.warning(text)
+
+    def segments(self) -> pd.DataFrame:
+        """The machine-readable output: one row per customer record with RFM values, scores,
+        segment, value tier, cluster and classes (no personal fields)."""
+        c = self.customers[self.customers["record"] == "customer"]
+        out = c[[]].join(self.rfm.customers)
+        for col in ("frequency", "r_score", "f_score", "m_score"):
+            out[col] = out[col].astype("Int64")
+        out["value_tier"] = c["value_tier"]
+        out["cluster"] = c["cluster"].astype("Int64")
+        out["cluster_name"] = c["cluster_name"]
+        for key in self.params.classes:
+            out[key] = c[key]
+        return out.reset_index()
+
+
+def analyse(data) -> SegmentationReport:
+    """Run the whole segmentation of one unit (``data``: :class:`custlib.sources.UnitData`)."""
+    p = data.params
+    sp, small, end = p.segmentation, p.small_sample_n, p.observation_end
+    table = customer_table(data)
+    rfm = rfm_segments(table, sp, small)
+    value = value_analysis(rfm.customers["monetary"], sp, small, seed=sp.clustering.seed)
+    table = table.join(rfm.customers[["r_score", "f_score", "m_score", "rfm_segment"]])
+    table["value_tier"] = value.tiers
+    clusters = BehaviourClustering(sp.clustering).fit(table)
+    table["cluster"] = clusters.labels_.reindex(table.index).astype("Int64")
+    table["cluster_name"] = table["cluster"].map(clusters.names_)
+    for key, dim in sp.classes.items():
+        table[key] = classify(table, dim)
+    labels = {"rfm_segment": {r.name: r.text for r in sp.rfm_segments},
+              "value_tier": {t.name: t.text for t in sp.value_tiers}}
+    labels |= {k: {r.name: r.text for r in d.rules} | {d.otherwise.name: d.otherwise.text}
+               for k, d in sp.classes.items()}
+    earlier = sp.migration_from or (pd.Timestamp(end) - pd.DateOffset(months=sp.migration_months)).date()
+    mig = migration(data.transactions, earlier, end, rfm, sp, p.category_tiers)
+    known = table[table["record"] == "customer"]
+    groupings = ["rfm_segment", "value_tier", "cluster_name", *sp.classes]
+    profiles = {g: profile(known[g], known[[v for v in PROFILE_VARIABLES if v != g]], sp.profile_alpha,
+                           PROFILE_TAGS) for g in groupings}
+    return SegmentationReport(p.id, p.currency, end, table, rfm, value, class_summary(table, sp, small),
+                              clusters, build_playbook(table, sp, labels, small), mig, profiles, sp, small)
+
+
+def write_outputs(seg: SegmentationReport, output_dir: str | Path) -> pd.DataFrame:
+    """Write ``segments.parquet`` and one CRM target list per action (``targets/<action>.csv``)
+    with :func:`custlib.report.write_output`; target lists of actions no longer in the playbook
+    are removed. Returns the files written with their rows."""
+    out = Path(output_dir)
+    rows = [{"file": "segments.parquet", "rows": len(seg.segments())}]
+    report.write_output(seg.segments(), out / "segments.parquet")
+    for action, df in seg.playbook.targets.items():
+        report.write_output(df, out / "targets" / f"{action}.csv")
+        rows.append({"file": f"targets/{action}.csv", "rows": len(df)})
+    for stale in (out / "targets").glob("*.csv"):
+        if stale.stem not in seg.playbook.targets:
+            stale.unlink()
+    return pd.DataFrame(rows)

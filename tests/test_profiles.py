@@ -1,0 +1,57 @@
+"""Profiles: index and adjusted standardized residuals against hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custlib.profiles import expand_tags, profile
+
+
+def _groups_and_values(table: dict[str, dict[str, int]]) -> tuple[pd.Series, pd.Series]:
+    g, v = [], []
+    for group, counts in table.items():
+        for cat, k in counts.items():
+            g += [group] * k
+            v += [cat] * k
+    return pd.Series(g), pd.Series(v)
+
+
+def test_index_and_adjusted_residual_match_hand_computation():
+    # A: 30 x, 10 y; B: 20 x, 40 y. E(A,x) = 40*50/100 = 20;
+    # adjusted residual = (30-20) / sqrt(20 * (1-0.4) * (1-0.5)) = 10/sqrt(6); index = (30/40)/(50/100).
+    g, v = _groups_and_values({"A": {"x": 30, "y": 10}, "B": {"x": 20, "y": 40}})
+    p = profile(g, pd.DataFrame({"var": v}))
+    cell = p.cells.set_index(["group", "category"]).loc[("A", "x")]
+    assert cell["adj_residual"] == pytest.approx(10 / np.sqrt(6))
+    assert cell["index"] == pytest.approx(150.0)
+    assert cell["share"] == pytest.approx(0.75) and cell["n_group"] == 40
+    assert cell["ci_low"] < 0.75 < cell["ci_high"]
+    test = p.tests.iloc[0]
+    assert test["chi2"] == pytest.approx(100 / 20 * 2 + 100 / 30 * 2)  # = residual^2 in a 2x2 table
+    assert test["significant"] and cell["flagged"] and cell["direction"] == "over"
+    assert p.cells.set_index(["group", "category"]).loc[("A", "y"), "direction"] == "under"
+
+
+def test_independent_variable_is_not_flagged_and_missing_values_are_left_out():
+    g, v = _groups_and_values({"A": {"x": 20, "y": 20}, "B": {"x": 30, "y": 30}})
+    v[:5] = None  # five unknown values in group A
+    p = profile(g, pd.DataFrame({"var": v}))
+    assert not p.tests["significant"].any()
+    assert not p.cells["flagged"].any()
+    assert p.tests.iloc[0]["n"] == 95
+    assert p.flagged().empty
+
+
+def test_tags_become_yes_no_variables():
+    tags = expand_tags(pd.Series(["travel;food", None, "food"]), "interests")
+    assert list(tags.columns) == ["interests: food", "interests: travel"]
+    assert tags["interests: food"].tolist() == ["yes", "no", "yes"]
+    g = pd.Series(["A"] * 50 + ["B"] * 50)
+    interests = pd.Series(["food"] * 45 + [None] * 5 + [None] * 45 + ["food"] * 5)
+    p = profile(g, pd.DataFrame({"interests": interests}), tag_columns=("interests",))
+    assert set(p.cells["category"]) == {"yes"}
+    top = p.flagged()
+    assert top.iloc[0]["variable"] == "interests: food"
+    assert p.top_skews("A") == ["interests: food (index 180)"]

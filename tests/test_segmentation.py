@@ -1,0 +1,237 @@
+"""Segmentation: hand-made RFM, value-tier and Gini examples, the client's classes, the
+playbook, migration, and recovery of the planted archetypes and demographic skews."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sklearn.metrics import adjusted_rand_score
+
+from custlib import contract, segmentation as sg
+from custlib.errors import CustlibDataError
+from custlib.params import ClassDimension, SegmentationParams, load_params
+from custlib.profiles import profile
+ROOT = Path(__file__).resolve().parents[1]
+
+UNITS = ("online", "stores", "b2b")
+
+
+@pytest.fixture(scope="module")
+def seg_params() -> SegmentationParams:
+    return load_params("online", ROOT / "params").segmentation
+
+
+# -- scores -------------------------------------------------------------------------------------
+
+def test_scores_are_quintiles_of_distinct_values():
+    assert sg.quintile_scores(np.arange(1, 11)).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+
+
+def test_single_purchase_mass_gets_its_own_score_and_the_rest_is_split_evenly():
+    orders = [1] * 6 + [2, 3, 4, 5]
+    assert sg.quintile_scores(orders).tolist() == [1] * 6 + [2, 3, 4, 5]
+
+
+def test_ties_are_never_split_and_no_score_is_empty():
+    # groups (value: count) 1:2, 2:3, 3:1, 4:1, 5:2, 6:1; targets 2, then 8/4, 5/3, 3/2, rest
+    values = [1, 1, 2, 2, 2, 3, 4, 5, 5, 6]
+    assert sg.quintile_scores(values).tolist() == [1, 1, 2, 2, 2, 3, 3, 4, 4, 5]
+
+
+def test_few_distinct_values_spread_over_the_scale():
+    assert sg.quintile_scores([1, 1, 2, 2]).tolist() == [1, 1, 5, 5]
+    assert sg.quintile_scores([1, 2, 3]).tolist() == [1, 3, 5]
+    assert sg.quintile_scores([7, 7, 7]).tolist() == [3, 3, 3]
+
+
+def test_rfm_from_transactions_matches_hand_computation(seg_params):
+    """Recency counts from the last positive order, returns reduce monetary, one-purchase
+    customers have frequency 1."""
+    tx = pd.DataFrame({
+        "order_id": ["o1", "o2", "o3", "o4"], "customer_id": ["A", "A", "A", "B"],
+        "business_unit": "u", "order_date": ["2025-12-01", "2025-12-20", "2025-12-25", "2025-06-30"],
+        "amount": [100.0, 50.0, -20.0, 200.0], "discount": 0.0, "quantity": 1, "channel": "web",
+        "product_category": "x",
+    })
+    from custlib import features
+
+    agg = features.customer_aggregates(tx, date(2025, 12, 31))
+    rfm = sg.rfm_scores(agg)
+    assert rfm.loc["A", ["recency", "frequency", "monetary"]].tolist() == [11, 2, 130]
+    assert rfm.loc["B", ["recency", "frequency", "monetary"]].tolist() == [184, 1, 200]
+    # two distinct values per measure: the better one scores 5, the other 1
+    assert rfm.loc["A", ["r_score", "f_score", "m_score"]].tolist() == [5, 5, 1]
+    assert rfm.loc["B", ["r_score", "f_score", "m_score"]].tolist() == [1, 1, 5]
+    assert sg.assign_rfm_segments(rfm, seg_params).to_dict() == {"A": "Champions", "B": "Lost"}
+
+
+def test_segment_names_follow_the_standard_map(seg_params):
+    # ten customers: recency 1..10 days -> R 5,5,4,4,3,3,2,2,1,1; orders chosen per F score
+    table = pd.DataFrame({
+        "recency_days": np.arange(1, 11), "revenue": np.arange(1, 11) * 10.0,
+        "orders": [9, 1, 1, 6, 4, 2, 9, 5, 1, 9],
+    }, index=[f"c{i}" for i in range(10)])
+    rfm = sg.rfm_scores(table)
+    # orders by value (count) 1(3) 2(1) 4(1) 5(1) 6(1) 9(3): bins {1}, {2, 4}, {5}, {6}, {9}
+    assert rfm["f_score"].tolist() == [5, 1, 1, 4, 2, 2, 5, 3, 1, 5]
+    segments = sg.assign_rfm_segments(rfm, seg_params).tolist()
+    assert segments == ["Champions", "New", "Promising", "Loyal", "About to sleep", "About to sleep",
+                        "Can't lose them", "At risk", "Lost", "Can't lose them"]
+
+
+def test_rfm_map_must_cover_every_score_combination():
+    with pytest.raises(ValidationError, match="no rule matches"):
+        SegmentationParams(rfm_segments=[{"name": "recent", "r": [3, 5]}])
+    SegmentationParams(rfm_segments=[{"name": "recent", "r": [3, 5]}, {"name": "old", "r": [1, 2]}])
+
+
+# -- value tiers and concentration ----------------------------------------------------------------
+
+def test_value_tiers_and_gini_match_a_direct_computation(seg_params):
+    revenue = pd.Series([5.0, 50.0, 2.0, 30.0, 10.0, 3.0, 0.0], index=list("abcdefg"))
+    tiers = sg.value_tiers(revenue, (0.80, 0.95), ("high", "mid", "low"))
+    # largest first: b 50 (0% before), d 30 (50%), e 10 (80%), a 5 (90%), f 3 (95%), c 2 (98%), g 0
+    assert tiers.to_dict() == {"a": "mid", "b": "high", "c": "low", "d": "high", "e": "mid",
+                               "f": "low", "g": "low"}
+    x = revenue.to_numpy()
+    direct = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
+    assert sg.gini(x) == pytest.approx(direct)
+    v = sg.value_analysis(revenue, seg_params, small_n=1)
+    assert v.gini.estimate == pytest.approx(direct) and v.gini.ci_low <= direct <= v.gini.ci_high
+    assert v.top20.estimate == pytest.approx(80 / 100)  # top 2 of 7 customers: 50 + 30
+    assert v.lorenz["revenue_share"].iloc[[0, -1]].tolist() == [0.0, 1.0]
+    assert v.summary["customers"].tolist() == [2, 2, 3]
+    assert v.summary["revenue_share"].iloc[0].estimate == pytest.approx(0.8)
+
+
+def test_share_of_total_is_the_ratio_with_an_interval():
+    values = pd.Series([10.0, 20.0, 30.0, 40.0])
+    e = sg.share_of_total(values, values > 25)
+    assert e.estimate == pytest.approx(0.7) and e.n == 2 and e.ci_low < 0.7 < e.ci_high
+
+
+# -- classes and playbook -------------------------------------------------------------------------
+
+def test_classes_first_matching_rule_wins_and_bad_rules_are_reported():
+    dim = ClassDimension(title="need", rules=[{"name": "potential", "rule": "orders == 0"},
+                                              {"name": "basic", "rule": "discounted_share >= 0.5"}],
+                         otherwise={"name": "mainstream"})
+    table = pd.DataFrame({"orders": [0, 3, 2], "discounted_share": [np.nan, 0.6, 0.1]})
+    assert sg.classify(table, dim).tolist() == ["potential", "basic", "mainstream"]
+    bad = dim.model_copy(update={"rules": [dim.rules[0].model_copy(update={"rule": "no_such_column > 1"})]})
+    with pytest.raises(CustlibDataError, match="cannot be evaluated"):
+        sg.classify(table, bad)
+
+
+def test_playbook_target_lists_hold_ids_and_segment_fields_only(seg_params):
+    table = pd.DataFrame({
+        "record": ["customer", "customer", "customer", "lead"], "orders": [5, 1, 0, 0],
+        "revenue": [500.0, 20.0, np.nan, np.nan], "rfm_segment": ["Champions", "Lost", None, None],
+        "value_tier": ["high", "low", None, None], "cluster": [1, 2, np.nan, np.nan],
+        "cluster_name": ["frequent buyers", "occasional buyers", None, None],
+        "need_class": ["mainstream", "basic", "potential", "potential"],
+        "frequency_class": ["regular", "low-frequency", "potential", "potential"],
+        "email": ["a@example.com", "b@example.com", "c@example.com", None],
+    }, index=pd.Index(["C1", "C2", "C3", "L1"], name="customer_id"))
+    book = sg.build_playbook(table, seg_params, {})
+    vip = book.targets["vip_service"]
+    assert vip["customer_id"].tolist() == ["C1"]
+    assert vip["matched"].tolist() == ["value_tier=high"]
+    trial = book.targets["trial_first_order"]
+    assert trial["customer_id"].tolist() == ["C3"]  # the open lead has no customer record
+    assert trial["matched"].tolist() == ["need_class=potential"]
+    for df in book.targets.values():
+        assert not set(df.columns) & set(contract.PERSONAL_FIELDS)
+    row = book.groups.set_index(["field", "group"]).loc[("rfm_segment", "Champions")]
+    assert row["customers"] == 1 and row["revenue_share"].estimate == pytest.approx(500 / 520)
+
+
+def test_migration_scores_the_earlier_date_from_earlier_orders(seg_params):
+    days = pd.to_datetime(["2025-01-10", "2025-02-10", "2025-03-10", "2025-05-01", "2025-11-01",
+                           "2025-11-20", "2025-12-01", "2025-09-01"])
+    tx = pd.DataFrame({"order_id": [f"o{i}" for i in range(8)],
+                       "customer_id": ["A", "A", "B", "C", "C", "D", "E", "F"], "business_unit": "u",
+                       "order_date": days, "amount": 100.0, "discount": 0.0, "quantity": 1,
+                       "channel": "web", "product_category": "x"})
+    from custlib import features
+
+    end, earlier = date(2025, 12, 31), date(2025, 6, 30)
+    now = sg.rfm_segments(features.customer_aggregates(tx, end), seg_params)
+    m = sg.migration(tx, earlier, end, now, seg_params)
+    assert int(m.matrix.to_numpy().sum()) == 6
+    assert m.matrix.loc[sg.NOT_YET].sum() == 3  # D, E and F first bought after the earlier date
+    assert m.row_shares().sum(axis=1).round(6).eq(1).all()
+
+
+# -- the demo data: planted archetypes and skews ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def clustered(demo_unit, customer_truth):
+    """Per unit: the customer table, the fitted clustering (few bootstrap refits) and the truth."""
+    out = {}
+    truth = customer_truth.set_index("customer_id")
+    for u in UNITS:
+        data = demo_unit(u)
+        table = sg.customer_table(data)
+        params = data.params.segmentation.clustering.model_copy(update={"bootstrap": 2})
+        out[u] = (table, sg.BehaviourClustering(params).fit(table), truth)
+    return out
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_behavioural_clusters_recover_the_planted_archetypes(clustered, unit):
+    table, clusters, truth = clustered[unit]
+    archetype = truth.loc[clusters.labels_.index, "archetype"]
+    assert adjusted_rand_score(archetype, clusters.labels_) >= 0.6
+    by_k = clusters.silhouette_.set_index("k")["silhouette"]
+    assert by_k.idxmax() == clusters.k_
+    assert len(set(clusters.names_.values())) == clusters.k_
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_profiles_flag_planted_skews_and_not_the_independent_variable(clustered, truth, unit):
+    table, clusters, ctruth = clustered[unit]
+    buyers = table.loc[clusters.labels_.index]
+    p = profile(clusters.labels_, buyers[["age_band", "gender", "income_band", "region"]])
+    significant = p.tests.set_index("variable")["significant"]
+    independent = truth["units"][unit]["independent_of_archetype"]
+    assert independent == ["gender"]
+    assert not significant["gender"]
+    assert significant[["age_band", "income_band", "region"]].all()
+    # the cluster made mostly of the archetype planted with the most high incomes over-represents them
+    spec = {a["name"]: a for a in truth["units"][unit]["archetypes"]}
+    richest = max(spec, key=lambda a: spec[a]["income_probs"][3])
+    majority = pd.crosstab(clusters.labels_, ctruth.loc[clusters.labels_.index, "archetype"]).idxmax(axis=1)
+    cell = p.cells.set_index(["group", "variable", "category"]).loc[
+        (majority[majority == richest].index[0], "income_band", "high")]
+    assert cell["flagged"] and cell["direction"] == "over"
+
+
+def test_report_outputs_hold_the_units_customers_and_no_personal_field(demo_unit, tmp_path):
+    data = demo_unit("b2b")
+    sp = data.params.segmentation
+    fast = sp.model_copy(update={"clustering": sp.clustering.model_copy(update={"bootstrap": 2})})
+    data = dataclasses.replace(data, params=data.params.model_copy(update={"segmentation": fast}))
+    seg = sg.analyse(data)
+    files = sg.write_outputs(seg, tmp_path)
+    segments = pd.read_parquet(tmp_path / "segments.parquet")
+    for col in ("customer_id", "recency", "frequency", "monetary", "r_score", "f_score", "m_score",
+                "rfm_segment", "value_tier", "cluster"):
+        assert col in segments
+    ids = set(data.customers.customer_id.execute())
+    assert set(segments["customer_id"]) == ids
+    assert segments["rfm_segment"].notna().sum() == seg.rfm.n
+    allowed = {"customer_id", "matched", *sg.SEGMENT_FIELDS, *sp.classes}
+    for action in sp.actions:
+        df = pd.read_csv(tmp_path / "targets" / f"{action}.csv")
+        assert set(df.columns) <= allowed
+        assert set(df["customer_id"]) <= ids
+    assert len(files) == 1 + len(sp.actions)
+    assert not set(segments.columns) & set(contract.PERSONAL_FIELDS)
+    assert len(seg.headline()) >= 5
