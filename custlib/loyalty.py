@@ -591,7 +591,7 @@ class ATTResult:
 def _propensity(z: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Logistic-regression propensity scores (scikit-learn, effectively unpenalised on
     standardized covariates)."""
-    model = LogisticRegression(C=1e4, max_iter=2000)
+    model = LogisticRegression(C=1e4, solver="newton-cholesky", max_iter=200)
     return model.fit(z, d).predict_proba(z)[:, 1]
 
 

@@ -21,14 +21,14 @@ def _show(markup: str) -> None:
     display(HTML(markup))
 
 
-def header(data, title: str) -> None:
-    """Report title, the unit's display name, the data period and the run date."""
+def header(data) -> None:
+    """The line under the report title: unit display name, data period, observation end, run
+    date and currency."""
     first, last = data.period()
     p = data.params
     _show(
-        f'<div class="cl-header"><h1>{html.escape(title)}</h1>'
-        f'<p class="cl-meta">{html.escape(p.display_name)} · data {first:%Y-%m-%d} to {last:%Y-%m-%d}'
-        f" · observation end {p.observation_end:%Y-%m-%d} · run {data.run_date:%Y-%m-%d}"
+        f'<div class="cl-header"><p class="cl-meta">{html.escape(p.display_name)} · data {first:%Y-%m-%d} to '
+        f"{last:%Y-%m-%d} · observation end {p.observation_end:%Y-%m-%d} · run {data.run_date:%Y-%m-%d}"
         f" · currency {html.escape(p.currency)}</p></div>"
     )
 

@@ -100,7 +100,8 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
     try:
         pm.execute_notebook(
             str(root / "notebooks" / nb_file), tmp_nb,
-            parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date},
+            parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date,
+                        "check_data": False},  # validated once by check_inputs before any run
             cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=False, log_output=False,
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
@@ -129,6 +130,12 @@ def _short_error(e: Exception) -> str:
     value = getattr(e, "evalue", str(e))
     text = f"{name}: {value}".strip()
     return text if len(text) < 600 else text[:600] + " …" if text else traceback.format_exc(limit=1)
+
+
+def _limit_threads() -> None:
+    """One BLAS/OpenMP thread per kernel when reports run in parallel (no oversubscription)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
 
 
 def check_inputs(root: Path, units: list[str]) -> dict:
@@ -167,7 +174,8 @@ def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[s
     tasks = [(u, a) for u in units for a in analyses]
     results: list[ReportResult] = []
     started = datetime.now()
-    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+    jobs = jobs or os.cpu_count() or 1
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_limit_threads if jobs > 1 else None) as pool:
         futures = [pool.submit(render_report, root, u, a, run_date) for u, a in tasks]
         with tqdm(total=len(futures), desc="reports", unit="report", disable=not progress) as bar:
             for f in as_completed(futures):

@@ -14,11 +14,11 @@ from custlib import demo, runner
 from conftest import ROOT
 
 STUB = [
-    ("code", 'business_unit = "online"\nproject_root = ".."\nrun_date = ""', {"tags": ["parameters"]}),
+    ("code", 'business_unit = "online"\nproject_root = ".."\nrun_date = ""\ncheck_data = True', {"tags": ["parameters"]}),
     ("code", "from custlib import overview, report, sources\n"
              "from custlib.plots import overview as overview_plots\n"
-             "data = sources.load_unit(business_unit, project_root, run_date)\n"
-             'report.header(data, "Stub")', {}),
+             "data = sources.load_unit(business_unit, project_root, run_date, check=check_data)\n"
+             "report.header(data)", {}),
     ("markdown", "## Revenue", {}),
     ("code", 'import sys; print("for analysts", file=sys.stderr)\n'
              'overview_plots.monthly_bars(overview.monthly_activity(data), "revenue", "Revenue", "CNY")', {}),
