@@ -34,7 +34,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
 from custlib import features, report
-from custlib.params import LoyaltyParams
+from custlib.params import LoyaltyParams, SegmentationParams
 from custlib.stats import Estimate
 
 TIERS = ("points", "vip")
@@ -760,21 +760,19 @@ def att_frame(results: dict[tuple[str, str], ATTResult], outcome: str) -> pd.Dat
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
-VALUE_TIER_SHARES = {"high_value": 0.2, "mid_value": 0.3}  # top 20% / next 30% of revenue
-SEGMENT_NAMES = {"high_value": "high value 高价值", "mid_value": "mid value 中价值",
-                 "low_value": "low value 低价值", "new_since_launch": "new since launch 新客户"}
+SEGMENT_NAMES = {"new_since_launch": "new since launch 新客户"}
 
 
-def value_tiers_at_launch(transactions, launch: pd.Timestamp) -> pd.Series:
+def value_tiers_at_launch(transactions, launch: pd.Timestamp, params: SegmentationParams) -> pd.Series:
     """Value tier 客户价值 of each buyer on the eve of the programme launch, a segment no member's
-    enrollment can have changed: the top 20% of customers by net revenue before the launch are
-    ``high_value``, the next 30% ``mid_value``, the rest ``low_value``; customers whose first
-    order came later are ``new_since_launch`` (assigned by :func:`segment_effects`)."""
+    enrollment can have changed: the segmentation's Pareto tiers (cut points and names from
+    ``params``) on net revenue before the launch; customers whose first order came later are
+    ``new_since_launch`` (assigned by :func:`segment_effects`)."""
+    from custlib.segmentation import value_tiers
+
     agg = features.customer_aggregates(transactions, (launch - pd.Timedelta(days=1)).date())
-    rank = agg["revenue"].rank(pct=True, ascending=False, method="first")
-    high, mid = VALUE_TIER_SHARES["high_value"], VALUE_TIER_SHARES["mid_value"]
-    return pd.Series(np.where(rank <= high, "high_value", np.where(rank <= high + mid, "mid_value", "low_value")),
-                     index=agg.index, name="segment")
+    labels = tuple(f"{t.name} value {t.chinese}".strip() for t in params.value_tiers)
+    return value_tiers(agg["revenue"], params.value_tier_cuts, labels).rename("segment")
 
 
 def segment_effects(panel: pd.DataFrame, customers: pd.DataFrame, segments: pd.Series,
@@ -1128,7 +1126,7 @@ def loyalty_impact(data) -> LoyaltyImpact:
     snaps_other = cohort_snapshots(panel, cust, p.pre_months, p.post_months, other)
     propensity_other = propensity_effects(snaps_other, methods=("aipw",), control_group=other,
                                           trim=p.propensity_trim)
-    segments = value_tiers_at_launch(data.transactions, inputs.launch)
+    segments = value_tiers_at_launch(data.transactions, inputs.launch, data.params.segmentation)
     return LoyaltyImpact(
         params=p, currency=data.params.currency, small_sample_n=data.params.small_sample_n,
         naive=naive_gap(panel, cust), did=did, did_spend=did_spend, did_active=did_active,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -59,9 +60,23 @@ def table(df: pd.DataFrame, caption: str, n: int | None = None, formats: dict | 
     n_text = f"n = {n:,}" if n is not None else f"{len(df):,} rows"
     if len(df) > max_rows:
         n_text += f", first {max_rows} shown"
+    table_id = f"t{uuid.uuid4().hex[:8]}"
     body = shown.to_html(index=index, formatters=formats, float_format=lambda x: f"{x:,.2f}",
-                         na_rep="–", border=0, classes="cl-table", escape=True)
-    _show(f'<figure class="cl-fig"><figcaption>{html.escape(caption)} ({n_text})</figcaption>{body}</figure>')
+                         na_rep="–", border=0, classes="cl-table", escape=True, table_id=table_id)
+    offset = shown.index.nlevels if index else 0
+    right = [offset + i + 1 for i, c in enumerate(shown.columns) if _looks_numeric(shown[c])]
+    style = ",".join(f"#{table_id} td:nth-child({k})" for k in right)
+    style = f"<style>{style}{{text-align:right}}</style>" if right else ""
+    _show(f'<figure class="cl-fig">{style}<figcaption>{html.escape(caption)} ({n_text})</figcaption>'
+          f"{body}</figure>")
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    """Numbers, and text that starts like a number ('12.8% (12.4%–13.3%)'), align right."""
+    if pd.api.types.is_numeric_dtype(col):
+        return True
+    text = col.dropna().astype(str)
+    return len(text) > 0 and text.str.match(r"^\s*[-+−–]?[\d.,]+").mean() >= 0.9
 
 
 def _check_no_personal(df: pd.DataFrame, path: Path) -> None:

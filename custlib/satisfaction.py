@@ -30,7 +30,6 @@ from custlib.stats import Z95, Estimate, proportion
 GROUPS = ("promoter", "passive", "detractor")
 ATTRIBUTES = contract.SURVEY_ATTRIBUTES
 CUSTOMER_TYPE_NAMES = {"individual": "individual 个人客户", "enterprise": "enterprise 企业客户"}
-VALUE_TIERS = (("high value 高价值", 0.2), ("mid value 中价值", 0.3), ("low value 低价值", 0.5))
 # report dimension -> column of the survey frame
 DIMENSIONS = {"unit": "business_unit", "segment": "segment", "channel": "order_channel",
               "region": "region", "customer type": "customer_type", "month": "month"}
@@ -84,22 +83,13 @@ def small_sample_n(params: UnitParams) -> int:
 
 
 # -- the survey frame ----------------------------------------------------------------------------
-def value_tiers(revenue: pd.Series) -> pd.Series:
-    """High / mid / low value 高价值 / 中价值 / 低价值: the top 20% of customers by revenue, the
-    next 30%, the remaining 50% (ties broken by order)."""
-    rank = revenue.rank(ascending=False, method="first") / len(revenue)
-    cuts = np.cumsum([share for _, share in VALUE_TIERS])
-    names = np.array([name for name, _ in VALUE_TIERS])
-    return pd.Series(names[np.searchsorted(cuts, rank.to_numpy() - 1e-12)], index=revenue.index)
-
-
 def survey_frame(data, segments: pd.Series | None = None) -> pd.DataFrame:
     """One row per survey response of the unit: scores, attribute ratings, comment, NPS group,
     month, the respondent's customer type, region and segment, and the purchase context of
     :func:`custlib.features.survey_followup` (order channel, tenure, value, lapse).
 
-    ``segments``: segment name per ``customer_id``; without it, value tiers by revenue
-    (:func:`value_tiers`).
+    ``segments``: segment name per ``customer_id``; without it, the RFM segments at the
+    observation end (:func:`custlib.segmentation.current_segments`).
     """
     p, cfg = data.params, data.params.satisfaction
     responses = data.survey_responses.execute()
@@ -108,8 +98,9 @@ def survey_frame(data, segments: pd.Series | None = None) -> pd.DataFrame:
                                        cfg.lapse_days)
     customers = data.customers.select("customer_id", "customer_type", "region").execute()
     if segments is None:
-        revenue = features.customer_aggregates(data.transactions, p.observation_end)["revenue"]
-        segments = value_tiers(revenue)
+        from custlib.segmentation import current_segments
+
+        segments = current_segments(data)
     out = (responses
            .merge(context.drop(columns=["customer_id", "response_date"]), on="response_id", how="left")
            .merge(customers, on="customer_id", how="left"))

@@ -239,6 +239,12 @@ def rfm_segments(table: pd.DataFrame, params: SegmentationParams, small_n: int =
                        small_n)
 
 
+def current_segments(data) -> pd.Series:
+    """RFM segment name of every buyer of the unit at the observation end, by ``customer_id``
+    (for other analyses that break results down by segment)."""
+    return rfm_segments(customer_table(data), data.params.segmentation).customers["rfm_segment"]
+
+
 # -- value tiers ------------------------------------------------------------------------------
 
 def value_tiers(monetary: pd.Series, cuts: tuple[float, float], labels: tuple[str, str, str]) -> pd.Series:
