@@ -228,7 +228,6 @@ class SatisfactionParams(_Strict):
                                                                       "attribute ratings")
     bootstrap_reps: int = Field(500, ge=50, description="Resamples for the driver importance intervals")
     bootstrap_seed: int = 2025
-    lapse_days: int = Field(180, ge=7, description="Lapsed: no purchase for more than this many days")
     horizon_days: int = Field(365, ge=30, description="Revenue at stake: lapses within this many days "
                                                       "of the survey")
     top_terms: int = Field(10, ge=1, description="Distinctive comment terms shown per group and language")

@@ -95,7 +95,7 @@ def survey_frame(data, segments: pd.Series | None = None) -> pd.DataFrame:
     responses = data.survey_responses.execute()
     responses["response_date"] = pd.to_datetime(responses["response_date"])
     context = features.survey_followup(data.survey_responses, data.transactions, p.observation_end,
-                                       cfg.lapse_days)
+                                       p.lifecycle.lapsed_after_days)
     customers = data.customers.select("customer_id", "customer_type", "region").execute()
     if segments is None:
         from custlib.segmentation import current_segments
