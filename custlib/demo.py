@@ -3,13 +3,16 @@
 Everything is drawn from documented generative models so that each analysis can be checked
 against what was planted:
 
-* each customer belongs to a latent **archetype** that shifts behaviour, price sensitivity and
-  demographics (gender is left independent of archetype on purpose);
+* each customer belongs to a latent **archetype** that shifts purchase rate, order value, price
+  sensitivity (discount use, price tiers) and demographics; gender is left independent of
+  archetype on purpose. Per unit the four archetypes form a 2 x 2 design (frequent / occasional x
+  high / low order value, with the same share of high-value archetypes at both rates), so that
+  purchase rate, dropout and order value stay independent, as BG/NBD and Gamma-Gamma assume;
 * purchases follow **BG/NBD** (Fader, Hardie & Lee 2005): after the first purchase, repeat
   purchases arrive at rate ``lambda`` per week and after each repeat purchase the customer drops
   out with probability ``p``; per unit, ``lambda ~ Gamma(r, alpha)`` and ``p ~ Beta(a, b)``
   exactly, because archetypes and satisfaction act through a rank (Gaussian-copula) transform
-  that keeps those marginal distributions;
+  that keeps those marginal distributions; dropout does not depend on the archetype;
 * order values follow **Gamma-Gamma**: ``z ~ Gamma(p, nu)`` with ``nu ~ Gamma(q, v)``;
 * **loyalty**: heavier buyers (higher latent ``lambda``) are more likely to join; the joining
   date is uniform over the programme period, independent of behaviour; membership adds purchases
@@ -62,9 +65,7 @@ class Archetype:
     name: str
     share: float
     rate_shift: float  # higher -> buys more often
-    dropout_shift: float  # higher -> drops out sooner
     spend_shift: float  # higher -> larger orders
-    satisfaction_shift: float
     discount_beta: tuple[float, float]  # per-customer share of discounted orders ~ Beta
     tier_weights: tuple[float, float, float]  # Dirichlet weights over basic/standard/premium
     age_mean: float
@@ -111,16 +112,16 @@ UNITS: dict[str, UnitSpec] = {
         bgnbd={"r": 0.9, "alpha": 6.0, "a": 0.8, "b": 4.0},
         gamma_gamma={"p": 6.0, "q": 4.0, "v": 150.0},
         archetypes=[
-            Archetype("loyal_enthusiast", 0.25, 1.4, -1.0, 0.3, 0.6, (1, 8), (1.5, 10, 1.5), 34, (0.1, 0.25, 0.4, 0.25),
+            Archetype("loyal_enthusiast", 0.24, 1.2, 1.5, (1, 8), (1.5, 10, 1.5), 34, (0.1, 0.25, 0.4, 0.25),
                       (0.45, 0.2, 0.2, 0.1, 0.05), _interests(technology=0.55, fashion=0.35), 0.02,
                       {"search": 0.3, "social_media": 0.2, "referral": 0.4, "marketplace": 0.1}),
-            Archetype("deal_hunter", 0.30, 0.9, 0.2, -2.0, -0.2, (8, 1.5), (10, 1.5, 0.5), 27, (0.35, 0.4, 0.2, 0.05),
+            Archetype("deal_hunter", 0.30, 1.2, -1.5, (8, 1.5), (10, 1.5, 0.5), 27, (0.35, 0.4, 0.2, 0.05),
                       (0.15, 0.15, 0.2, 0.3, 0.2), _interests(fashion=0.5, food=0.35), 0.01,
                       {"search": 0.2, "social_media": 0.5, "referral": 0.1, "marketplace": 0.2}),
-            Archetype("premium_occasional", 0.20, -0.6, -0.6, 2.0, 0.4, (0.5, 10), (0.5, 1.5, 10), 45, (0.02, 0.13, 0.35, 0.5),
+            Archetype("premium_occasional", 0.20, -1.2, 1.5, (0.5, 10), (0.5, 1.5, 10), 45, (0.02, 0.13, 0.35, 0.5),
                       (0.3, 0.35, 0.2, 0.1, 0.05), _interests(travel=0.5, home=0.4), 0.05,
                       {"search": 0.5, "social_media": 0.1, "referral": 0.3, "marketplace": 0.1}),
-            Archetype("one_time_browser", 0.25, -1.3, 1.2, 0.0, -0.6, (8, 1.5), (0.5, 5, 5), 30, (0.25, 0.35, 0.3, 0.1),
+            Archetype("one_time_browser", 0.26, -1.2, -1.5, (8, 1.5), (0.5, 5, 5), 30, (0.25, 0.35, 0.3, 0.1),
                       (0.2, 0.2, 0.2, 0.2, 0.2), _interests(sports=0.3), 0.02,
                       {"search": 0.25, "social_media": 0.35, "referral": 0.05, "marketplace": 0.35}),
         ],
@@ -129,7 +130,7 @@ UNITS: dict[str, UnitSpec] = {
                     "beauty": "standard", "electronics": "premium", "designer": "premium"},
         quantity_mean=1.8,
         never_buy_share=0.08,
-        loyalty_join={"intercept": -1.2, "rate_slope": 0.9, "vip_intercept": -1.6, "vip_spend_slope": 0.9},
+        loyalty_join={"intercept": -1.2, "rate_slope": 1.5, "vip_intercept": -1.6, "vip_spend_slope": 0.9},
         loyalty_uplift={"points": 0.10, "vip": 0.30},
         driver_weights={"delivery": 0.45, "value_for_money": 0.32, "product_quality": 0.18,
                         "digital_experience": 0.08, "service": 0.04},
@@ -149,16 +150,16 @@ UNITS: dict[str, UnitSpec] = {
         bgnbd={"r": 1.3, "alpha": 9.0, "a": 0.6, "b": 5.0},
         gamma_gamma={"p": 5.0, "q": 3.5, "v": 60.0},
         archetypes=[
-            Archetype("regular_local", 0.30, 1.3, -1.0, 0.2, 0.5, (1, 8), (1.5, 10, 1.5), 48, (0.1, 0.35, 0.4, 0.15),
+            Archetype("regular_local", 0.30, 1.2, 1.5, (1, 8), (1.5, 10, 1.5), 48, (0.1, 0.35, 0.4, 0.15),
                       (0.5, 0.15, 0.15, 0.1, 0.1), _interests(home=0.5, food=0.5, family=0.4), 0.03,
                       {"walk_in": 0.6, "flyer": 0.2, "referral": 0.15, "social_media": 0.05}),
-            Archetype("bargain_family", 0.30, 0.6, 0.0, -1.8, -0.1, (8, 1.5), (10, 1.5, 0.5), 38, (0.35, 0.45, 0.15, 0.05),
+            Archetype("bargain_family", 0.30, 1.2, -1.5, (8, 1.5), (10, 1.5, 0.5), 38, (0.35, 0.45, 0.15, 0.05),
                       (0.1, 0.2, 0.15, 0.35, 0.2), _interests(family=0.7, food=0.4), 0.02,
                       {"walk_in": 0.4, "flyer": 0.45, "referral": 0.05, "social_media": 0.1}),
-            Archetype("premium_shopper", 0.15, -0.2, -0.8, 2.0, 0.5, (0.5, 10), (0.5, 1.5, 10), 52, (0.02, 0.1, 0.38, 0.5),
+            Archetype("premium_shopper", 0.20, -1.2, 1.5, (0.5, 10), (0.5, 1.5, 10), 52, (0.02, 0.1, 0.38, 0.5),
                       (0.35, 0.35, 0.2, 0.05, 0.05), _interests(fashion=0.5, travel=0.45), 0.04,
                       {"walk_in": 0.4, "flyer": 0.05, "referral": 0.4, "social_media": 0.15}),
-            Archetype("occasional_visitor", 0.25, -1.4, 1.0, 0.0, -0.5, (8, 1.5), (0.5, 5, 5), 29, (0.25, 0.4, 0.25, 0.1),
+            Archetype("occasional_visitor", 0.20, -1.2, -1.5, (8, 1.5), (0.5, 5, 5), 29, (0.25, 0.4, 0.25, 0.1),
                       (0.15, 0.2, 0.25, 0.2, 0.2), _interests(sports=0.35, technology=0.3), 0.02,
                       {"walk_in": 0.3, "flyer": 0.15, "referral": 0.05, "social_media": 0.5}),
         ],
@@ -167,7 +168,7 @@ UNITS: dict[str, UnitSpec] = {
                     "kitchen": "standard", "jewellery": "premium", "wine": "premium"},
         quantity_mean=3.0,
         never_buy_share=0.05,
-        loyalty_join={"intercept": -0.9, "rate_slope": 1.0, "vip_intercept": -1.9, "vip_spend_slope": 0.8},
+        loyalty_join={"intercept": -0.9, "rate_slope": 1.5, "vip_intercept": -1.9, "vip_spend_slope": 0.8},
         loyalty_uplift={"points": 0.15, "vip": 0.25},
         driver_weights={"service": 0.42, "product_quality": 0.34, "value_for_money": 0.16,
                         "delivery": 0.06, "digital_experience": 0.03},
@@ -187,16 +188,16 @@ UNITS: dict[str, UnitSpec] = {
         bgnbd={"r": 2.0, "alpha": 12.0, "a": 0.5, "b": 6.0},
         gamma_gamma={"p": 4.0, "q": 5.0, "v": 12000.0},
         archetypes=[
-            Archetype("key_account", 0.20, 1.3, -1.2, 2.0, 0.0, (0.5, 10), (0.5, 1.5, 10), 45, (0.0, 0.1, 0.3, 0.6),
+            Archetype("key_account", 0.20, 1.2, 1.5, (0.5, 10), (0.5, 1.5, 10), 45, (0.0, 0.1, 0.3, 0.6),
                       (0.45, 0.3, 0.15, 0.05, 0.05), _interests(business=0.9, technology=0.5), 0.97,
                       {"trade_show": 0.5, "website_form": 0.1, "referral": 0.3, "cold_call": 0.1}),
-            Archetype("growing_smb", 0.35, 0.7, -0.2, 0.0, 0.0, (1, 8), (1.5, 10, 1.5), 40, (0.1, 0.3, 0.4, 0.2),
+            Archetype("growing_smb", 0.30, 1.2, -1.5, (1, 8), (1.5, 10, 1.5), 40, (0.1, 0.3, 0.4, 0.2),
                       (0.2, 0.2, 0.3, 0.2, 0.1), _interests(business=0.8), 0.9,
                       {"trade_show": 0.2, "website_form": 0.4, "referral": 0.2, "cold_call": 0.2}),
-            Archetype("price_buyer", 0.25, 0.0, 0.2, -1.8, 0.0, (8, 1.5), (10, 1.5, 0.5), 40, (0.2, 0.4, 0.3, 0.1),
+            Archetype("price_buyer", 0.30, -1.2, -1.5, (8, 1.5), (10, 1.5, 0.5), 40, (0.2, 0.4, 0.3, 0.1),
                       (0.1, 0.15, 0.25, 0.3, 0.2), _interests(business=0.8), 0.9,
                       {"trade_show": 0.1, "website_form": 0.3, "referral": 0.05, "cold_call": 0.55}),
-            Archetype("dormant_trial", 0.20, -1.5, 1.3, -0.3, 0.0, (8, 1.5), (0.5, 5, 5), 38, (0.2, 0.35, 0.35, 0.1),
+            Archetype("dormant_trial", 0.20, -1.2, 1.5, (8, 1.5), (0.5, 5, 5), 38, (0.2, 0.35, 0.35, 0.1),
                       (0.15, 0.15, 0.2, 0.25, 0.25), _interests(business=0.7), 0.85,
                       {"trade_show": 0.2, "website_form": 0.5, "referral": 0.05, "cold_call": 0.25}),
         ],
@@ -205,7 +206,7 @@ UNITS: dict[str, UnitSpec] = {
                     "software": "standard", "enterprise_systems": "premium", "consulting": "premium"},
         quantity_mean=12.0,
         never_buy_share=0.10,
-        loyalty_join={"intercept": -1.0, "rate_slope": 0.8, "vip_intercept": -1.0, "vip_spend_slope": 1.0},
+        loyalty_join={"intercept": -1.0, "rate_slope": 1.5, "vip_intercept": -1.0, "vip_spend_slope": 1.0},
         loyalty_uplift={"points": 0.05, "vip": 0.20},
         driver_weights={"service": 0.40, "product_quality": 0.30, "delivery": 0.18,
                         "value_for_money": 0.10, "digital_experience": 0.05},
@@ -332,13 +333,13 @@ class _Unit:
         first = np.minimum(first, self.end)
 
         # latent scores (standard-normal units), converted to the unit's exact marginals
-        sat = pick("satisfaction_shift") + rng.normal(size=n)
+        sat = rng.normal(size=n)
         attr_latent = 0.55 * sat[:, None] + np.sqrt(1 - 0.55**2) * rng.normal(size=(n, len(contract.SURVEY_ATTRIBUTES)))
         w = np.array([s.driver_weights[a] for a in contract.SURVEY_ATTRIBUTES])
         nps_latent = attr_latent @ w + 0.25 * rng.normal(size=n)
         nps_z = (nps_latent - nps_latent.mean()) / nps_latent.std()
         rate_score = pick("rate_shift") + rng.normal(size=n)
-        dropout_score = pick("dropout_shift") - s.satisfaction_dropout * nps_z + rng.normal(size=n)
+        dropout_score = -s.satisfaction_dropout * nps_z + rng.normal(size=n)
         spend_score = pick("spend_shift") + rng.normal(size=n)
         g = s.bgnbd
         lam = _rank_transform(rate_score, stats.gamma(g["r"], scale=1 / g["alpha"]))

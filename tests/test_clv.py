@@ -193,27 +193,25 @@ def test_planted_parameters_recovered_when_the_model_assumptions_hold(truth, cus
         assert (z.abs() < 3).all(), (unit, z.round(2).to_dict())
 
 
-# Allowance for what the generator adds on top of the two models, relative to the planted value.
-# Its archetypes correlate the purchase rate with the dropout probability (Spearman -0.3 to -0.4)
-# and with spend, while BG/NBD and Gamma-Gamma assume independence; loyalty members also get
-# extra purchases that never trigger dropout. Simulating the planted latent values with the
-# correlation kept (no uplift) moves the estimates by up to 6% for r and alpha, 32% for a and
-# 23% for b; the observed Gamma-Gamma deviations are up to 20% for p and v (spend correlated with
-# dropout and rate) and 5% for q. The allowance is that measured bias rounded up.
-MISSPECIFICATION = {"r": 0.10, "alpha": 0.10, "a": 0.40, "b": 0.30, "p": 0.25, "q": 0.10, "v": 0.25}
+# Allowance for what the generator adds on top of the two models, relative to the planted value:
+# loyalty members get extra purchases that never trigger dropout (about 2% of all purchases),
+# orders on the same day merge into one purchase day and returns are left out. Archetypes are a
+# 2 x 2 design that keeps purchase rate, dropout and spend independent, as the models assume.
+ALLOWANCE = 0.05
 
 
 def test_planted_parameters_on_demo_data(demo_unit, truth, customer_truth):
-    """The fits of the report (all buyers, whole window) are within 3 standard errors plus the
-    stated misspecification allowance of the planted parameters of every unit."""
+    """The fits of the report (all buyers, whole window) are within 3 standard errors plus a 5%
+    allowance of the planted parameters of every unit."""
     for unit in UNITS:
         data = demo_unit(unit)
         summary = features.customer_summary(data.transactions, data.params.observation_end)
         c = customer_truth[customer_truth["business_unit"] == unit]
-        assert c["purchase_rate"].corr(c["dropout_prob"], method="spearman") < -0.2  # the known coupling
+        assert abs(c["purchase_rate"].corr(c["dropout_prob"], method="spearman")) < 0.05
+        assert abs(c["purchase_rate"].corr(c["spend_rate"], method="spearman")) < 0.05
         for model, key in ((clv.BetaGeoModel().fit(summary), "bgnbd"),
                            (clv.GammaGammaModel().fit(summary), "gamma_gamma")):
             planted = pd.Series(truth["units"][unit][key])
-            tolerance = 3 * model.standard_errors_ + planted * pd.Series(MISSPECIFICATION)[planted.index]
+            tolerance = 3 * model.standard_errors_ + ALLOWANCE * planted
             gap = (model.params_ - planted).abs()
             assert (gap <= tolerance).all(), (unit, key, model.params_.round(3).to_dict())

@@ -29,9 +29,14 @@ def test_latent_rates_have_the_planted_marginals(customer_truth, truth):
         ks_rate = stats.kstest(ct.purchase_rate, stats.gamma(g["r"], scale=1 / g["alpha"]).cdf)
         ks_drop = stats.kstest(ct.dropout_prob, stats.beta(g["a"], g["b"]).cdf)
         assert ks_rate.statistic < 0.01 and ks_drop.statistic < 0.01
-        # archetypes differ in behaviour, overlapping rather than separated
-        by = ct.groupby("archetype").purchase_rate.median()
-        assert by.max() / by.min() > 3
+        # archetypes differ in behaviour, overlapping rather than separated, and keep rate,
+        # dropout and order value independent (the 2 x 2 design)
+        for latent in ("purchase_rate", "mean_spend"):
+            by = ct.groupby("archetype")[latent].median()
+            assert by.max() / by.min() > 1.5
+        for a, b in (("purchase_rate", "dropout_prob"), ("purchase_rate", "spend_rate"),
+                     ("dropout_prob", "spend_rate")):
+            assert abs(ct[a].corr(ct[b], method="spearman")) < 0.05
         q = ct.groupby("archetype").purchase_rate.quantile([0.05, 0.95]).unstack()
         assert q[0.95].min() > q[0.05].max()  # every pair of archetypes overlaps
 
