@@ -134,6 +134,17 @@ def period_activity(transactions: ir.Table | pd.DataFrame, observation_end: date
     return df
 
 
+def _lapse_starts(days: ir.Table, observation_end: date, lapse_days: int) -> ir.Table:
+    """Purchase days with ``next_date`` (the customer's next purchase day) and ``starts_lapse``:
+    followed by more than ``lapse_days`` days without a purchase, known by the observation end
+    (the day is before ``observation_end - lapse_days``)."""
+    followup_end = observation_end - timedelta(days=lapse_days)
+    days = days.mutate(next_date=days.order_date.lead().over(
+        ibis.window(group_by="customer_id", order_by="order_date")))
+    return days.mutate(starts_lapse=(days.order_date < followup_end) & (
+        days.next_date.isnull() | (_days_between(days.next_date, days.order_date) > lapse_days)))
+
+
 def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table | pd.DataFrame,
                     observation_end: date, lapse_days: int) -> pd.DataFrame:
     """Each survey response in the context of the respondent's purchases, one row per ``response_id``.
@@ -147,8 +158,8 @@ def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table |
     Lapse, with L = ``lapse_days``: a purchase day followed by more than L days without a
     purchase. ``lapse_date`` is the first such purchase day from the respondent's last purchase
     on or before the response onwards. It is only known once the L-day gap has passed, so it
-    counts only if it falls on or before ``followup_end`` = observation end − L; null means no
-    lapse observed by then (censored at ``followup_end``). Returns are left out.
+    counts only if it falls before ``followup_end`` = observation end − L; null means no lapse
+    observed by then (censored at ``followup_end``). Returns are left out.
     """
     tx = as_table(transactions)
     tx = tx.filter(tx.order_date <= observation_end)
@@ -160,14 +171,11 @@ def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table |
         r = responses.select("response_id", "customer_id", "response_date")
     followup_end = observation_end - timedelta(days=lapse_days)
 
-    days = _purchase_days(tx, observation_end)
-    days = days.mutate(next_date=days.order_date.lead().over(
-        ibis.window(group_by="customer_id", order_by="order_date")))
+    days = _lapse_starts(_purchase_days(tx, observation_end), observation_end, lapse_days)
     d = r.inner_join(days, "customer_id")
-    long_gap = d.next_date.isnull() | (_days_between(d.next_date, d.order_date) > lapse_days)
     # a gap that ends after the response starts at the last purchase on or before it (or later)
     after_response = d.next_date.isnull() | (d.next_date > d.response_date)
-    lapse = long_gap & after_response & (d.order_date <= followup_end)
+    lapse = d.starts_lapse & after_response
     by_day = d.group_by("response_id").aggregate(
         first_order=d.order_date.min(),
         orders_before=(d.order_date <= d.response_date).cast("int64").sum(),
@@ -283,13 +291,9 @@ def lapse_times(transactions: ir.Table | pd.DataFrame, observation_end: date, la
     """
     tx = as_table(transactions)
     followup_end = observation_end - timedelta(days=lapse_days)
-    days = _purchase_days(tx, observation_end)
-    days = days.mutate(next_date=days.order_date.lead().over(
-        ibis.window(group_by="customer_id", order_by="order_date")))
-    starts_lapse = (days.order_date < followup_end) & (
-        days.next_date.isnull() | (_days_between(days.next_date, days.order_date) > lapse_days))
+    days = _lapse_starts(_purchase_days(tx, observation_end), observation_end, lapse_days)
     per = days.group_by("customer_id").aggregate(first_purchase=days.order_date.min(),
-                                                 lapse_date=days.order_date.min(where=starts_lapse))
+                                                 lapse_date=days.order_date.min(where=days.starts_lapse))
     per = per.filter(per.first_purchase < followup_end)
     orders = tx.filter((tx.amount >= 0) & (tx.order_date <= observation_end))
     orders = orders.mutate(k=ibis.row_number().over(
