@@ -5,20 +5,22 @@ Generates the demo data once (333,334 customers per unit, three units) under
 fit (including standard errors) and prints one markdown table row:
 
     python benchmarks/bench_clv.py            # generate if missing, then time
+    python benchmarks/bench_clv.py 456000     # customers per unit: 1.37M customers, ~10M orders
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
 import time
 from datetime import date
 from pathlib import Path
 
 from custlib import clv, demo, features, sources
 
-OUT = Path(__file__).resolve().parent / "out" / "clv_1m"
-CUSTOMERS_PER_UNIT = 333_334
+CUSTOMERS_PER_UNIT = int(sys.argv[1]) if len(sys.argv) > 1 else 333_334
+OUT = Path(__file__).resolve().parent / "out" / f"clv_{CUSTOMERS_PER_UNIT}"
 OBSERVATION_END = date(2025, 12, 31)
 
 
