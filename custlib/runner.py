@@ -132,6 +132,15 @@ def _short_error(e: Exception) -> str:
     return text if len(text) < 600 else text[:600] + " …" if text else traceback.format_exc(limit=1)
 
 
+def _longest_first(tasks: list[tuple[str, str]], manifest: Path) -> list[tuple[str, str]]:
+    """Order reports by their last run's duration, longest first (unknown ones first), so the
+    parallel run does not end waiting on one long report."""
+    last = {}
+    if manifest.exists():
+        last = {(r["unit"], r["analysis"]): r["duration_s"] for r in json.loads(manifest.read_text())["reports"]}
+    return sorted(tasks, key=lambda t: -last.get(t, float("inf")))
+
+
 def _limit_threads() -> None:
     """One BLAS/OpenMP thread per kernel when reports run in parallel (no oversubscription)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -171,7 +180,7 @@ def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[s
         raise ValueError(f"unknown analysis {unknown[0]!r}; choose from {', '.join(ANALYSES)}")
     run_date = run_date or date.today().isoformat()
     inputs = check_inputs(root, units)
-    tasks = [(u, a) for u in units for a in analyses]
+    tasks = _longest_first([(u, a) for u in units for a in analyses], root / "reports" / "manifest.json")
     results: list[ReportResult] = []
     started = datetime.now()
     jobs = jobs or os.cpu_count() or 1
