@@ -32,7 +32,6 @@ The generator is only ever a source of data: no analysis reads ``truth/``.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm.auto import tqdm
 
 from custlib import contract
 
@@ -546,7 +546,7 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
     tables = {k: [] for k in contract.TABLES}
     truths, params = [], {"observation_end": end.isoformat(), "data_start": start.isoformat(),
                           "programme_launch": launch.isoformat(), "units": {}}
-    t0 = time.perf_counter()
+    bar = tqdm(total=len(units) + 1, desc="demo data", unit="step", disable=not progress)
     for k, uid in enumerate(units):
         spec = UNITS[uid]
         rng = np.random.default_rng([seed, k])
@@ -590,9 +590,8 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         spec_d["funnel_meaning"] = "P(reach next stage | decision taken at this stage)"
         spec_d["bgnbd_units"] = "weeks"
         params["units"][uid] = spec_d
-        if progress:
-            print(f"  {uid}: {len(cust):,} customers, {len(tx):,} transactions "
-                  f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        bar.set_postfix_str(f"{uid}: {len(cust):,} customers, {len(tx):,} transactions")
+        bar.update()
 
     con = duckdb.connect()
     counts = {}
@@ -620,4 +619,6 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         counts[name] = len(df)
     pd.concat(truths, ignore_index=True).to_parquet(out / "truth" / "customer_truth.parquet", index=False)
     (out / "truth" / "parameters.json").write_text(json.dumps(params, indent=2, default=str, ensure_ascii=False))
+    bar.update()
+    bar.close()
     return counts
