@@ -270,7 +270,13 @@ def _days(d: date) -> int:
 
 
 def _to_date(days: np.ndarray) -> np.ndarray:
-    return np.asarray(days, dtype="int64").astype("datetime64[D]")
+    """Days since 1970-01-01 as datetime64[D]; NaN and infinite days become NaT. (Not
+    pd.to_datetime(unit="D"): with NaN it can raise a spurious overflow.)"""
+    days = np.asarray(days, dtype="float64")
+    out = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[D]")
+    known = np.isfinite(days)
+    out[known] = days[known].astype("int64").astype("datetime64[D]")
+    return out
 
 
 class _Unit:
@@ -316,7 +322,7 @@ class _Unit:
             "stage": np.where(lost, "lost", names[stage]),
         })
         for k in ("qualified", "opportunity", "won", "lost"):
-            out[f"{k}_date"] = pd.to_datetime(pd.Series(dates[k]), unit="D").dt.date.values
+            out[f"{k}_date"] = pd.Series(_to_date(dates[k])).dt.date.values
         return out
 
     def customers(self, won_days: np.ndarray) -> pd.DataFrame:
@@ -579,8 +585,8 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         truth.insert(0, "customer_id", ids)
         truth.insert(1, "business_unit", uid)
         truth["first_purchase_date"] = np.where(lat["buyer"], _to_date(lat["first_day"]), np.datetime64("NaT"))
-        truth["enrolled_date_planned"] = pd.to_datetime(lat["enroll_day"], unit="D")
-        truth["dropped_out_date"] = pd.to_datetime(lat["death_day"].replace(np.inf, np.nan), unit="D")
+        truth["enrolled_date_planned"] = pd.to_datetime(_to_date(lat["enroll_day"]))
+        truth["dropped_out_date"] = pd.to_datetime(_to_date(lat["death_day"]))
         truth = truth.drop(columns=["first_day", "enroll_day", "death_day"])
         truths.append(truth)
         spec_d = asdict(spec)
