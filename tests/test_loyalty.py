@@ -242,10 +242,12 @@ def test_demo_effects_table_and_output(demo_unit, tmp_path):
     assert list(t.columns[:9]) == ["outcome", "tier", "method", "estimate", "se", "ci_low", "ci_high",
                                    "n_treated", "n_control"]
     assert {"naive_gap", "cohort_did", "ipw", "matching", "aipw"} <= set(t["method"])
+    # no effect is planted on order value or retention: every estimate within 3 SE of zero
+    # (as for the uplift, a single 95% interval excludes the truth 1 time in 20)
     spo = t[(t["outcome"] == "spend_per_order_relative")]
-    assert ((spo["ci_low"] < 0) & (spo["ci_high"] > 0)).all()
+    assert len(spo) and (spo["estimate"].abs() < 3 * spo["se"]).all(), spo
     ret = t[t["outcome"].str.startswith("active_12m")]
-    assert ((ret["ci_low"] < 0) & (ret["ci_high"] > 0)).all()
+    assert len(ret) and (ret["estimate"].abs() < 3 * ret["se"]).all(), ret
     assert len(impact.headline()) >= 3 and "naive" in impact.headline()[0]
 
 
