@@ -34,20 +34,7 @@ NOT_YET = "Not yet a customer"
 SEGMENT_FIELDS = ("rfm_segment", "value_tier", "cluster", "cluster_name")
 
 
-# -- formatting ---------------------------------------------------------------------------------
-
-def _pct(e: Estimate, small_n: int) -> str:
-    """'12.3% (11.8–12.9%)', or a note when n is below the small-sample threshold."""
-    if e.n < small_n:
-        return f"n = {e.n} (too few)"
-    return f"{e.estimate:.1%} ({e.ci_low:.1%}–{e.ci_high:.1%})"
-
-
-def _num(e: Estimate, small_n: int, fmt: str = "{:,.0f}") -> str:
-    if e.n < small_n:
-        return f"n = {e.n} (too few)"
-    return f"{fmt.format(e.estimate)} ({fmt.format(e.ci_low)}–{fmt.format(e.ci_high)})"
-
+# -- estimates ---------------------------------------------------------------------------------
 
 def mean_estimate(values: pd.Series) -> Estimate:
     """Mean with a normal-approximation 95% interval."""
@@ -195,11 +182,11 @@ class RfmSegments:
         return pd.DataFrame({
             "segment": [f"{g} {self.chinese.get(g, '')}".strip() for g in s["segment"]],
             "customers": s["customers"],
-            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
-            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
+            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
+            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
             "mean recency (days)": s["mean_recency"].round(0).astype(int),
             "mean orders": s["mean_frequency"].map("{:.1f}".format),
-            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_monetary"]],
+            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_monetary"]],
             "mean R / F / M score": [f"{r:.1f} / {f:.1f} / {m:.1f}" for r, f, m in
                                      zip(s["mean_r"], s["mean_f"], s["mean_m"])],
         })
@@ -311,9 +298,9 @@ class ValueTiers:
         return pd.DataFrame({
             "tier": [f"{t} {self.chinese.get(t, '')}".strip() for t in s["tier"]],
             "customers": s["customers"],
-            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
-            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
-            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_revenue"]],
+            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
+            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
+            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_revenue"]],
         })
 
 
@@ -364,10 +351,10 @@ class Classes:
         return pd.DataFrame({
             "classification": s["dimension_label"], "class": s["label"], "customers": s["customers"],
             "of which open leads": s["leads"],
-            "share of customers": [_pct(e, self.small_n) for e in s["share"]],
-            "share of revenue": [_pct(e, self.small_n) for e in s["revenue_share"]],
+            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
+            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
             "mean orders": s["mean_orders"].map("{:.1f}".format),
-            "mean revenue (95% CI)": [_num(e, self.small_n) for e in s["mean_revenue"]],
+            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_revenue"]],
         })
 
 
@@ -530,7 +517,7 @@ class Playbook:
         g = self.groups
         return pd.DataFrame({
             "segment field": g["field"], "group": g["label"], "customers": g["customers"],
-            "share of revenue": [_pct(e, self.small_n) for e in g["revenue_share"]],
+            "share of revenue": [e.short("{:.1%}", self.small_n) for e in g["revenue_share"]],
             "recommended actions": g["actions"],
         })
 
@@ -538,7 +525,7 @@ class Playbook:
         a = self.actions
         return pd.DataFrame({
             "action": a["label"], "target list": a["file"], "customers": a["customers"],
-            "share of revenue held": [_pct(e, self.small_n) for e in a["revenue_share"]],
+            "share of revenue held": [e.short("{:.1%}", self.small_n) for e in a["revenue_share"]],
         })
 
 
@@ -602,7 +589,7 @@ class Migration:
         f = self.flows[(self.flows["from"] != self.flows["to"]) & (self.flows["from"] != NOT_YET)]
         f = f.sort_values("customers", ascending=False).head(top)
         return pd.DataFrame({"from (earlier)": f["from"], "to (now)": f["to"], "customers": f["customers"],
-                             "share of the earlier segment": [_pct(e, self.small_n) for e in f["share"]],
+                             "share of the earlier segment": [e.short("{:.1%}", self.small_n) for e in f["share"]],
                              "n (earlier segment)": [e.n for e in f["share"]]})
 
 

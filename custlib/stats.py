@@ -33,6 +33,12 @@ class Estimate:
         f = lambda x: fmt.format(x) + unit  # noqa: E731
         return f"{f(self.estimate)} (95% CI {f(self.ci_low)}–{f(self.ci_high)}, n = {self.n:,})"
 
+    def short(self, fmt: str = "{:,.2f}", small_n: int = 0) -> str:
+        """'12.3% (11.8%–12.9%)' for table cells; below ``small_n`` a note instead of a number."""
+        if self.n < small_n:
+            return f"n = {self.n} (too few)"
+        return f"{fmt.format(self.estimate)} ({fmt.format(self.ci_low)}–{fmt.format(self.ci_high)})"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
