@@ -28,8 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="data/demo")
     d.add_argument("--customers", type=int, default=20_000, help="customers per business unit")
     d.add_argument("--seed", type=int, default=42)
-    v = sub.add_parser("validate", help="check a data source against the data contract")
-    v.add_argument("source", help="folder of Parquet/CSV files or a .duckdb file")
+    v = sub.add_parser("validate", help="check the units' data against the data contract and show "
+                                        "what each unit has and which reports it supports")
+    v.add_argument("source", nargs="?", help="data source for every unit instead of the one in params "
+                                             "(a folder of files or a .duckdb file)")
+    v.add_argument("--bu", nargs="+", metavar="ID", help="business units (default: all)")
     c = sub.add_parser("contract-doc", help="write docs/data_contract.md from the contract")
     c.add_argument("--out", default="docs/data_contract.md")
     return p
@@ -42,12 +45,16 @@ def main(argv: list[str] | None = None) -> int:
             from custlib import runner
 
             results = runner.run(args.root, args.bu, args.analysis, args.jobs, args.run_date)
-            failed = [r for r in results if r.status != "ok"]
-            for r in failed:
-                print(f"custlib: report {r.unit}/{r.analysis} failed: {r.error}", file=sys.stderr)
-            print(f"{len(results) - len(failed)} of {len(results)} reports ok; index: "
-                  f"{Path(args.root) / 'reports' / 'index.html'}")
-            return runner.EXIT_REPORT_FAILED if failed else runner.EXIT_OK
+            for unit, reason in sorted({(r.unit, r.error) for r in results if r.status == "refused"}):
+                print(f"custlib: {reason}", file=sys.stderr)
+            for r in results:
+                if r.status == "failed":
+                    print(f"custlib: report {r.unit}/{r.analysis} failed: {r.error}", file=sys.stderr)
+                elif r.status == "not available":
+                    print(f"custlib: report {r.unit}/{r.analysis} not available: {r.error}", file=sys.stderr)
+            ok = sum(r.status == "ok" for r in results)
+            print(f"{ok} of {len(results)} reports ok; index: {Path(args.root) / 'reports' / 'index.html'}")
+            return runner.exit_code(results)
         if args.command == "demo-data":
             from custlib import demo
 
@@ -55,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
             print("wrote " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + f" to {args.out}")
             return 0
         if args.command == "validate":
-            from custlib import sources
+            from custlib import runner
 
-            sources.validate(sources.open_source(args.source))
-            print(f"{args.source}: all tables meet the data contract")
-            return 0
+            text, refused = runner.describe_inputs(args.root, args.bu, args.source)
+            print(text)
+            return runner.EXIT_BAD_INPUT if refused else runner.EXIT_OK
         if args.command == "contract-doc":
             from custlib.contract import contract_markdown
 

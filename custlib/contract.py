@@ -36,9 +36,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
+    """An input table. ``required``: every unit must have it (customers, transactions); an
+    optional table may be absent from the source or empty for a unit, and the reports and
+    sections that need it are then replaced by a note (see :data:`ANALYSES`)."""
+
     name: str
     description: str
     columns: tuple[Column, ...]
+    required: bool = True
 
     @property
     def column_names(self) -> list[str]:
@@ -113,6 +118,7 @@ LOYALTY_MEMBERS = Table(
         Column("enrolled_date", "date", "Date the customer joined the programme"),
         Column("tier", "string", "Programme tier", allowed=LOYALTY_TIERS),
     ),
+    required=False,
 )
 
 SURVEY_RESPONSES = Table(
@@ -131,6 +137,7 @@ SURVEY_RESPONSES = Table(
         ),
         Column("comment", "string", "Free-text comment (any language)", nullable=True),
     ),
+    required=False,
 )
 
 LEADS = Table(
@@ -149,6 +156,7 @@ LEADS = Table(
         Column("customer_id", "string", "Customer once won", nullable=True, references="customers.customer_id"),
         Column("amount", "float", "Deal amount once won", nullable=True, min=0),
     ),
+    required=False,
 )
 
 TABLES: dict[str, Table] = {
@@ -160,19 +168,56 @@ PERSONAL_FIELDS: tuple[str, ...] = tuple(
 )
 
 
+@dataclass(frozen=True)
+class Analysis:
+    """A report: its notebook, title, the tables it cannot run without (``needs``) and the
+    sections that need an optional table (``sections``: section title -> table); such a section
+    is replaced by a sentence saying which data would enable it."""
+
+    name: str
+    notebook: str
+    title: str
+    needs: tuple[str, ...]
+    sections: dict[str, str]
+
+
+ANALYSES: dict[str, Analysis] = {a.name: a for a in (
+    Analysis("segmentation", "01_segmentation.ipynb", "Customer segmentation 客户细分",
+             ("customers", "transactions"), {"Open leads as potential customers 潜在客户": "leads"}),
+    Analysis("lifecycle", "02_lifecycle.ipynb", "Customer lifecycle 客户生命周期",
+             ("customers", "transactions"),
+             {"Prospect stage 潜在客户": "leads", "Sales funnel 销售漏斗": "leads"}),
+    Analysis("loyalty_impact", "03_loyalty_impact.ipynb", "Loyalty programme impact 忠诚度计划",
+             ("customers", "transactions", "loyalty_members"), {}),
+    Analysis("satisfaction", "04_satisfaction.ipynb", "Customer satisfaction 客户满意度",
+             ("customers", "transactions", "survey_responses"), {}),
+)}
+
+
 def contract_markdown() -> str:
     """The data contract as Markdown (the body of docs/data_contract.md)."""
     lines = [
         "# Data contract",
         "",
         "Generated from `custlib/contract.py` by `custlib contract-doc`; a test keeps it in step.",
-        "Each table is a file in the data folder (`<table>.parquet` or `<table>.csv`) or a table",
-        "of that name in a DuckDB database file. Columns marked personal are never shown in",
-        "reports or exported target lists.",
+        "Each table is a file in the data folder (`<table>.parquet` or `<table>.csv`), a table",
+        "of that name in a DuckDB database file, or any CSV / Excel / Parquet export mapped onto",
+        "these columns under `sources:` in params (see the README). Columns marked personal are",
+        "never shown in reports or exported target lists.",
+        "",
+        "`customers` and `transactions` are required. The other tables are optional: without one",
+        "(absent, or no rows for the unit) the reports and sections below that need it are",
+        "replaced by a note, and everything else is rendered.",
+        "",
+        "| report | needs | sections that need more |",
+        "|---|---|---|",
+        *(f"| {a.title} | {', '.join(f'`{t}`' for t in a.needs)} | "
+          + ("; ".join(f"{s}: `{t}`" for s, t in a.sections.items()) or "–") + " |"
+          for a in ANALYSES.values()),
         "",
     ]
     for t in TABLES.values():
-        lines += [f"## `{t.name}`", "", t.description, "",
+        lines += [f"## `{t.name}` ({'required' if t.required else 'optional'})", "", t.description, "",
                   "| column | type | required | rules | description |",
                   "|---|---|---|---|---|"]
         for c in t.columns:

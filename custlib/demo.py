@@ -538,6 +538,11 @@ class _Unit:
         return out
 
 
+def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
+    """Keys such as ``ON0000042``: the prefix and the number padded to seven digits."""
+    return np.array([f"{prefix}{n:07d}" for n in numbers.tolist()], dtype=object) if len(numbers) else np.array([], dtype=object)
+
+
 def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
              units: tuple[str, ...] = tuple(UNITS), start: date = START, end: date = END,
              launch: date = PROGRAMME_LAUNCH, progress: bool = False) -> dict:
@@ -565,13 +570,13 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
         tx = u.transactions(ev)
         sv = u.surveys(tx)
         prefix = uid[:2].upper()
-        ids = np.char.add(prefix, np.char.zfill(np.arange(customers).astype(str), 7))
+        ids = _ids(prefix, np.arange(customers))
         cust.insert(0, "customer_id", ids)
         leads["customer_id"] = None
         leads.loc[won, "customer_id"] = ids[: won.sum()]
         first_amount = tx.drop_duplicates("customer_no").set_index("customer_no")["amount"]
         leads.loc[won, "amount"] = first_amount.reindex(np.arange(won.sum())).to_numpy()
-        leads.insert(0, "lead_id", np.char.add(prefix + "L", np.char.zfill(leads.pop("lead_no").to_numpy().astype(str), 7)))
+        leads.insert(0, "lead_id", _ids(prefix + "L", leads.pop("lead_no").to_numpy()))
         sv.insert(0, "customer_id", ids[sv.pop("customer_no")])
         lat = u.latent
         mem = lat[lat["enroll_day"] <= u.end]

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from custlib.errors import CustlibDataError
+from custlib.mapping import SourceMapping
 
 UNIT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 PriceTier = Literal["basic", "standard", "premium"]
@@ -246,6 +247,10 @@ class UnitParams(_Strict):
     display_name: str
     data_source: str = Field(description="Folder of Parquet/CSV files or a .duckdb file; "
                                          "relative paths are relative to the project root")
+    sources: SourceMapping = Field(SourceMapping(), description="How the files of data_source map onto "
+                                                                "the data contract (see custlib/mapping.py)")
+    timezone: str = Field("Asia/Shanghai", description="IANA time zone: timestamps with a UTC offset "
+                                                       "are converted to it before taking the date")
     observation_end: date
     currency: str = "CNY"
     small_sample_n: int = Field(30, ge=1, description="Below this n an estimate carries a warning")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from custlib.contract import PERSONAL_FIELDS
+from custlib.stats import Unavailable
 
 
 def _show(markup: str) -> None:
@@ -44,6 +45,16 @@ def headline(findings: str | list[str], title: str = "Key findings") -> None:
 def warning(text: str) -> None:
     """A visible caution (small samples, weak evidence, failed checks)."""
     _show(f'<div class="cl-warning">⚠ {html.escape(text)}</div>')
+
+
+def available(result) -> bool:
+    """False, after showing the reason in place of the section, when ``result`` is a
+    :class:`custlib.stats.Unavailable`; True otherwise. Notebook use:
+    ``if report.available(lc.funnel): report.table(...)``."""
+    if isinstance(result, Unavailable):
+        _show(f'<div class="cl-unavailable">{html.escape(result.reason)}</div>')
+        return False
+    return True
 
 
 def note(text: str) -> None:

@@ -20,15 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from custlib.contract import ANALYSES
 from custlib.params import load_params, unit_ids
-from custlib.sources import open_source, validate
+from custlib.sources import UnitData, open_unit_source, unit_problem, validate
 
-ANALYSES = {
-    "segmentation": ("01_segmentation.ipynb", "Customer segmentation 客户细分"),
-    "lifecycle": ("02_lifecycle.ipynb", "Customer lifecycle 客户生命周期"),
-    "loyalty_impact": ("03_loyalty_impact.ipynb", "Loyalty programme impact 忠诚度计划"),
-    "satisfaction": ("04_satisfaction.ipynb", "Customer satisfaction 客户满意度"),
-}
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
 EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -37,7 +32,7 @@ EXIT_OK, EXIT_REPORT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 class ReportResult:
     unit: str
     analysis: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", "not available" (data it needs is absent) or "refused" (unit unusable)
     duration_s: float
     finished_at: str
     error: str | None = None
@@ -91,7 +86,7 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
     import nbformat
     import papermill as pm
 
-    nb_file, title = ANALYSES[analysis]
+    nb_file, title = ANALYSES[analysis].notebook, ANALYSES[analysis].title
     out_dir = root / "reports" / unit
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -147,29 +142,107 @@ def _limit_threads() -> None:
         os.environ[var] = "1"
 
 
-def check_inputs(root: Path, units: list[str]) -> dict:
+@dataclass
+class Inputs:
+    """What was checked before any run: parameters and data fingerprint per unit, units refused
+    (``{unit: reason}``) and reports not available (``{(unit, analysis): missing tables}``)."""
+
+    parameters: dict
+    data_fingerprints: dict
+    refused: dict[str, str]
+    unavailable: dict[tuple[str, str], list[str]]
+
+
+def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None,
+                 data_source: str | Path | None = None) -> Inputs:
     """Validate every unit's parameters and each distinct data source once, before any run.
 
-    Raises CustlibDataError (exit code 2). Returns {unit: params as JSON-able dict} and the
-    data fingerprints.
+    Raises CustlibDataError (exit code 2) for bad parameters or bad data. A unit whose data
+    holds nothing to report on (no customers, or no transactions up to its observation end) is
+    refused; reports whose required tables the unit lacks are marked not available.
     """
-    params, fingerprints, sources = {}, {}, {}
+    analyses = analyses or list(ANALYSES)
+    known = unit_ids(root / "params")
+    params, fingerprints, checked = {}, {}, {}
+    refused, unavailable = {}, {}
+    run_date = date.today()
     for u in units:
         p = load_params(u, root / "params")
+        if data_source is not None:
+            p = p.model_copy(update={"data_source": str(Path(data_source).resolve())})
         params[u] = p.model_dump(mode="json")
-        loc = Path(p.data_source)
-        loc = loc if loc.is_absolute() else root / loc
-        if loc not in sources:
-            src = open_source(loc)
-            validate(src)
-            sources[loc] = src.fingerprint()
-        fingerprints[u] = sources[loc]
-    return {"parameters": params, "data_fingerprints": fingerprints}
+        key = (p.data_source, p.sources.model_dump_json(), p.timezone)
+        src = open_unit_source(p, root)
+        if key not in checked:
+            validate(src, known)
+            checked[key] = src.fingerprint()
+        fingerprints[u] = checked[key]
+        data = UnitData(p, src, root, run_date)
+        problem = unit_problem(data)
+        if problem:
+            refused[u] = problem
+            continue
+        for a in analyses:
+            missing = data.missing_for(a)
+            if missing:
+                unavailable[(u, a)] = missing
+    return Inputs(params, fingerprints, refused, unavailable)
+
+
+def describe_inputs(root: str | Path = ".", units: list[str] | None = None,
+                    data_source: str | Path | None = None) -> tuple[str, bool]:
+    """``custlib validate``: per unit, each table's rows and date range and which reports its
+    data supports. Returns the text and whether a unit was refused. Raises CustlibDataError
+    for bad parameters or data."""
+    from custlib import overview
+
+    root = Path(root).resolve()
+    units = units or unit_ids(root / "params")
+    inputs = check_inputs(root, units, data_source=data_source)
+    lines = []
+    for u in units:
+        p = load_params(u, root / "params").model_copy(update={"data_source": inputs.parameters[u]["data_source"]})
+        lines.append(f"{u} · {p.display_name} · observation end {p.observation_end:%Y-%m-%d}")
+        data = UnitData(p, open_unit_source(p, root), root, date.today())
+        counts = overview.table_counts(data)
+        for r in counts.to_dict("records"):
+            span = (f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else
+                    "absent" if not data.source.has_table(r["table"]) else "no rows for this unit")
+            lines.append(f"  {r['table']:<18}{r['rows']:>12,}  {span}")
+        if u in inputs.refused:
+            lines.append(f"  refused: {inputs.refused[u]}")
+        for a in ANALYSES:
+            missing = inputs.unavailable.get((u, a))
+            state = f"not available — needs {', '.join(missing)}" if missing else "supported"
+            if u not in inputs.refused:
+                lines.append(f"  report {a:<16}{state}")
+        lines.append("")
+    lines.append("All tables meet the data contract." if not inputs.refused else
+                 f"{len(inputs.refused)} unit(s) refused: nothing to report on.")
+    return "\n".join(lines), bool(inputs.refused)
+
+
+def exit_code(results: list[ReportResult]) -> int:
+    """2 when a unit was refused for its data, 1 when a report failed, else 0 (reports not
+    available for lack of an optional table are not a failure)."""
+    if any(r.status == "refused" for r in results):
+        return EXIT_BAD_INPUT
+    return EXIT_REPORT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def _not_run(unit: str, analysis: str, status: str, reason: str, out_dir: Path) -> ReportResult:
+    """A report that was not run: the reason is recorded; a last good HTML is left in place."""
+    last = out_dir / unit / f"{analysis}.html"
+    return ReportResult(unit, analysis, status, 0.0, datetime.now().isoformat(timespec="seconds"),
+                        error=reason, html=f"{unit}/{analysis}.html" if status == "refused" and last.exists() else None)
 
 
 def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[str] | None = None,
         jobs: int | None = None, run_date: str | None = None, progress: bool = True) -> list[ReportResult]:
-    """Render the reports of ``units`` x ``analyses`` (all by default), ``jobs`` at a time."""
+    """Render the reports of ``units`` x ``analyses`` (all by default), ``jobs`` at a time.
+
+    Reports whose data is absent are listed as not available, units with nothing to report on
+    as refused; neither stops the others."""
     from tqdm.auto import tqdm
 
     root = Path(root).resolve()
@@ -179,9 +252,15 @@ def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[s
     if unknown:
         raise ValueError(f"unknown analysis {unknown[0]!r}; choose from {', '.join(ANALYSES)}")
     run_date = run_date or date.today().isoformat()
-    inputs = check_inputs(root, units)
-    tasks = _longest_first([(u, a) for u in units for a in analyses], root / "reports" / "manifest.json")
+    inputs = check_inputs(root, units, analyses)
     results: list[ReportResult] = []
+    for u, reason in inputs.refused.items():
+        results += [_not_run(u, a, "refused", reason, root / "reports") for a in analyses]
+    for (u, a), missing in inputs.unavailable.items():
+        results.append(_not_run(u, a, "not available", f"needs {', '.join(missing)}", root / "reports"))
+    skip = {(r.unit, r.analysis) for r in results}
+    tasks = _longest_first([(u, a) for u in units for a in analyses if (u, a) not in skip],
+                           root / "reports" / "manifest.json")
     started = datetime.now()
     jobs = jobs or os.cpu_count() or 1
     with ProcessPoolExecutor(max_workers=jobs, initializer=_limit_threads if jobs > 1 else None) as pool:
@@ -197,7 +276,7 @@ def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[s
     return results
 
 
-def write_manifest(reports: Path, results: list[ReportResult], inputs: dict, started: datetime,
+def write_manifest(reports: Path, results: list[ReportResult], inputs: Inputs, started: datetime,
                    run_date: str) -> dict:
     """Merge this run into reports/manifest.json and rewrite reports/index.html."""
     path = reports / "manifest.json"
@@ -208,8 +287,8 @@ def write_manifest(reports: Path, results: list[ReportResult], inputs: dict, sta
         "run_started": started.isoformat(timespec="seconds"),
         "run_finished": datetime.now().isoformat(timespec="seconds"),
         "run_date": run_date,
-        "data_fingerprints": {**old.get("data_fingerprints", {}), **inputs["data_fingerprints"]},
-        "parameters": {**old.get("parameters", {}), **inputs["parameters"]},
+        "data_fingerprints": {**old.get("data_fingerprints", {}), **inputs.data_fingerprints},
+        "parameters": {**old.get("parameters", {}), **inputs.parameters},
         "reports": sorted(entries.values(), key=lambda r: (r["unit"], list(ANALYSES).index(r["analysis"]))),
     }
     write_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
@@ -230,14 +309,16 @@ def index_html(manifest: dict) -> str:
         parts.append(f"<h2>{html.escape(display)} <small>({html.escape(unit)})</small></h2>")
         parts.append("<table><tr><th>Report</th><th>Status</th><th>Finished</th><th>Duration</th></tr>")
         for r in rows:
-            title = ANALYSES[r["analysis"]][1]
+            title = ANALYSES[r["analysis"]].title
             link = (f'<a href="{html.escape(r["html"])}">{html.escape(title)}</a>'
                     if r.get("html") else html.escape(title))
-            status = f'<span class="status-{r["status"]}">{r["status"]}</span>'
-            if r["status"] == "failed":
+            status = f'<span class="status-{r["status"].replace(" ", "-")}">{r["status"]}</span>'
+            if r["status"] != "ok":
                 kept = " — last good report kept" if r.get("html") else ""
-                status += f'<div class="cl-error">{html.escape(r.get("error") or "")}{kept}</div>'
+                css = "cl-reason" if r["status"] == "not available" else "cl-error"
+                status += f'<div class="{css}">{html.escape(r.get("error") or "")}{kept}</div>'
+            duration = f"{r['duration_s']:.1f} s" if r["status"] in ("ok", "failed") else "–"
             parts.append(f"<tr><td>{link}</td><td>{status}</td><td>{html.escape(r['finished_at'])}</td>"
-                         f"<td>{r['duration_s']:.1f} s</td></tr>")
+                         f"<td>{duration}</td></tr>")
         parts.append("</table>")
     return page("Customer Insights Workbook — reports", "".join(parts))

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from custlib import contract
 from custlib.errors import CustlibDataError
+from custlib.mapping import SourceMapping, open_tables
 from custlib.params import UnitParams, load_params
 
 N_EXAMPLES = 5
@@ -25,14 +27,24 @@ N_EXAMPLES = 5
 
 @dataclass
 class Source:
-    """An open data source: the Ibis connection and where each table came from."""
+    """An open data source: the Ibis connection and where each table came from.
+
+    ``files`` holds the tables found in the source; an optional table that is absent reads as
+    an empty table with the contract's columns."""
 
     location: Path
     con: ibis.BaseBackend
     files: dict[str, str] = field(default_factory=dict)  # table -> file (or db::table)
 
+    def has_table(self, table: str) -> bool:
+        return table in self.files
+
     def raw(self, table: str) -> ir.Table:
-        return self.con.table(table)
+        if table in self.files:
+            return self.con.table(table)
+        spec = contract.TABLES[table]
+        return ibis.memtable(pd.DataFrame({c.name: pd.Series(dtype=_PANDAS_TYPES[c.dtype])
+                                           for c in spec.columns if not c.personal}))
 
     def typed(self, table: str) -> ir.Table:
         """The table with contract dtypes and without personal columns (validate first)."""
@@ -60,34 +72,24 @@ class Source:
         return h.hexdigest()[:16]
 
 
-def open_source(location: str | Path) -> Source:
-    """Connect to a folder of Parquet/CSV files or a ``.duckdb`` file."""
+_PANDAS_TYPES = {"string": "object", "date": "datetime64[ns]", "int": "int64", "float": "float64"}
+
+
+def open_source(location: str | Path, mapping: SourceMapping | None = None,
+                timezone: str = "Asia/Shanghai", unit_id: str | None = None) -> Source:
+    """Connect to a data source (a folder of files or a ``.duckdb`` file) through its mapping.
+
+    Raises :class:`CustlibDataError` when the source cannot be read or a required table
+    (customers, transactions) is absent.
+    """
     location = Path(location)
-    if location.is_file():
-        con = ibis.duckdb.connect(str(location), read_only=True)
-        have = set(con.list_tables())
-        files = {t: f"{location}::{t}" for t in contract.TABLES if t in have}
-        missing = [t for t in contract.TABLES if t not in have]
-        if missing:
-            raise CustlibDataError(f"the database has no table {missing[0]!r}", file=str(location),
-                                   table=missing[0])
-        return Source(location, con, files)
-    if not location.is_dir():
-        raise CustlibDataError("data source not found (a folder of Parquet/CSV files or a "
-                               ".duckdb file)", file=str(location))
-    con = ibis.duckdb.connect()
-    files = {}
-    for t in contract.TABLES:
-        pq, csv = location / f"{t}.parquet", location / f"{t}.csv"
-        if pq.exists():
-            con.read_parquet(pq, table_name=t)
-            files[t] = str(pq)
-        elif csv.exists():
-            con.read_csv(csv, table_name=t)
-            files[t] = str(csv)
-        else:
-            raise CustlibDataError(f"table '{t}' is missing: expected {t}.parquet or {t}.csv",
-                                   file=str(location), table=t)
+    con, files = open_tables(location, mapping or SourceMapping(), timezone, unit_id)
+    for name, spec in contract.TABLES.items():
+        if spec.required and name not in files:
+            expected = ("the database has no table of that name" if location.is_file() else
+                        f"expected {name}.parquet or {name}.csv, or a file mapped under sources.{name} in params")
+            raise CustlibDataError(f"required table '{name}' is missing: {expected}",
+                                   file=str(location), table=name, rule="required table")
     return Source(location, con, files)
 
 
@@ -97,13 +99,16 @@ def _examples(raw: ir.Table, cond: ir.BooleanValue, column: str) -> list[str]:
     return [f"row {r}: {v!r}" for r, v in zip(rows["_row"], rows[column])]
 
 
-def validate(source: Source) -> None:
-    """Check every table against the contract; raise the first problem found.
+def validate(source: Source, unit_ids: list[str] | None = None) -> None:
+    """Check every table the source holds against the contract; raise the first problem found.
 
     Rules: required columns present, values castable to the column's type, not-null, allowed
-    values, numeric range, unique keys and references to other tables.
+    values, numeric range, unique keys, references to other tables and, given ``unit_ids``,
+    every ``business_unit`` value naming a unit that has a parameter file.
     """
     for name, spec in contract.TABLES.items():
+        if not source.has_table(name):
+            continue
         raw = source.raw(name)
         file = source.files[name]
         missing = [c for c in spec.required_columns if c not in raw.columns]
@@ -138,22 +143,43 @@ def validate(source: Source) -> None:
                 raise CustlibDataError(message, table=name, file=file, column=column, rule=message,
                                        count=int(count), total=int(total),
                                        examples=_examples(raw, cond.fill_null(False), column))
+        if unit_ids is not None:
+            _check_units(raw, name, file, unit_ids, int(total))
         for c in spec.columns:
             if c.unique and c.name in raw.columns:
-                dup = int(total - raw[c.name].nunique().execute())
-                if dup:
+                key = raw[c.name]
+                dups = raw.group_by(key.name("_key")).aggregate(_k=raw.count()).filter(lambda t: t._k > 1)
+                n = int(ibis.coalesce((dups._k - 1).sum(), 0).execute())
+                if n:
                     raise CustlibDataError("values are not unique", table=name, file=file, column=c.name,
-                                           rule="unique", count=dup, total=int(total))
-            if c.references and c.name in raw.columns:
+                                           rule="unique", count=n, total=int(total),
+                                           examples=_examples(raw, key.isin(dups._key), c.name))
+            if c.references and c.name in raw.columns and source.has_table(c.references.split(".")[0]):
                 ref_table, ref_col = c.references.split(".")
                 ref = source.raw(ref_table).select(_ref=source.raw(ref_table)[ref_col].cast("string"))
                 key = raw[c.name].cast("string")
-                orphan = raw.filter(key.notnull() & ~key.isin(ref._ref))
-                n = int(orphan.count().execute())
+                orphan = key.notnull() & ~key.isin(ref._ref)
+                n = int(raw.filter(orphan).count().execute())
                 if n:
                     raise CustlibDataError(f"values do not exist in {c.references}", table=name, file=file,
                                            column=c.name, rule="references", count=n, total=int(total),
-                                           examples=[repr(v) for v in orphan.select(c.name).limit(N_EXAMPLES).execute()[c.name]])
+                                           examples=_examples(raw, orphan, c.name))
+
+
+def _check_units(raw: ir.Table, table: str, file: str, unit_ids: list[str], total: int) -> None:
+    """Every business_unit value must name a unit with a parameter file (suggest the nearest)."""
+    import difflib
+
+    counts = raw.group_by(bu=raw.business_unit.cast("string")).aggregate(n=raw.count()).execute()
+    unknown = counts[~counts["bu"].isin(unit_ids)].sort_values("n", ascending=False)
+    if len(unknown):
+        value, n = unknown["bu"].iloc[0], int(unknown["n"].iloc[0])
+        near = difflib.get_close_matches(str(value).strip(), unit_ids, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else f" (units: {', '.join(unit_ids)})"
+        raise CustlibDataError(f"{n:,} rows have business_unit {value!r}, which has no file in "
+                               f"params/business_units{hint}", table=table, file=file,
+                               column="business_unit", rule="known unit", count=int(unknown["n"].sum()),
+                               total=total, examples=[repr(v) for v in unknown["bu"].head(N_EXAMPLES)])
 
 
 @dataclass
@@ -164,6 +190,7 @@ class UnitData:
     source: Source
     project_root: Path
     run_date: date
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     def table(self, name: str) -> ir.Table:
         t = self.source.typed(name)
@@ -190,16 +217,53 @@ class UnitData:
     def leads(self) -> ir.Table:
         return self.table("leads")
 
-    @property
-    def output_dir(self) -> Path:
-        """``reports/<unit>/data``: machine-readable outputs of this unit."""
-        return self.project_root / "reports" / self.params.id / "data"
+    def rows(self, name: str) -> int:
+        """Rows of a table for this unit (transactions: up to the observation end); 0 when the
+        source does not have the table."""
+        if name not in self._rows:
+            self._rows[name] = int(getattr(self, name).count().execute()) if self.source.has_table(name) else 0
+        return self._rows[name]
+
+    def has(self, name: str) -> bool:
+        """Whether the unit has rows in this table."""
+        return self.rows(name) > 0
+
+    def missing_for(self, analysis: str) -> list[str]:
+        """The tables an analysis needs that this unit does not have (empty: it can run)."""
+        return [t for t in contract.ANALYSES[analysis].needs if not self.has(t)]
+
+    def outputs(self, analysis: str) -> Path:
+        """``reports/<unit>/data/<analysis>``: the machine-readable outputs one analysis owns."""
+        return self.project_root / "reports" / self.params.id / "data" / analysis
 
     def period(self) -> tuple[date, date]:
         """First and last order date of the unit, up to the observation end."""
         t = self.transactions
         row = t.aggregate(first=t.order_date.min(), last=t.order_date.max()).execute().iloc[0]
         return row["first"].date(), row["last"].date()
+
+
+def unit_problem(data: UnitData) -> str | None:
+    """Why no report can be made for this unit, or None: it has no customers, or no
+    transactions on or before the observation end."""
+    p, u = data.params, data.params.id
+    if not data.has("customers"):
+        return f"unit {u}: no customers (business_unit '{u}') in {data.source.files['customers']}"
+    if not data.has("transactions"):
+        t = data.table("transactions")
+        first = t.order_date.min().execute()
+        if first is None or pd.isna(first):
+            return f"unit {u}: no transactions (business_unit '{u}') in {data.source.files['transactions']}"
+        return (f"unit {u}: no transactions on or before observation_end {p.observation_end:%Y-%m-%d} "
+                f"(first order {pd.Timestamp(first):%Y-%m-%d})")
+    return None
+
+
+def open_unit_source(params: UnitParams, root: Path) -> Source:
+    """The unit's data source as its parameters describe it (location, mapping, time zone)."""
+    location = Path(params.data_source)
+    location = location if location.is_absolute() else root / location
+    return open_source(location, params.sources, params.timezone, params.id)
 
 
 def load_unit(unit_id: str, project_root: str | Path = ".", run_date: date | str | None = None,
@@ -215,8 +279,7 @@ def load_unit(unit_id: str, project_root: str | Path = ".", run_date: date | str
     params = load_params(unit_id, root / "params")
     if data_source is not None:
         params = params.model_copy(update={"data_source": str(data_source)})
-    location = Path(params.data_source)
-    source = open_source(location if location.is_absolute() else root / location)
+    source = open_unit_source(params, root)
     if check:
         validate(source)
     return UnitData(params, source, root, run_date or date.today())

@@ -43,6 +43,25 @@ class Estimate:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Unavailable:
+    """In place of a result that this unit's data cannot support: says why, in a sentence that
+    names the data that would enable it (shown by :func:`custlib.report.available`)."""
+
+    reason: str
+
+    @classmethod
+    def needs_table(cls, table: str, what: str) -> "Unavailable":
+        """``what`` needs an optional table the unit does not have (absent or without rows)."""
+        return cls(f"{what} needs the {table} table, which has no rows for this unit; "
+                   f"add {table} to the data source to see it.")
+
+    @classmethod
+    def too_few(cls, what: str, n: int, needed: int, of: str = "customers") -> "Unavailable":
+        """Too few observations to estimate ``what``."""
+        return cls(f"Too few to estimate {what}: {n:,} {of}, at least {needed:,} needed.")
+
+
 def wilson_interval(successes, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for binomial proportions (vectorised; statsmodels)."""
     from statsmodels.stats.proportion import proportion_confint

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from custlib import demo, runner
+from custlib.contract import ANALYSES
 from conftest import ROOT
 
 STUB = [
@@ -45,7 +46,7 @@ def project(tmp_path_factory):
     root = tmp_path_factory.mktemp("project")
     shutil.copytree(ROOT / "params", root / "params")
     (root / "notebooks").mkdir()
-    _write_stub(root / "notebooks" / runner.ANALYSES["segmentation"][0])
+    _write_stub(root / "notebooks" / ANALYSES["segmentation"].notebook)
     demo.generate(root / "data" / "demo", customers=600, seed=3)
     return root
 
@@ -70,12 +71,12 @@ def test_reports_are_self_contained_and_code_free(project):
 def test_a_failing_report_keeps_the_last_good_one(project):
     runner.run(project, units=["online"], analyses=["segmentation"], jobs=1, progress=False)
     good = (project / "reports" / "online" / "segmentation.html").read_bytes()
-    _write_stub(project / "notebooks" / runner.ANALYSES["segmentation"][0], fail=True)
+    _write_stub(project / "notebooks" / ANALYSES["segmentation"].notebook, fail=True)
     try:
         results = runner.run(project, units=["online", "stores"], analyses=["segmentation"], jobs=2,
                              progress=False)
     finally:
-        _write_stub(project / "notebooks" / runner.ANALYSES["segmentation"][0])
+        _write_stub(project / "notebooks" / ANALYSES["segmentation"].notebook)
     assert [r.status for r in results] == ["failed", "failed"]
     assert "planted failure" in results[0].error
     assert (project / "reports" / "online" / "segmentation.html").read_bytes() == good
