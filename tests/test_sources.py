@@ -97,3 +97,46 @@ def test_unit_tables_hold_only_that_unit_and_no_personal_fields(demo_unit):
         t = data.table(name)
         assert not set(contract.PERSONAL_FIELDS) & set(t.columns)
         assert set(t.business_unit.execute().unique()) <= {"stores"}
+
+
+def test_duplicate_keys_are_shown_with_their_rows(csv_source):
+    f = csv_source / "transactions.csv"
+    df = pd.read_csv(f)
+    df.loc[5, "order_id"] = df.loc[2, "order_id"]
+    df.to_csv(f, index=False)
+    with pytest.raises(CustlibDataError) as e:
+        sources.validate(sources.open_source(csv_source))
+    assert (e.value.column, e.value.rule, e.value.count) == ("order_id", "unique", 1)
+    assert e.value.examples == [f"row 4: {df.loc[2, 'order_id']!r}", f"row 7: {df.loc[2, 'order_id']!r}"]
+
+
+def test_business_unit_without_params_file_suggests_the_nearest(csv_source):
+    f = csv_source / "customers.csv"
+    df = pd.read_csv(f)
+    df.loc[:9, "business_unit"] = "onlin"
+    df.to_csv(f, index=False)
+    with pytest.raises(CustlibDataError) as e:
+        sources.validate(sources.open_source(csv_source), unit_ids=["b2b", "online", "stores"])
+    assert (e.value.table, e.value.column, e.value.rule, e.value.count) == ("customers", "business_unit", "known unit", 10)
+    assert "did you mean 'online'?" in e.value.message
+
+
+def test_optional_tables_may_be_absent_required_ones_not(csv_source):
+    for t in ("loyalty_members", "survey_responses", "leads"):
+        (csv_source / f"{t}.csv").unlink()
+    src = sources.open_source(csv_source)
+    sources.validate(src)
+    assert not src.has_table("leads") and src.typed("leads").count().execute() == 0
+    (csv_source / "transactions.csv").unlink()
+    with pytest.raises(CustlibDataError) as e:
+        sources.open_source(csv_source)
+    assert (e.value.table, e.value.rule) == ("transactions", "required table")
+
+
+def test_unit_without_orders_in_its_window_is_refused(demo_unit):
+    data = demo_unit("b2b")
+    early = sources.UnitData(data.params.model_copy(update={"observation_end": pd.Timestamp("2015-01-01").date()}),
+                             data.source, data.project_root, data.run_date)
+    assert sources.unit_problem(data) is None
+    assert sources.unit_problem(early) == ("unit b2b: no transactions on or before observation_end 2015-01-01 "
+                                           "(first order 2023-01-01)")

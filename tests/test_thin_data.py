@@ -1,0 +1,125 @@
+"""The real notebooks on thin, partial and degenerate units: every report renders (with notes
+where the data cannot support an estimate), is marked not available, or the unit is refused
+before any run; never a Python exception in a report."""
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from custlib import runner
+from conftest import ROOT
+from thin_data import make_project
+
+UNITS = {
+    "n0": (0, "full"),
+    "n5": (5, "full"),
+    "n50_absent": (50, "absent"),
+    "n50_empty": (50, "empty"),
+    "n500": (500, "full"),
+    "one_time_buyers": (200, "one_time_buyers"),
+    "one_class": (300, "one_class"),
+    "all_members_no_promoters": (300, "all_members_no_promoters"),
+}
+
+
+@pytest.fixture(scope="module")
+def thin_run(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("thin"), UNITS)
+    results = runner.run(root, jobs=2, run_date="2026-01-15", progress=False)
+    return root, {(r.unit, r.analysis): r for r in results}
+
+
+def test_no_report_fails(thin_run):
+    _, results = thin_run
+    failed = {k: r.error for k, r in results.items() if r.status == "failed"}
+    assert not failed
+
+
+def test_statuses_follow_the_data(thin_run):
+    root, results = thin_run
+    assert {results["n0", a].status for a in runner.ANALYSES} == {"refused"}
+    assert "n0" in results["n0", "segmentation"].error
+    for unit in ("n50_absent", "n50_empty"):
+        assert results[unit, "segmentation"].status == results[unit, "lifecycle"].status == "ok"
+        assert results[unit, "loyalty_impact"].status == "not available"
+        assert results[unit, "loyalty_impact"].error == "needs loyalty_members"
+        assert results[unit, "satisfaction"].error == "needs survey_responses"
+    for unit in ("n5", "n500", "one_time_buyers", "one_class", "all_members_no_promoters"):
+        assert {results[unit, a].status for a in runner.ANALYSES} == {"ok"}, unit
+    manifest = json.loads((root / "reports" / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["reports"]} == {"ok", "not available", "refused"}
+    index = (root / "reports" / "index.html").read_text()
+    assert "needs survey_responses" in index and "status-not-available" in index
+
+
+def test_reports_explain_what_is_missing(thin_run):
+    root, _ = thin_run
+    for unit in ("n5", "n50_absent", "one_time_buyers"):
+        for analysis in ("segmentation", "lifecycle"):
+            page = (root / "reports" / unit / f"{analysis}.html").read_text()
+            assert "Traceback" not in page and "NaN" not in page and ">nan<" not in page
+    lifecycle = (root / "reports" / "n50_absent" / "lifecycle.html").read_text()
+    assert "cl-unavailable" in lifecycle and "leads" in lifecycle
+
+
+def _digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rerunning_one_analysis_leaves_the_others_outputs_alone(thin_run):
+    root, _ = thin_run
+    data = root / "reports" / "n500" / "data"
+    before = {k: v for k, v in _digests(data).items() if k.parts[0] != "segmentation"}
+    assert any(k.parts[0] == "lifecycle" and "targets" in k.parts for k in before)
+    runner.run(root, units=["n500"], analyses=["segmentation"], jobs=1, progress=False)
+    after = {k: v for k, v in _digests(data).items() if k.parts[0] != "segmentation"}
+    assert after == before
+
+
+def test_cli_exit_code_tells_a_scheduler(thin_run):
+    root, _ = thin_run
+    run = lambda *a: subprocess.run([sys.executable, "-m", "custlib.cli", "--root", str(root), *a],  # noqa: E731
+                                    capture_output=True, text=True)
+    out = run("run", "--bu", "n0", "n50_absent", "--analysis", "satisfaction", "--jobs", "1")
+    assert out.returncode == 2 and "n0" in out.stderr and "Traceback" not in out.stderr
+    out = run("run", "--bu", "n50_absent", "--analysis", "satisfaction", "--jobs", "1")
+    assert out.returncode == 0 and "needs survey_responses" in out.stderr
+    out = run("validate", "--bu", "n50_absent", "n5")
+    assert out.returncode == 0
+    assert re.search(r"leads\s+0\s+absent", out.stdout) and "not available — needs loyalty_members" in out.stdout
+
+
+def test_orders_only_unit_renders_segmentation_and_lifecycle(tmp_path):
+    """A real transaction log (CDNOW) converted by hand into customers.csv and transactions.csv."""
+    root = make_project(tmp_path, {})
+    orders = pd.read_csv(ROOT / "tests" / "data" / "cdnow_sample_transactions.csv.gz", dtype={"customer_id": str})
+    orders["customer_id"] = "C" + orders["customer_id"]
+    folder = root / "data" / "cdnow"
+    folder.mkdir(parents=True)
+    first = orders.groupby("customer_id", as_index=False)["order_date"].min()
+    customers = first.rename(columns={"order_date": "signup_date"}).assign(
+        business_unit="cdnow", customer_type="individual", region="US", city="unknown", age=None,
+        gender=None, income_band=None, interests=None, acquisition_channel="unknown")
+    customers.to_csv(folder / "customers.csv", index=False)
+    orders.assign(order_id=[f"O{i}" for i in range(len(orders))], business_unit="cdnow", discount=0.0,
+                  quantity=1, channel="mail order", product_category="music").to_csv(folder / "transactions.csv", index=False)
+    (root / "params" / "business_units" / "cdnow.yaml").write_text(
+        "id: cdnow\ndisplay_name: CDNOW\ndata_source: data/cdnow\nobservation_end: 1998-06-30\ncurrency: USD\n")
+    out = subprocess.run([sys.executable, "-m", "custlib.cli", "--root", str(root), "run", "--jobs", "2"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads((root / "reports" / "manifest.json").read_text())
+    status = {r["analysis"]: (r["status"], r["error"]) for r in manifest["reports"]}
+    assert status == {"segmentation": ("ok", None), "lifecycle": ("ok", None),
+                      "loyalty_impact": ("not available", "needs loyalty_members"),
+                      "satisfaction": ("not available", "needs survey_responses")}
+    lifecycle = (root / "reports" / "cdnow" / "lifecycle.html").read_text()
+    assert "CLV" in lifecycle and "cl-unavailable" in lifecycle  # the funnel: no leads
+    churn = pd.read_csv(root / "reports" / "cdnow" / "data" / "lifecycle" / "targets" / "churn_risk.csv")
+    assert churn["customer_id"].str.startswith("C").all()
