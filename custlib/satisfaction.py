@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from math import factorial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from scipy import stats as st
 
 from custlib import contract, features
 from custlib.params import SatisfactionParams, UnitParams
-from custlib.stats import Z95, Estimate, proportion
+from custlib.stats import Z95, Estimate, Unavailable, proportion
 
 GROUPS = ("promoter", "passive", "detractor")
 ATTRIBUTES = contract.SURVEY_ATTRIBUTES
@@ -33,6 +34,12 @@ CUSTOMER_TYPE_NAMES = {"individual": "individual 个人客户", "enterprise": "e
 # report dimension -> column of the survey frame
 DIMENSIONS = {"unit": "business_unit", "segment": "segment", "channel": "order_channel",
               "region": "region", "customer type": "customer_type", "month": "month"}
+
+
+def signed(x: float, digits: int = 0) -> str:
+    """A number with its sign, '+12' or '-3', that never reads '-0' (zero is shown unsigned)."""
+    text = f"{x:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 # -- scores ------------------------------------------------------------------------------------
@@ -139,7 +146,7 @@ def score_display(scores: pd.DataFrame, group: str) -> pd.DataFrame:
     the small-sample threshold of responses are replaced by "n too small"."""
     d = scores[scores["group"] == group]
     value = d["group_value"].map(lambda v: CUSTOMER_TYPE_NAMES.get(v, v))
-    nps_text = d.apply(lambda r: f"{r.nps:+.0f} ({r.ci_low:+.0f} to {r.ci_high:+.0f})", axis=1)
+    nps_text = d.apply(lambda r: f"{signed(r.nps)} ({signed(r.ci_low)} to {signed(r.ci_high)})", axis=1)
     csat_text = d.apply(lambda r: f"{r.csat:.0%} ({r.csat_ci_low:.0%}–{r.csat_ci_high:.0%})", axis=1)
     small = d["small_n"].to_numpy()
     return pd.DataFrame({
@@ -151,14 +158,22 @@ def score_display(scores: pd.DataFrame, group: str) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def warn_small_groups(scores: pd.DataFrame) -> None:
-    """A visible report warning naming the groups with too few responses, if there are any."""
-    from custlib import report
-
-    s = scores[scores["small_n"]]
-    if len(s):
-        names = ", ".join(f"{g} {v} (n = {n})" for g, v, n in zip(s["group"], s["group_value"], s["n"]))
-        report.warning(f"Too few responses for a reliable estimate (shown as 'n too small'): {names}.")
+def group_rows(scores: pd.DataFrame, group: str, small_n: int) -> pd.DataFrame | Unavailable:
+    """The rows of one dimension of :func:`score_table`, or why NPS cannot be compared across
+    its values: none recorded, a single value, or fewer than two values with at least
+    ``small_n`` responses."""
+    d = scores[scores["group"] == group]
+    if d.empty:
+        return Unavailable(f"No {group} is recorded for the survey respondents, so there is no NPS by {group}.")
+    if len(d) == 1:
+        return Unavailable(f"All {int(d['n'].iloc[0]):,} responses come from one {group} "
+                           f"({d['group_value'].iloc[0]}): there is nothing to compare by {group}.")
+    enough = int((d["n"] >= small_n).sum())
+    if enough < 2:
+        return Unavailable(f"Too few responses to compare NPS by {group}: {enough} of {len(d)} {group} values "
+                           f"have at least {small_n:,} responses (the largest has {int(d['n'].max()):,}); "
+                           f"at least two are needed.")
+    return d
 
 
 # -- change between two periods -----------------------------------------------------------------
@@ -186,15 +201,18 @@ class PeriodChange:
         return pd.DataFrame([{"measure": m, "period": p, "estimate": e.estimate, "ci_low": e.ci_low,
                               "ci_high": e.ci_high, "n": e.n} for m, p, e in rows])
 
-    def display(self) -> pd.DataFrame:
-        """The summary formatted for the report (NPS in points, CSAT in %)."""
+    def display(self, small_n: int = 0) -> pd.DataFrame:
+        """The summary formatted for the report (NPS in points, CSAT in %); a period with fewer
+        than ``small_n`` responses, and the change when either period has, read "n too small"."""
         d = self.summary
         scale = np.where(d["measure"] == "NPS", 1.0, 100.0)
         unit = np.where(d["measure"] == "NPS", " points", "%")
-        text = [f"{e:+.1f}{u} (95% CI {lo:+.1f} to {hi:+.1f})" if p == "change"
+        few = min(self.nps_previous.n, self.nps_recent.n) < small_n
+        text = ["n too small" if (few if p == "change" else n < small_n)
+                else f"{signed(e, 1)}{u} (95% CI {signed(lo, 1)} to {signed(hi, 1)})" if p == "change"
                 else f"{e:.1f}{u} ({lo:.1f}–{hi:.1f})"
-                for e, lo, hi, u, p in zip(d["estimate"] * scale, d["ci_low"] * scale, d["ci_high"] * scale,
-                                           unit, d["period"])]
+                for e, lo, hi, u, p, n in zip(d["estimate"] * scale, d["ci_low"] * scale, d["ci_high"] * scale,
+                                              unit, d["period"], d["n"])]
         return pd.DataFrame({"measure": d["measure"], "period": d["period"], "estimate (95% CI)": text,
                              "n": d["n"]})
 
@@ -206,11 +224,11 @@ class PeriodChange:
             return (f"Too few responses to judge the change of NPS: n = {a.n:,} in {self.previous} and "
                     f"n = {b.n:,} in {self.recent}.")
         verdict = "a significant change" if self.nps_p_value < 0.05 else "no significant change"
-        return (f"NPS {self.recent}: {b.estimate:+.0f} (n = {b.n:,}) against {a.estimate:+.0f} in "
-                f"{self.previous} (n = {a.n:,}): change {c.estimate:+.1f} points (95% CI {c.ci_low:+.1f} "
-                f"to {c.ci_high:+.1f}, p = {self.nps_p_value:.2f}), {verdict}; CSAT change "
-                f"{100 * d.estimate:+.1f} percentage points (95% CI {100 * d.ci_low:+.1f} to "
-                f"{100 * d.ci_high:+.1f}, p = {self.csat_p_value:.2f}).")
+        return (f"NPS {self.recent}: {signed(b.estimate)} (n = {b.n:,}) against {signed(a.estimate)} in "
+                f"{self.previous} (n = {a.n:,}): change {signed(c.estimate, 1)} points (95% CI "
+                f"{signed(c.ci_low, 1)} to {signed(c.ci_high, 1)}, p = {self.nps_p_value:.2f}), {verdict}; "
+                f"CSAT change {signed(100 * d.estimate, 1)} percentage points (95% CI {signed(100 * d.ci_low, 1)} "
+                f"to {signed(100 * d.ci_high, 1)}, p = {self.csat_p_value:.2f}).")
 
 
 def compare_periods(observation_end, months: int) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
@@ -222,8 +240,9 @@ def compare_periods(observation_end, months: int) -> tuple[tuple[pd.Timestamp, p
 
 
 def change_test(responses: pd.DataFrame, observation_end, cfg: SatisfactionParams = SatisfactionParams()
-                ) -> PeriodChange:
-    """NPS and CSAT of the last ``cfg.compare_months`` months against the months before.
+                ) -> PeriodChange | Unavailable:
+    """NPS and CSAT of the last ``cfg.compare_months`` months against the months before, or why
+    not when a period has no responses.
 
     NPS change: difference with se = sqrt(se₁² + se₂²) (independent samples) and a two-sided
     z-test; CSAT change: Newcombe interval and score test (statsmodels).
@@ -239,12 +258,15 @@ def change_test(responses: pd.DataFrame, observation_end, cfg: SatisfactionParam
         csats.append(csat(part["csat"], cfg.csat_satisfied_min))
         counts.append(int((part["csat"] >= cfg.csat_satisfied_min).sum()))
     a, b = npss
+    if min(a.n, b.n) == 0:
+        empty = " and ".join(label for label, e in zip(labels, npss) if e.n == 0)
+        return Unavailable(f"No survey responses in {empty}: the change of NPS and CSAT between "
+                           f"{labels[0]} and {labels[1]} cannot be tested.")
     diff = Estimate.normal(b.estimate - a.estimate, float(np.hypot(a.se, b.se)), a.n + b.n,
                            "difference of NPS, independent samples")
     p_nps = float(2 * st.norm.sf(abs(diff.estimate / diff.se))) if diff.se > 0 else float("nan")
     ca, cb = csats
-    lo = hi = p_csat = float("nan")
-    if min(ca.n, cb.n) > 0:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a share of 0 or 1 in a period: ratio and odds undefined
         lo, hi = confint_proportions_2indep(counts[1], cb.n, counts[0], ca.n, method="newcomb")
         p_csat = float(test_proportions_2indep(counts[1], cb.n, counts[0], ca.n, method="score").pvalue)
     csat_diff = Estimate(float(cb.estimate - ca.estimate), float((hi - lo) / (2 * Z95)), float(lo), float(hi),
@@ -272,6 +294,12 @@ def _lmg_from_corr(corr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _regular(corr: np.ndarray) -> bool:
+    """Whether a correlation matrix of (y, x1..xp) supports the LMG split: every variable
+    varies and no predictor is a linear combination of the others."""
+    return bool(np.isfinite(corr).all()) and np.linalg.matrix_rank(corr[1:, 1:]) == corr.shape[0] - 1
+
+
 def lmg_importance(X: pd.DataFrame, y: pd.Series) -> pd.Series:
     """Shapley / LMG relative importance of each column of ``X`` for the OLS R² of ``y``: the
     average increase of R² when the predictor is added, over all orders of entry. Sums to the
@@ -285,22 +313,20 @@ class KeyDrivers:
     """Which attribute ratings drive the overall rating.
 
     ``fit(responses)`` uses complete cases of the outcome (``"nps"`` 0-10 or ``"csat"`` 1-5) and
-    the attribute ratings. Learned: ``n_``, ``r2_``, ``ols_`` (statsmodels OLS on standardized
-    variables), ``bootstrap_`` (importances of each resample) and ``summary``: attribute,
-    importance (Shapley / LMG part of R²), ci_low, ci_high (percentile bootstrap),
-    mean_score (1-5) with its 95% interval, rank, top2_share (share of resamples in which the
-    attribute ranks in the top two), std_coef with its 95% interval and n; written as
-    ``drivers.csv``. Importances are parts of R² and sum to ``r2_``.
+    the attribute ratings (check them with :func:`key_drivers`); bootstrap resamples in which a
+    variable does not vary or the attributes are collinear are left out of the intervals.
+    Learned: ``n_``, ``r2_``, ``ols_`` (statsmodels OLS on standardized variables),
+    ``bootstrap_`` (importances of each resample) and ``summary``: attribute, importance
+    (Shapley / LMG part of R²), ci_low, ci_high (percentile bootstrap), mean_score (1-5) with
+    its 95% interval, rank, top2_share (share of resamples in which the attribute ranks in the
+    top two), std_coef with its 95% interval and n; written as ``drivers.csv``. Importances are
+    parts of R² and sum to ``r2_``.
     """
 
     def __init__(self, outcome: str = "nps", attributes: tuple[str, ...] = ATTRIBUTES,
                  bootstrap_reps: int = 500, seed: int = 2025):
         self.outcome, self.attributes = outcome, tuple(attributes)
         self.bootstrap_reps, self.seed = bootstrap_reps, seed
-
-    @classmethod
-    def from_params(cls, cfg: SatisfactionParams) -> "KeyDrivers":
-        return cls(cfg.driver_outcome, ATTRIBUTES, cfg.bootstrap_reps, cfg.bootstrap_seed)
 
     def fit(self, responses: pd.DataFrame) -> "KeyDrivers":
         import statsmodels.api as sm
@@ -318,9 +344,10 @@ class KeyDrivers:
         for b in range(self.bootstrap_reps):
             sample = values[rng.integers(0, self.n_, self.n_)]
             with np.errstate(invalid="ignore", divide="ignore"):
-                boot[b] = _lmg_from_corr(np.corrcoef(sample, rowvar=False))
+                corr = np.corrcoef(sample, rowvar=False)
+            boot[b] = _lmg_from_corr(corr) if _regular(corr) else np.nan
         self.bootstrap_ = pd.DataFrame(boot, columns=list(self.attributes))
-        ranks = (-self.bootstrap_).rank(axis=1)
+        ranks = (-self.bootstrap_.dropna()).rank(axis=1)
         ci = self.bootstrap_.quantile([0.025, 0.975])
         conf = self.ols_.conf_int()
         mean, sem = d[list(self.attributes)].mean(), d[list(self.attributes)].sem()
@@ -359,6 +386,43 @@ class KeyDrivers:
                 f"{b.importance:.2f} (95% CI {b.ci_low:.2f}–{b.ci_high:.2f}); the {len(self.attributes)} "
                 f"attributes together explain R² = {self.r2_:.2f} (n = {self.n_:,}). These two rank top two "
                 f"in {min(a.top2_share, b.top2_share):.0%} of bootstrap resamples.")
+
+
+def driver_attributes(responses: pd.DataFrame, outcome: str = "nps",
+                      attributes: tuple[str, ...] = ATTRIBUTES) -> dict[str, str]:
+    """The attributes that cannot enter the key-driver model, with why: rated by no respondent,
+    or rated the same by every respondent who rated the overall score and all rated attributes."""
+    rated = [a for a in attributes if responses[a].notna().any()]
+    complete = responses[[outcome, *rated]].dropna()
+    out = {a: "rated by no respondent" for a in attributes if a not in rated}
+    if len(complete):
+        out |= {a: f"rated {complete[a].iloc[0]:g} by every respondent" for a in rated if complete[a].nunique() < 2}
+    return out
+
+
+def key_drivers(responses: pd.DataFrame, cfg: SatisfactionParams, small_n: int,
+                left_out: dict[str, str] | None = None) -> KeyDrivers | Unavailable:
+    """:class:`KeyDrivers` fitted on the attributes not ``left_out`` (see
+    :func:`driver_attributes`), or why the responses cannot support it: fewer than two
+    attributes, fewer complete responses than ``small_n`` (and than attributes + 2), an overall
+    score that does not vary, or collinear attributes."""
+    attributes = tuple(a for a in ATTRIBUTES if a not in (left_out or {}))
+    outcome = cfg.driver_outcome
+    if len(attributes) < 2:
+        return Unavailable(f"Key drivers need at least two attributes whose ratings vary; "
+                           f"{len(attributes)} of {len(ATTRIBUTES)} do.")
+    d = responses[[outcome, *attributes]].dropna()
+    needed = max(small_n, len(attributes) + 2)
+    if len(d) < needed:
+        return Unavailable.too_few("the key drivers", len(d), needed,
+                                   of="responses with the overall score and every attribute rated")
+    if d[outcome].nunique() < 2:
+        return Unavailable(f"All {len(d):,} responses give the same {outcome.upper()} score "
+                           f"({d[outcome].iloc[0]:g}): there is no variation for the attributes to explain.")
+    if not _regular(np.corrcoef(d.to_numpy(dtype=float), rowvar=False)):
+        return Unavailable(f"The attribute ratings of the {len(d):,} responses are collinear (one is a linear "
+                           f"combination of the others): their separate importance cannot be estimated.")
+    return KeyDrivers(outcome, attributes, cfg.bootstrap_reps, cfg.bootstrap_seed).fit(responses)
 
 
 QUADRANTS = {(True, True): "fix first 优先改进", (True, False): "keep up 保持优势",
@@ -471,7 +535,8 @@ class LapseModel:
     """Cox proportional-hazards model of lapse after the survey (lifelines ``CoxPHFitter``).
 
     Covariates: ``detractor`` and ``passive`` indicators (promoters are the reference),
-    ``tenure_years`` and ``log_value`` (see :func:`lapse_frame`). Learned: ``cph_``, ``n_``,
+    ``tenure_years`` and ``log_value`` (see :func:`lapse_frame`); one that does not vary is left
+    out (check the frame with :func:`lapse_model`). Learned: ``cph_``, ``covariates_``, ``n_``,
     ``events_``, ``data_`` (the design) and ``summary``: term, hazard_ratio, ci_low, ci_high,
     p_value, n.
     """
@@ -484,11 +549,12 @@ class LapseModel:
         d = frame.assign(detractor=(frame["nps_group"] == "detractor").astype(int),
                          passive=(frame["nps_group"] == "passive").astype(int))
         self.data_ = d
-        self.cph_ = CoxPHFitter().fit(d[[*self.COVARIATES, "days", "lapsed"]], "days", "lapsed")
+        self.covariates_ = [c for c in self.COVARIATES if d[c].nunique() > 1]
+        self.cph_ = CoxPHFitter().fit(d[[*self.covariates_, "days", "lapsed"]], "days", "lapsed")
         self.n_, self.events_ = len(d), int(d["lapsed"].sum())
         s = self.cph_.summary
         self.summary = pd.DataFrame({
-            "term": list(self.COVARIATES), "hazard_ratio": s["exp(coef)"].to_numpy(),
+            "term": self.covariates_, "hazard_ratio": s["exp(coef)"].to_numpy(),
             "ci_low": s["exp(coef) lower 95%"].to_numpy(), "ci_high": s["exp(coef) upper 95%"].to_numpy(),
             "p_value": s["p"].to_numpy(), "n": self.n_,
         })
@@ -510,7 +576,7 @@ class LapseModel:
         The interval evaluates the same at the ends of the hazard-ratio interval.
         """
         det = self.data_[self.data_["detractor"] == 1]
-        as_promoter = det[list(self.COVARIATES)].assign(detractor=0)
+        as_promoter = det[self.covariates_].assign(detractor=0)
         surv = self.cph_.predict_survival_function(as_promoter, times=[horizon_days]).iloc[0].to_numpy()
         value = det["revenue_year_before"].clip(lower=0).to_numpy()
         hr = self.hazard_ratio()
@@ -543,6 +609,29 @@ class LapseModel:
                 f"(95% CI {r.ci_low:,.0f}–{r.ci_high:,.0f}).")
 
 
+def lapse_model(frame: pd.DataFrame, small_n: int) -> LapseModel | Unavailable:
+    """:class:`LapseModel` fitted on :func:`lapse_frame`, or why the frame cannot support the
+    detractors' hazard ratio: fewer than ``small_n`` customers, no promoters or no detractors
+    (the comparison itself), no lapses, or a fit that does not converge (complete separation)."""
+    from lifelines.exceptions import ConvergenceError
+
+    what = "the lapse hazard of detractors against promoters"
+    if len(frame) < small_n:
+        return Unavailable.too_few(what, len(frame), small_n, of="surveyed customers with follow-up")
+    absent = [g for g in ("promoter", "detractor") if not (frame["nps_group"] == g).any()]
+    if absent:
+        return Unavailable(f"No {' and no '.join(g + 's' for g in absent)} among the {len(frame):,} surveyed "
+                           f"customers with follow-up: {what} cannot be estimated.")
+    if not frame["lapsed"].any():
+        return Unavailable(f"None of the {len(frame):,} surveyed customers with follow-up has lapsed: "
+                           f"{what} cannot be estimated.")
+    try:
+        return LapseModel().fit(frame)
+    except ConvergenceError:
+        return Unavailable(f"The Cox model of lapse does not converge on these {len(frame):,} customers (a group "
+                           f"or covariate separates lapsed from retained customers): {what} cannot be estimated.")
+
+
 def lapse_by_group(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Kaplan–Meier share lapsed within ``horizon_days`` of the survey per NPS group, with its
     95% interval (lifelines, exponential Greenwood): nps_group, n, lapses, lapsed_share,
@@ -563,13 +652,16 @@ def lapse_by_group(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def lapse_display(by_group: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams()) -> pd.DataFrame:
-    """:func:`lapse_by_group` formatted for the report, with the client's group names."""
+def lapse_display(by_group: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams(),
+                  small_n: int = 0) -> pd.DataFrame:
+    """:func:`lapse_by_group` formatted for the report, with the client's group names; groups
+    of fewer than ``small_n`` customers read "n too small"."""
     d = by_group
+    shares = _ci_text(d["lapsed_share"], d["ci_low"], d["ci_high"], "{:.0%}")
     return pd.DataFrame({
         "NPS group": [f"{g} {cfg.nps_group_names[g]}" for g in d["nps_group"]], "n": d["n"],
         "lapses observed": d["lapses"],
-        "share lapsed (95% CI)": _ci_text(d["lapsed_share"], d["ci_low"], d["ci_high"], "{:.0%}"),
+        "share lapsed (95% CI)": np.where(d["n"] < small_n, "n too small", shares),
     })
 
 
@@ -585,22 +677,144 @@ def hazard_display(summary: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-# -- headline ------------------------------------------------------------------------
-def headline(overall: pd.Series, change: PeriodChange, drivers: KeyDrivers, priority: pd.DataFrame,
-             lapse: LapseModel, at_stake: RevenueAtStake, currency: str, small_n: int,
-             satisfied_score: float = 4.0) -> list[str]:
-    """The executive findings: NPS and CSAT with intervals and the change, the top drivers and
-    the first fix, what detractors cost. ``overall``: the unit row of :func:`score_table`."""
-    o = overall
-    if o["n"] < small_n:
-        return [f"Only {o['n']} survey responses: too few for reliable satisfaction estimates."]
-    return [
-        f"NPS 净推荐值 {o['nps']:+.0f} (95% CI {o['ci_low']:+.0f} to {o['ci_high']:+.0f}, n = {o['n']:,}): "
-        f"{o['promoters']:.0%} promoters 推荐者, {o['passives']:.0%} passives 被动者, {o['detractors']:.0%} "
-        f"detractors 贬损者. CSAT 客户满意度 (rating 4-5 of 5) {o['csat']:.0%} "
-        f"(95% CI {o['csat_ci_low']:.0%}–{o['csat_ci_high']:.0%}, n = {o['n']:,}).",
-        change.sentence(small_n),
-        drivers.sentence(),
-        first_fix_sentence(priority, satisfied_score),
-        lapse.sentence(at_stake, currency),
-    ]
+# -- the whole analysis ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SatisfactionAnalysis:
+    """The satisfaction analysis of one unit (numbers only; :func:`analyse` builds it). A part
+    the unit's responses cannot support is a :class:`custlib.stats.Unavailable` saying why.
+
+    ``groups``: the rows of ``scores`` per dimension of :data:`DIMENSIONS` other than the unit
+    (see :func:`group_rows`); ``left_out``: attributes not in the key-driver model, with why;
+    ``lapse_groups``: :func:`lapse_by_group`; ``comments``: per language, the terms most typical
+    of detractors and of promoters (:func:`custlib.text.language_terms`).
+    """
+
+    cfg: SatisfactionParams
+    small_n: int
+    currency: str
+    responses: pd.DataFrame
+    scores: pd.DataFrame
+    groups: dict[str, pd.DataFrame | Unavailable]
+    change: PeriodChange | Unavailable
+    left_out: dict[str, str]
+    drivers: KeyDrivers | Unavailable
+    priority: pd.DataFrame | Unavailable
+    lapse_data: pd.DataFrame
+    lapse_groups: pd.DataFrame | Unavailable
+    lapse: LapseModel | Unavailable
+    at_stake: RevenueAtStake | Unavailable
+    terms: pd.DataFrame
+    comments: dict[str, pd.DataFrame | Unavailable]
+
+    @property
+    def overall(self) -> pd.Series:
+        """The unit row of ``scores``."""
+        return self.scores[self.scores["group"] == "unit"].iloc[0]
+
+    def headline(self) -> list[str]:
+        """The executive findings: NPS and CSAT with intervals and the change, the top drivers and
+        the first fix, what detractors cost; a part the data cannot support says why."""
+        o, cfg = self.overall, self.cfg
+        if o["n"] < self.small_n:
+            return [f"Only {o['n']:,} survey responses: too few for reliable satisfaction estimates "
+                    f"(at least {self.small_n:,} needed)."]
+        findings = [
+            f"NPS 净推荐值 {signed(o['nps'])} (95% CI {signed(o['ci_low'])} to {signed(o['ci_high'])}, "
+            f"n = {o['n']:,}): {o['promoters']:.0%} promoters 推荐者, {o['passives']:.0%} passives 被动者, "
+            f"{o['detractors']:.0%} detractors 贬损者. CSAT 客户满意度 (rating {cfg.csat_satisfied_min}-5 of 5) "
+            f"{o['csat']:.0%} (95% CI {o['csat_ci_low']:.0%}–{o['csat_ci_high']:.0%}, n = {o['n']:,}).",
+            _said(self.change, lambda c: c.sentence(self.small_n)),
+            _said(self.drivers, KeyDrivers.sentence),
+        ]
+        if not isinstance(self.drivers, Unavailable):
+            findings.append(first_fix_sentence(self.priority, cfg.csat_satisfied_min))
+        findings.append(_said(self.lapse, lambda m: m.sentence(self.at_stake, self.currency)))
+        return findings
+
+    def warnings(self, section: str) -> list[str]:
+        """Cautions of one section: ``"scores"`` (groups with too few responses, an NPS group
+        nobody is in), ``"drivers"`` (attributes left out) or ``"lapse"`` (few promoters or
+        detractors behind the hazard ratio)."""
+        if section == "scores":
+            return self._score_warnings()
+        if section == "drivers" and not isinstance(self.drivers, Unavailable):
+            return [f"Left out of the key drivers: {_name(a)}, {why}." for a, why in self.left_out.items()]
+        if section == "lapse" and not isinstance(self.lapse, Unavailable):
+            counts = self.lapse.data_["nps_group"].value_counts()
+            few = [f"{counts[g]:,} {g}s" for g in ("promoter", "detractor") if counts[g] < self.small_n]
+            if few:
+                return [f"Only {' and '.join(few)} behind the hazard ratio (fewer than {self.small_n:,} each): "
+                        f"treat it as indicative."]
+        return []
+
+    def _score_warnings(self) -> list[str]:
+        out = []
+        shown = [d for d in self.groups.values() if not isinstance(d, Unavailable)]
+        small = pd.concat([self.scores[self.scores["group"] == "unit"], *shown])
+        small = small[small["small_n"]]
+        months = small["group"] == "month"
+        names = [f"{g} {v} (n = {n:,})" for g, v, n in small.loc[~months, ["group", "group_value", "n"]].itertuples(
+            index=False)]
+        if months.any():
+            names.append(f"{int(months.sum())} months")
+        if names:
+            out.append(f"Fewer than {self.small_n:,} responses, too few for a reliable estimate (shown as "
+                       f"'n too small'): {', '.join(names)}.")
+        cfg = self.cfg
+        bands = {"promoter": f"{cfg.promoter_min}-10", "detractor": f"0-{cfg.detractor_max}"}
+        for group, band in bands.items():
+            if self.overall[f"{group}s"] == 0 and self.overall["n"] >= self.small_n:
+                out.append(f"No {group}s {cfg.nps_group_names[group]} (scores {band}) among the "
+                           f"{self.overall['n']:,} responses: the NPS rests on the other groups alone, and "
+                           f"nothing can be compared with {group}s.")
+        return out
+
+    def show_warnings(self, section: str) -> None:
+        """Each caution of ``section`` (see :meth:`warnings`) as a visible report warning."""
+        from custlib import report
+
+        for text_ in self.warnings(section):
+            report.warning(text_)
+
+    def write_outputs(self, folder: str | Path) -> list[Path]:
+        """``nps.csv`` (:func:`score_table`) and, when estimated, ``drivers.csv`` (the key
+        drivers' summary), written atomically; returns the paths."""
+        from custlib import report
+
+        folder = Path(folder)
+        paths = [report.write_output(self.scores, folder / "nps.csv")]
+        if not isinstance(self.drivers, Unavailable):
+            paths.append(report.write_output(self.drivers.summary, folder / "drivers.csv"))
+        return paths
+
+
+def _said(part, sentence) -> str:
+    """The part's sentence, or the reason it is unavailable."""
+    return part.reason if isinstance(part, Unavailable) else sentence(part)
+
+
+def analyse(data) -> SatisfactionAnalysis:
+    """Run the satisfaction analysis of one unit (``data``: :class:`custlib.sources.UnitData`
+    with survey responses)."""
+    from custlib import text
+
+    p, cfg = data.params, data.params.satisfaction
+    small_n = small_sample_n(p)
+    responses = survey_frame(data)
+    scores = score_table(responses, cfg, small_n)
+    groups = {g: group_rows(scores, g, small_n) for g in DIMENSIONS if g != "unit"}
+    left_out = driver_attributes(responses, cfg.driver_outcome)
+    drivers = key_drivers(responses, cfg, small_n, left_out)
+    priority = (drivers if isinstance(drivers, Unavailable)
+                else priority_matrix(drivers.summary, cfg.csat_satisfied_min))
+    lapse_data = lapse_frame(responses)
+    lapse_groups = (lapse_by_group(lapse_data, cfg.horizon_days) if len(lapse_data) >= small_n else
+                    Unavailable.too_few("the share lapsed by NPS group", len(lapse_data), small_n,
+                                        of="surveyed customers with follow-up"))
+    lapse = lapse_model(lapse_data, small_n)
+    at_stake = lapse if isinstance(lapse, Unavailable) else lapse.revenue_at_stake(cfg.horizon_days)
+    terms = text.distinctive_terms(responses["comment"], responses["nps_group"], "detractor", "promoter")
+    comments = {lang: text.language_terms(terms, lang, cfg.top_terms, small_n) for lang in text.LANGUAGES}
+    return SatisfactionAnalysis(cfg, small_n, p.currency, responses, scores, groups,
+                                change_test(responses, p.observation_end, cfg), left_out, drivers, priority,
+                                lapse_data, lapse_groups, lapse, at_stake, terms, comments)

@@ -18,6 +18,9 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from custlib.stats import Unavailable
+
+LANGUAGES = {"zh": "Chinese 中文", "en": "English"}
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 WORD = re.compile(r"\w")
 # Function words and intensifiers that carry no topic (的, 了, 很, 太, ...); negations such as 不 stay.
@@ -60,12 +63,14 @@ def tokens(text: str) -> list[str]:
 def weighted_log_odds(count_a: np.ndarray, count_b: np.ndarray, prior: np.ndarray) -> pd.DataFrame:
     """Monroe et al. (2008) log-odds ratio of each term between groups a and b with the Dirichlet
     prior ``prior`` (pseudo-counts per term): ``log_odds`` > 0 means more typical of a,
-    ``se`` its approximate standard error, ``z = log_odds / se``."""
+    ``se`` its approximate standard error, ``z = log_odds / se``; NaN for a term that is every
+    use of a group and of the prior (a vocabulary of one term: no contrast)."""
     y_a, y_b, alpha = (np.asarray(x, dtype=float) for x in (count_a, count_b, prior))
     n_a, n_b, alpha0 = y_a.sum(), y_b.sum(), alpha.sum()
-    odds_a = (y_a + alpha) / (n_a + alpha0 - y_a - alpha)
-    odds_b = (y_b + alpha) / (n_b + alpha0 - y_b - alpha)
-    delta = np.log(odds_a) - np.log(odds_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        odds_a = (y_a + alpha) / (n_a + alpha0 - y_a - alpha)
+        odds_b = (y_b + alpha) / (n_b + alpha0 - y_b - alpha)
+        delta = np.log(odds_a) - np.log(odds_b)
     se = np.sqrt(1 / (y_a + alpha) + 1 / (y_b + alpha))
     return pd.DataFrame({"log_odds": delta, "se": se, "z": delta / se})
 
@@ -74,7 +79,8 @@ def distinctive_terms(comments: pd.Series, groups: pd.Series, a: str, b: str,
                       min_count: int = 3) -> pd.DataFrame:
     """Terms of comments in group ``a`` against group ``b``, per language.
 
-    ``comments`` and ``groups`` are aligned series (empty comments are skipped). The prior is
+    ``comments`` and ``groups`` are aligned series (empty comments, and a language whose
+    comments hold no words but stop words, are skipped). The prior is
     each term's count over all comments of that language (all groups, as in tidylo's
     ``bind_log_odds``). Returns ``language, term, n_a, n_b, log_odds, se, z``, one row per term
     used at least ``min_count`` times in a and b together, sorted by z (most typical of a first);
@@ -88,8 +94,11 @@ def distinctive_terms(comments: pd.Series, groups: pd.Series, a: str, b: str,
     d["language"] = d["text"].map(language)
     parts = []
     for lang, part in d.groupby("language"):
-        vec = CountVectorizer(analyzer=tokens)
-        counts = vec.fit_transform(part["text"])
+        words = part["text"].map(tokens)
+        if not words.map(len).any():
+            continue
+        vec = CountVectorizer(analyzer=list)  # documents are token lists already
+        counts = vec.fit_transform(words)
         y_a = np.asarray(counts[(part["group"] == a).to_numpy()].sum(axis=0)).ravel()
         y_b = np.asarray(counts[(part["group"] == b).to_numpy()].sum(axis=0)).ravel()
         prior = np.asarray(counts.sum(axis=0)).ravel()
@@ -128,6 +137,28 @@ def top_terms(terms: pd.DataFrame, n: int = 10, language: str | None = None) -> 
            .drop(columns="strength").reset_index(drop=True))
     out.attrs["groups"] = (a, b)
     return out
+
+
+def language_terms(terms: pd.DataFrame, language: str, n: int, min_comments: int) -> pd.DataFrame | Unavailable:
+    """:func:`top_terms` of one language, or why there are none: no comments of that language
+    from one of the two groups, fewer than ``min_comments`` comments from both together, or no
+    term distinctive enough."""
+    a, b = terms.attrs["groups"]
+    counts = {g: terms.attrs["comments"].get((language, g), 0) for g in (a, b)}
+    name = LANGUAGES[language]
+    missing = [f"{g}s" for g, k in counts.items() if k == 0]
+    if missing:
+        return Unavailable(f"No {name} comments from {' or '.join(missing)}: the terms typical of {a}s and of "
+                           f"{b}s cannot be compared.")
+    total = sum(counts.values())
+    if total < min_comments:
+        return Unavailable.too_few(f"the terms typical of {a}s and of {b}s in {name} comments", total,
+                                   min_comments, of=f"comments from {a}s and {b}s")
+    top = top_terms(terms, n, language)
+    if top.empty:
+        return Unavailable(f"No term of the {total:,} {name} comments is used clearly more by {a}s or by {b}s "
+                           f"(|z| above 1.96).")
+    return top
 
 
 def terms_display(top: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:

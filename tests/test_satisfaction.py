@@ -13,6 +13,7 @@ from scipy import stats as st
 
 from custlib import contract, features, satisfaction
 from custlib.params import SatisfactionParams
+from custlib.stats import Unavailable
 
 UNITS = ("online", "stores", "b2b")
 
@@ -309,3 +310,124 @@ def test_small_sample_override():
     assert satisfaction.small_sample_n(p2) == 80
     with pytest.raises(ValueError):
         SatisfactionParams(promoter_min=6, detractor_max=6)
+
+
+# -- thin data: what the responses cannot support is a sentence, never an exception ------------
+def test_signed_never_reads_minus_zero():
+    assert [satisfaction.signed(x) for x in (-0.4, 0.0, 0.4, -2.6, 3)] == ["0", "0", "0", "-3", "+3"]
+    assert satisfaction.signed(-0.04, 1) == "0.0" and satisfaction.signed(1.25, 1) == "+1.2"
+
+
+def test_group_rows_one_level_and_too_few():
+    r = _responses({"2025-01-15": [("East", 10, 5)] * 40 + [("West", 3, 2)] * 5})
+    t = satisfaction.score_table(r, small_n=30)
+    assert "one month (2025-01)" in satisfaction.group_rows(t, "month", 30).reason
+    assert isinstance(satisfaction.group_rows(t, "region", 30), Unavailable)  # only East has 30
+    assert len(satisfaction.group_rows(t, "region", 5)) == 2
+    assert "No segment" in satisfaction.group_rows(t, "segment", 30).reason
+
+
+def test_change_test_with_an_empty_period():
+    r = _responses({"2025-09-01": [("E", 9, 4)] * 40})
+    c = satisfaction.change_test(r, date(2025, 12, 31), SatisfactionParams())
+    assert isinstance(c, Unavailable) and "2025-01 to 2025-06" in c.reason
+
+
+def test_change_display_masks_small_periods():
+    r = _responses({"2025-03-01": [("E", 10, 5)] * 5, "2025-09-01": [("E", 9, 4), ("E", 2, 1)] * 20})
+    shown = satisfaction.change_test(r, date(2025, 12, 31), SatisfactionParams()).display(small_n=30)
+    cells = shown.set_index(["measure", "period"])["estimate (95% CI)"]
+    assert (cells.xs("2025-01 to 2025-06", level="period") == "n too small").all()
+    assert (cells.xs("change", level="period") == "n too small").all()
+    assert cells["NPS", "2025-07 to 2025-12"].startswith("0.0 points")
+    assert cells["CSAT", "2025-07 to 2025-12"].startswith("50.0%")
+
+
+def _ratings(n: int, seed: int = 0) -> pd.DataFrame:
+    X, y = _correlated(n, len(satisfaction.ATTRIBUTES), seed)
+    d = X.set_axis(list(satisfaction.ATTRIBUTES), axis=1).clip(-2, 2).round() + 3
+    return d.assign(nps=(y.clip(-5, 5) + 5).round())
+
+
+def test_key_drivers_preconditions():
+    cfg, small = SatisfactionParams(bootstrap_reps=50), 30
+    few = satisfaction.key_drivers(_ratings(10), cfg, small)
+    assert isinstance(few, Unavailable) and "10 responses" in few.reason
+    d = _ratings(200).assign(delivery=4, service=np.nan)
+    left = satisfaction.driver_attributes(d)
+    assert left == {"delivery": "rated 4 by every respondent", "service": "rated by no respondent"}
+    kd = satisfaction.key_drivers(d, cfg, small, left)
+    assert set(kd.summary["attribute"]) == {"product_quality", "value_for_money", "digital_experience"}
+    assert kd.summary["importance"].sum() == pytest.approx(kd.r2_)
+    flat = satisfaction.key_drivers(_ratings(200).assign(nps=7), cfg, small)
+    assert "same NPS score" in flat.reason
+    collinear = _ratings(200)
+    collinear["service"] = collinear["delivery"]
+    assert "collinear" in satisfaction.key_drivers(collinear, cfg, small).reason
+
+
+def test_key_drivers_bootstrap_skips_degenerate_resamples():
+    """An attribute rated differently by one respondent only is constant in many resamples."""
+    d = _ratings(40, seed=3)
+    d["service"] = 3.0
+    d.loc[0, "service"] = 5.0
+    kd = satisfaction.KeyDrivers(bootstrap_reps=200, seed=1).fit(d)
+    assert kd.bootstrap_.isna().any(axis=1).any()
+    assert kd.summary[["ci_low", "ci_high", "top2_share"]].notna().all().all()
+
+
+def _lapse(groups: list[str], lapsed: list[int]) -> pd.DataFrame:
+    n = len(groups)
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"customer_id": range(n), "nps_group": groups, "days": rng.uniform(10, 400, n),
+                         "lapsed": lapsed, "tenure_years": rng.uniform(0, 3, n), "log_value": 0.0,
+                         "revenue_year_before": 0.0})
+
+
+def test_lapse_model_preconditions_and_constant_covariates():
+    groups = ["passive", "detractor"] * 30
+    assert "No promoters" in satisfaction.lapse_model(_lapse(groups, [1, 0] * 30), 30).reason
+    assert "has lapsed" in satisfaction.lapse_model(_lapse(["promoter", "detractor"] * 30, [0] * 60), 30).reason
+    assert "Too few" in satisfaction.lapse_model(_lapse(["promoter", "detractor"] * 5, [1, 0] * 5), 30).reason
+    m = satisfaction.lapse_model(_lapse(["promoter", "detractor"] * 40, ([1, 0, 0, 1] * 20)), 30)
+    assert m.covariates_ == ["detractor", "tenure_years"]  # no passives; value constant
+    assert m.summary["term"].tolist() == ["detractor", "tenure_years"]
+    assert m.revenue_at_stake(365).detractors == 40
+
+
+@pytest.fixture(scope="module")
+def thin(tmp_path_factory):
+    """Analyses of small and degenerate units (tests/thin_data.py)."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import thin_data
+
+    from custlib import sources
+
+    root = tmp_path_factory.mktemp("thin")
+    (root / "params" / "business_units").mkdir(parents=True)
+    shutil.copy(thin_data.ROOT / "params" / "defaults.yaml", root / "params")
+    units = {"n5": (5, "full"), "n50": (50, "full"), "no_promoters": (300, "all_members_no_promoters"),
+             "one_class": (300, "one_class"), "one_time": (200, "one_time_buyers")}
+    for unit, (n, shape) in units.items():
+        thin_data.make_unit(root, unit, n, shape)
+    return {u: satisfaction.analyse(sources.load_unit(u, root, "2026-01-15")) for u in units}
+
+
+def test_thin_units_say_what_is_missing(thin):
+    for unit, sat in thin.items():
+        assert sat.headline() and all(isinstance(s, str) for s in sat.headline()), unit
+        for section in ("scores", "drivers", "lapse"):
+            sat.warnings(section)
+    assert "too few" in thin["n5"].headline()[0]
+    assert all(isinstance(thin["n50"].groups[g], Unavailable) for g in ("segment", "month"))
+    assert isinstance(thin["n50"].drivers, Unavailable) and isinstance(thin["n50"].lapse, Unavailable)
+    np_ = thin["no_promoters"]
+    assert "No promoters" in np_.lapse.reason and np_.at_stake is np_.lapse
+    assert any("No promoters" in w for w in np_.warnings("scores"))
+    assert all(isinstance(v, Unavailable) for v in np_.comments.values())
+    oc = thin["one_class"]
+    assert all("one" in oc.groups[g].reason for g in ("channel", "region", "customer type"))

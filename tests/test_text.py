@@ -71,3 +71,29 @@ def test_demo_detractor_terms_name_the_planted_top_drivers(unit, demo_unit, trut
         for term in top["term"]:
             attrs = {a for a, phrases in complaints.items() if any(term in text.tokens(p) for p in phrases)}
             assert attrs and attrs <= top2, (lang, term, attrs)
+
+
+def test_stop_words_only_and_one_term_vocabulary():
+    """A language whose comments hold only stop words is skipped; a one-term vocabulary gives
+    no contrast (NaN), without warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        terms = text.distinctive_terms(pd.Series(["it was", "the", "好", "好"]), pd.Series(["d", "p", "d", "p"]),
+                                       "d", "p")
+    assert set(terms["language"]) <= {"zh"} and terms["z"].isna().all()
+
+
+def test_language_terms_says_what_is_missing():
+    comments = pd.Series(["slow delivery again", "delivery was slow", "great service", "great friendly service",
+                          "配送太慢"] * 10)
+    groups = pd.Series(["d", "d", "p", "p", "d"] * 10)
+    terms = text.distinctive_terms(comments, groups, "d", "p")
+    top = text.language_terms(terms, "en", 3, min_comments=30)
+    assert set(top["side"]) == {"d", "p"}
+    assert "No Chinese" in text.language_terms(terms, "zh", 3, 30).reason and "ps" in text.language_terms(
+        terms, "zh", 3, 30).reason
+    assert "Too few" in text.language_terms(terms, "en", 3, min_comments=100).reason
+    flat = text.distinctive_terms(pd.Series(["ok fine"] * 40), pd.Series(["d", "p"] * 20), "d", "p")
+    assert "No term" in text.language_terms(flat, "en", 3, 30).reason
