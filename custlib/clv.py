@@ -38,22 +38,34 @@ def _compress(summary: pd.DataFrame, columns: list[str]) -> tuple[dict[str, np.n
     return arrays, grouped.to_numpy(float)
 
 
-def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -> np.ndarray:
-    """Maximise a log-likelihood over log-parameters; returns the natural parameters."""
+def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """Maximise a log-likelihood over log-parameters; returns the natural parameters and what
+    went wrong (empty when the optimiser converged to a finite, positive maximum)."""
     x0 = np.zeros(n_params) if start is None else np.log(start)
-    with threadpool_limits(1):  # a 4-parameter problem: BLAS threads only add contention
+    # a 4-parameter problem: BLAS threads only add contention; the line search may probe extreme
+    # values that overflow, and the result is checked below
+    with threadpool_limits(1), np.errstate(all="ignore"):
         res = optimize.minimize(neg_ll_and_grad, x0, jac=True, method="L-BFGS-B",
                                 options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
-    if not np.all(np.isfinite(res.x)):
-        raise RuntimeError(f"maximum-likelihood fit failed: {res.message}")
-    return np.exp(res.x)
+    theta = np.exp(res.x)
+    problems = [] if res.success else ["the optimiser stopped without reaching a maximum"]
+    if not np.all(np.isfinite(theta) & (theta > 0)):
+        problems.append("the likelihood has no finite maximum (parameters run off to zero or infinity)")
+    return theta, problems
 
 
-def _standard_errors(score, theta: np.ndarray) -> np.ndarray:
-    """Standard errors from the inverse observed information (numerical Hessian of the score)."""
+def _standard_errors(score, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Standard errors and covariance from the inverse observed information (numerical Hessian
+    of the score); NaN, with the reason, when the information is not positive definite."""
     hess = approx_fprime(theta, score, centered=True)
-    cov = np.linalg.inv(-(hess + hess.T) / 2)
-    return np.sqrt(np.clip(np.diag(cov), 0, None)), cov
+    info = -(hess + hess.T) / 2
+    if not (np.all(np.isfinite(info)) and np.linalg.eigvalsh(info).min() > 0):
+        k = len(theta)
+        return (np.full(k, np.nan), np.full((k, k), np.nan),
+                ["the information matrix is singular: the data do not identify every parameter, "
+                 "so there are no standard errors"])
+    cov = np.linalg.inv(info)
+    return np.sqrt(np.clip(np.diag(cov), 0, None)), cov, []
 
 
 def _param_table(names: list[str], theta: np.ndarray, se: np.ndarray, n: int) -> pd.DataFrame:
@@ -66,12 +78,39 @@ def _param_table(names: list[str], theta: np.ndarray, se: np.ndarray, n: int) ->
     return pd.DataFrame([{"parameter": k, **v.to_dict()} for k, v in rows.items()])
 
 
-class BetaGeoModel:
+class _MaximumLikelihoodModel:
+    """Shared fitted attributes of the two models; a degenerate fit says so (``converged_``
+    False, the reasons in ``warnings_``) instead of raising."""
+
+    names: list[str]
+
+    def _store(self, theta: np.ndarray, problems: list[str], score, log_likelihood, n: int) -> None:
+        """Set the learned attributes from ``theta`` (NaN when nothing could be fitted)."""
+        k = len(self.names)
+        se, cov = np.full(k, np.nan), np.full((k, k), np.nan)
+        ll = float("nan")
+        if np.all(np.isfinite(theta) & (theta > 0)):
+            se, cov, singular = _standard_errors(score, theta)
+            problems = [*problems, *singular]
+            ll = log_likelihood(theta)
+        self.params_ = pd.Series(theta, index=self.names)
+        self.standard_errors_ = pd.Series(se, index=self.names)
+        self.covariance_ = pd.DataFrame(cov, index=self.names, columns=self.names)
+        self.log_likelihood_ = ll
+        self.n_customers_ = n
+        self.summary = _param_table(self.names, theta, se, n)
+        self.converged_ = not problems
+        self.warnings_ = problems
+
+
+class BetaGeoModel(_MaximumLikelihoodModel):
     """BG/NBD model of repeat purchases (periods as in the summary, usually weeks).
 
     Learned attributes after :meth:`fit`: ``params_`` (Series r, alpha, a, b), ``standard_errors_``,
     ``covariance_`` (of r, alpha, a, b), ``log_likelihood_`` (total, natural log),
-    ``n_customers_`` and ``summary`` (tidy parameter table with 95% intervals).
+    ``n_customers_``, ``summary`` (tidy parameter table with 95% intervals), ``converged_`` and
+    ``warnings_`` (why not). Without any repeat purchase the parameters are not identified and
+    nothing is fitted (NaN).
     """
 
     names = ["r", "alpha", "a", "b"]
@@ -113,14 +152,14 @@ class BetaGeoModel:
             ll, grad = self._log_likelihood(theta, x, t_x, T, w, gradient=True)
             return -ll / total, -grad * theta / total
 
-        theta = _maximise(objective, 4)
-        se, cov = _standard_errors(lambda th: self._log_likelihood(th, x, t_x, T, w, gradient=True)[1], theta)
-        self.params_ = pd.Series(theta, index=self.names)
-        self.standard_errors_ = pd.Series(se, index=self.names)
-        self.covariance_ = pd.DataFrame(cov, index=self.names, columns=self.names)
-        self.log_likelihood_ = self._log_likelihood(theta, x, t_x, T, w)
-        self.n_customers_ = int(total)
-        self.summary = _param_table(self.names, theta, se, self.n_customers_)
+        if np.any(x > 0):
+            theta, problems = _maximise(objective, 4)
+        else:
+            theta = np.full(4, np.nan)
+            problems = [f"none of the {int(total):,} customers made a repeat purchase, so the purchase "
+                        "rate and dropout are not identified"]
+        self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, T, w, gradient=True)[1],
+                    lambda th: self._log_likelihood(th, x, t_x, T, w), int(total))
         return self
 
     def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
@@ -167,12 +206,12 @@ class BetaGeoModel:
         return pd.Series(1 - alive + alive * silent, index=summary.index, name="p_no_purchase")
 
 
-class GammaGammaModel:
+class GammaGammaModel(_MaximumLikelihoodModel):
     """Gamma-Gamma model of the mean repeat-purchase value (currency per purchase).
 
     Fitted on customers with at least one repeat purchase. Learned attributes: ``params_``
     (Series p, q, v), ``standard_errors_``, ``covariance_``, ``log_likelihood_``, ``n_customers_``,
-    ``summary``.
+    ``summary``, ``converged_`` and ``warnings_`` (nothing is fitted without a repeat buyer).
     """
 
     names = ["p", "q", "v"]
@@ -193,25 +232,29 @@ class GammaGammaModel:
         d_v = q / v - (px + q) / (x * z + v)
         return ll, np.array([d_p.sum(), d_q.sum(), d_v.sum()])
 
+    @staticmethod
+    def repeat_buyers(summary: pd.DataFrame) -> pd.DataFrame:
+        """The rows the model is fitted on: a repeat purchase of positive mean value."""
+        return summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+
     def fit(self, summary: pd.DataFrame) -> "GammaGammaModel":
         """Maximum-likelihood fit on ``frequency`` and ``monetary_value`` of repeat buyers."""
-        rep = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
+        rep = self.repeat_buyers(summary)
         x, z = rep["frequency"].to_numpy(float), rep["monetary_value"].to_numpy(float)
-        scale = float(np.mean(z))  # v is fitted relative to the mean spend for a well-scaled start
 
         def objective(log_theta):
             theta = np.exp(log_theta) * np.array([1.0, 1.0, scale])
             ll, grad = self._log_likelihood(theta, x, z, gradient=True)
             return -ll / len(x), -grad * theta / len(x)
 
-        theta = _maximise(objective, 3) * np.array([1.0, 1.0, scale])
-        se, cov = _standard_errors(lambda th: self._log_likelihood(th, x, z, gradient=True)[1], theta)
-        self.params_ = pd.Series(theta, index=self.names)
-        self.standard_errors_ = pd.Series(se, index=self.names)
-        self.covariance_ = pd.DataFrame(cov, index=self.names, columns=self.names)
-        self.log_likelihood_ = self._log_likelihood(theta, x, z)
-        self.n_customers_ = len(x)
-        self.summary = _param_table(self.names, theta, se, self.n_customers_)
+        if len(x):
+            scale = float(np.mean(z))  # v is fitted relative to the mean spend for a well-scaled start
+            theta, problems = _maximise(objective, 3)
+            theta = theta * np.array([1.0, 1.0, scale])
+        else:
+            theta, problems = np.full(3, np.nan), ["no customer made a repeat purchase of positive value"]
+        self._store(theta, problems, lambda th: self._log_likelihood(th, x, z, gradient=True)[1],
+                    lambda th: self._log_likelihood(th, x, z), len(x))
         return self
 
     def expected_spend(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:

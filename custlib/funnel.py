@@ -60,7 +60,8 @@ def _step_rows(leads: pd.DataFrame, observation_end: date, group: str) -> list[d
 @dataclass(frozen=True)
 class Funnel:
     """Funnel result: ``conversion`` (one row per source and step, ``source == "all sources"``
-    for the pooled funnel), the ``bottleneck`` row (lowest pooled conversion), the stage terms."""
+    for the pooled funnel), the ``bottleneck`` row (lowest pooled conversion; None while no
+    step has a decided lead), the stage terms."""
 
     conversion: pd.DataFrame
     stage_terms: dict
@@ -70,28 +71,36 @@ class Funnel:
         return self.conversion[self.conversion["source"] == ALL_SOURCES]
 
     @property
-    def bottleneck(self) -> pd.Series:
-        o = self.overall
-        return o.loc[o["conversion"].idxmin()]
+    def bottleneck(self) -> pd.Series | None:
+        o = self.overall.dropna(subset=["conversion"])
+        return o.loc[o["conversion"].idxmin()] if len(o) else None
 
     def step_name(self, row: pd.Series) -> str:
         """'opportunity 商机 → won 成交'."""
         term = lambda s: f"{s} {self.stage_terms.get(s, '')}".strip()  # noqa: E731
         return f"{term(row['from_stage'])} → {term(row['to_stage'])}"
 
-    def headline(self) -> str:
+    def headline(self, small_n: int = 0) -> str:
+        """The bottleneck in a sentence; below ``small_n`` decided leads it is flagged as too few."""
         b = self.bottleneck
+        if b is None:
+            leads = int(self.overall["reached"].iloc[0])
+            return (f"Funnel bottleneck 销售漏斗瓶颈: none of the {leads:,} leads has been decided "
+                    "(advanced or lost) at any step yet, so no conversion can be estimated.")
+        few = f" (too few decided leads to act on; at least {small_n:,} needed)" if b["n"] < small_n else ""
+        days = b["median_days_in_stage"]
+        median = f"; median {days:.0f} days to a decision" if np.isfinite(days) else ""
         return (f"Funnel bottleneck 销售漏斗瓶颈: {self.step_name(b)} converts "
                 f"{b['conversion']:.0%} (95% CI {b['ci_low']:.0%}–{b['ci_high']:.0%}, n = {int(b['n']):,} "
-                f"decided leads), the lowest of the {len(self.overall)} steps; median "
-                f"{b['median_days_in_stage']:.0f} days to a decision.")
+                f"decided leads){few}, the lowest of the {len(self.overall)} steps{median}.")
 
     def table(self) -> pd.DataFrame:
         """Presentation table: step names with the client's terms, rates in percent."""
         t = self.conversion.copy()
         t["step"] = t.apply(self.step_name, axis=1)
         t["conversion %"] = (100 * t["conversion"]).round(1)
-        t["95% CI"] = [f"{100 * lo:.1f}–{100 * hi:.1f}" for lo, hi in zip(t["ci_low"], t["ci_high"])]
+        t["95% CI"] = [f"{100 * lo:.1f}–{100 * hi:.1f}" if n else "–"
+                       for lo, hi, n in zip(t["ci_low"], t["ci_high"], t["n"])]
         return t[["source", "step", "reached", "advanced", "lost", "open", "conversion %", "95% CI",
                   "median_days_in_stage"]]
 

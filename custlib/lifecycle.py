@@ -18,8 +18,10 @@ Purchases are purchase *days* (several orders on one day are one purchase); retu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -31,9 +33,11 @@ from sklearn.metrics import roc_curve
 
 from custlib import clv, features, funnel
 from custlib.params import LIFECYCLE_STAGES, LifecycleParams
-from custlib.stats import Estimate, proportion
+from custlib.stats import Estimate, Unavailable, proportion
 
 ACTIVE_STAGES = ("new", "repeat", "loyal", "at_risk")
+CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", "value_if_retained",
+                 "value_at_risk", "became_at_risk"]
 WEEK = 7.0
 
 
@@ -114,9 +118,12 @@ class StageHistory:
         prev = p[(p["snapshot"] == self.snapshots[-2]) & p["is_customer"]]
         return prev.set_index("key")["stage"].rename_axis("customer_id")
 
-    def transitions(self, months: int = 12) -> pd.DataFrame:
+    def transitions(self, months: int = 12) -> pd.DataFrame | Unavailable:
         """Stage-to-stage moves between consecutive snapshots, pooled over the last ``months``
         pairs: ``from_stage, to_stage, entities, share`` (share of the from-stage row)."""
+        if len(self.snapshots) < 2:
+            return Unavailable("Moves between stages need at least two month ends; the data cover one. "
+                               "A longer history would show them.")
         snaps = self.snapshots[-(months + 1):]
         p = self.panel[self.panel["snapshot"].isin(snaps)][["key", "snapshot", "stage"]]
         nxt = {a: b for a, b in zip(snaps[:-1], snaps[1:])}
@@ -188,15 +195,20 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
 
 # -- acquisition cohorts -----------------------------------------------------------------------
 
-def cohort_retention(panel: pd.DataFrame) -> pd.DataFrame:
+def cohort_retention(panel: pd.DataFrame) -> pd.DataFrame | Unavailable:
     """Monthly acquisition cohorts x months since the first purchase.
 
     ``panel``: dense customer x month frame (``features.customer_month_panel``: ``first_month``,
     ``months_since_first``, ``active``, ``spend``). Returns ``cohort`` (month of the first
     purchase), ``months_since_first``, ``cohort_size``, ``active`` (customers with a purchase that
     month), ``retention`` (active / cohort size), ``revenue`` (net, currency) and
-    ``revenue_per_customer`` (revenue / cohort size).
+    ``revenue_per_customer`` (revenue / cohort size). Unavailable when no customer can be followed
+    into a month after the first purchase.
     """
+    if not (panel["months_since_first"] >= 1).any():
+        return Unavailable("Cohort retention needs customers followed into at least one month after "
+                           "their first purchase; the data cover a single month. A longer history would "
+                           "enable it.")
     size = panel[panel["months_since_first"] == 0].groupby("first_month").size().rename("cohort_size")
     g = panel.groupby(["first_month", "months_since_first"]).agg(active=("active", "sum"),
                                                                   revenue=("spend", "sum"))
@@ -232,12 +244,22 @@ class LapseCurves:
     logrank: dict
 
 
-def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves:
+def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves | Unavailable:
     """Kaplan–Meier estimate per value of ``by`` on ``features.lapse_times`` rows (``days_to_lapse``,
-    ``lapsed``) and a multivariate log-rank test; groups smaller than ``min_n`` are left out."""
+    ``lapsed``) and a multivariate log-rank test; groups smaller than ``min_n`` are left out.
+    Unavailable with fewer than two such groups or without any lapse in them."""
     d = lapses.dropna(subset=[by])
     sizes = d[by].value_counts()
     d = d[d[by].isin(sizes[sizes >= min_n].index)]
+    what = f"Time to lapse by {by.replace('_', ' ')}"
+    groups = d[by].nunique()
+    if groups < 2:
+        return Unavailable(f"{what} needs at least two groups of {min_n:,} or more customers to compare; "
+                           f"{len(lapses):,} customers can be followed and {groups} group(s) are that large. "
+                           "More customers would enable it.")
+    if not d["lapsed"].any():
+        return Unavailable(f"{what}: none of the {len(d):,} customers followed has lapsed yet, so there is "
+                           "no lapse curve to compare. A longer history would enable it.")
     curves, medians = [], []
     for group, part in d.groupby(by, sort=True):
         kmf = KaplanMeierFitter().fit(part["days_to_lapse"], part["lapsed"], label=str(group))
@@ -282,10 +304,26 @@ class CustomerValue:
     window_weeks: int
 
 
-def customer_value(summary: pd.DataFrame, rules: LifecycleParams) -> CustomerValue:
-    """Fit both models on a weekly ``customer_summary`` and value every customer."""
+def _degenerate(models: dict) -> str:
+    """Why the fitted models (name -> model) are degenerate; empty when all converged."""
+    return "; ".join(f"{name}: {'; '.join(m.warnings_)}" for name, m in models.items() if not m.converged_)
+
+
+def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int) -> CustomerValue | Unavailable:
+    """Fit both models on a weekly ``customer_summary`` and value every customer; unavailable
+    with fewer than ``small_n`` buyers or repeat buyers, or when a fit is degenerate."""
+    repeat_buyers = len(clv.GammaGammaModel.repeat_buyers(summary))
+    if len(summary) < small_n:
+        return Unavailable.too_few("the purchase model (BG/NBD) and CLV", len(summary), small_n, "buyers")
+    if repeat_buyers < small_n:
+        return Unavailable.too_few("the spend model (Gamma-Gamma) and CLV", repeat_buyers, small_n,
+                                   "repeat buyers")
     bg = clv.BetaGeoModel().fit(summary)
     gg = clv.GammaGammaModel().fit(summary)
+    problem = _degenerate({"BG/NBD": bg, "Gamma-Gamma": gg})
+    if problem:
+        return Unavailable(f"CLV is not estimated: the models cannot be fitted reliably on these data "
+                           f"({problem}). More customers with repeat purchases would enable it.")
     horizon_weeks = rules.clv_horizon_months * clv.DAYS_PER_MONTH / WEEK
     value = clv.discounted_clv(bg, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
     p_alive = bg.probability_alive(summary)
@@ -302,23 +340,32 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams) -> CustomerVal
 
 
 @dataclass(frozen=True)
+class ChurnRanking:
+    """How well scores rank "no purchase in the holdout window": ``table`` (AUC and top-decile
+    lift per score and the AUC difference of the first two, bootstrap 95% intervals), ``roc``
+    points, ``n`` customers scored and their ``lapse_rate``."""
+
+    table: pd.DataFrame
+    roc: pd.DataFrame
+    n: int
+    lapse_rate: Estimate
+
+
+@dataclass(frozen=True)
 class HoldoutCheck:
     """Calibration / holdout validation of the purchase model and of the churn-risk ranking.
 
     ``by_frequency``: calibration repeat purchases (bucket) -> customers, mean actual and
     predicted holdout purchases; ``tracking``: weekly cumulative repeat purchases, actual and
-    predicted; ``ranking``: AUC and top-decile lift of the model score and of the recency rule
-    for "no purchase in the holdout window" (bootstrap 95% intervals); ``roc``: ROC points.
+    predicted; ``ranking``: how well the churn score finds the customers who bought nothing in
+    the holdout window.
     """
 
     calibration_end: date
     model: clv.BetaGeoModel
     by_frequency: pd.DataFrame
     tracking: pd.DataFrame
-    ranking: pd.DataFrame
-    roc: pd.DataFrame
-    n_scored: int
-    lapse_rate: Estimate
+    ranking: ChurnRanking | Unavailable
 
 
 def _frequency_buckets(summary: pd.DataFrame, predicted: pd.Series, top: int = 7) -> pd.DataFrame:
@@ -345,13 +392,18 @@ def _tracking(model: clv.BetaGeoModel, daily: pd.DataFrame, calibration_end: dat
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve as the Mann–Whitney U statistic / (n1 n0) (ties count half)."""
+    """Area under the ROC curve as the Mann–Whitney U statistic / (n1 n0) (ties count half);
+    NaN with one class only."""
     pos = y == 1
+    if pos.all() or not pos.any():
+        return float("nan")
     u = mannwhitneyu(score[pos], score[~pos], method="asymptotic", use_continuity=False).statistic
     return float(u / (pos.sum() * (~pos).sum()))
 
 
 def _top_lift(y: np.ndarray, score: np.ndarray, share: float = 0.1) -> float:
+    if not y.any():
+        return float("nan")
     k = max(1, int(round(share * len(y))))
     order = np.argsort(-score, kind="stable")
     return float(y[order[:k]].mean() / y.mean())
@@ -359,7 +411,7 @@ def _top_lift(y: np.ndarray, score: np.ndarray, share: float = 0.1) -> float:
 
 def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed: int = 0) -> pd.DataFrame:
     """AUC and top-decile lift per score, and the AUC difference of the first two, with paired
-    bootstrap 95% intervals."""
+    bootstrap 95% intervals (resamples that hold one class only are left out)."""
     rng = np.random.default_rng(seed)
     names = list(scores)
     point = {k: (_auc(y, s), _top_lift(y, s)) for k, s in scores.items()}
@@ -372,18 +424,37 @@ def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed
     for k in names:
         b = np.array(boot[k])
         for j, metric in enumerate(("AUC", "top-decile lift")):
-            lo, hi = np.percentile(b[:, j], [2.5, 97.5])
+            lo, hi = np.nanpercentile(b[:, j], [2.5, 97.5])
             rows.append({"score": k, "metric": metric, "estimate": point[k][j], "ci_low": lo,
                          "ci_high": hi, "n": len(y)})
     diff = np.array(boot[names[0]])[:, 0] - np.array(boot[names[1]])[:, 0]
-    lo, hi = np.percentile(diff, [2.5, 97.5])
+    lo, hi = np.nanpercentile(diff, [2.5, 97.5])
     rows.append({"score": f"{names[0]} − {names[1]}", "metric": "AUC difference",
                  "estimate": point[names[0]][0] - point[names[1]][0], "ci_low": lo, "ci_high": hi, "n": len(y)})
     return pd.DataFrame(rows)
 
 
+def churn_ranking(y: np.ndarray, scores: dict[str, np.ndarray], small_n: int) -> ChurnRanking | Unavailable:
+    """AUC, top-decile lift and ROC of each score for the outcome ``y`` (1: no purchase in the
+    window); unavailable with fewer than ``small_n`` customers or one outcome only."""
+    if len(y) < small_n:
+        return Unavailable.too_few("how well the churn ranking finds lapses (AUC)", len(y), small_n,
+                                   "customers active at the start of the holdout window")
+    if y.min() == y.max():
+        outcome = "bought nothing" if y[0] else "bought again"
+        return Unavailable(f"How well the churn ranking finds lapses cannot be checked: all {len(y):,} "
+                           f"customers active at the start of the holdout window {outcome} in it, and AUC "
+                           "needs customers of both kinds. A longer or later holdout window would enable it.")
+    roc = []
+    for k, s in scores.items():
+        fpr, tpr, _ = roc_curve(y, s)
+        roc.append(pd.DataFrame({"score": k, "false_positive_rate": fpr, "true_positive_rate": tpr}))
+    return ChurnRanking(_ranking(y, scores), pd.concat(roc, ignore_index=True), len(y),
+                        proportion(int(y.sum()), len(y)))
+
+
 def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_end: date,
-                  rules: LifecycleParams) -> HoldoutCheck:
+                  rules: LifecycleParams, small_n: int) -> HoldoutCheck | Unavailable:
     """Fit BG/NBD on the calibration period and compare with what happened in the holdout.
 
     ``calibration``: ``customer_summary(..., calibration_end=...)`` (weekly, with holdout
@@ -391,8 +462,16 @@ def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_en
     The ranking is scored on customers active at the calibration end (silent for at most
     ``lapsed_after_days``); the outcome is no purchase in the holdout window. The model score is
     P(no purchase in the window); the plain rule ranks by days since the last purchase.
+    Unavailable with fewer than ``small_n`` calibration customers or a degenerate fit.
     """
+    if len(calibration) < small_n:
+        return Unavailable.too_few("the purchase model for the holdout check", len(calibration), small_n,
+                                   f"buyers before the holdout window (the last {rules.holdout_weeks} weeks)")
     model = clv.BetaGeoModel().fit(calibration)
+    problem = _degenerate({"BG/NBD": model})
+    if problem:
+        return Unavailable(f"The holdout check is not possible: the purchase model fitted on the data before "
+                           f"the holdout window is degenerate ({problem}). More repeat buyers would enable it.")
     window = float(calibration["duration_holdout"].iloc[0])
     predicted = model.expected_purchases(window, calibration)
     silence_weeks = calibration["T"] - calibration["recency"]
@@ -400,13 +479,8 @@ def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_en
     y = (active["frequency_holdout"] == 0).to_numpy(int)
     scores = {"BG/NBD P(no purchase)": model.probability_no_purchase(window, active).to_numpy(),
               "recency rule (weeks silent)": (active["T"] - active["recency"]).to_numpy()}
-    roc = []
-    for k, s in scores.items():
-        fpr, tpr, _ = roc_curve(y, s)
-        roc.append(pd.DataFrame({"score": k, "false_positive_rate": fpr, "true_positive_rate": tpr}))
     return HoldoutCheck(calibration_end, model, _frequency_buckets(calibration, predicted),
-                        _tracking(model, daily, calibration_end), _ranking(y, scores),
-                        pd.concat(roc, ignore_index=True), len(y), proportion(int(y.sum()), len(y)))
+                        _tracking(model, daily, calibration_end), churn_ranking(y, scores, small_n))
 
 
 # -- churn-risk warning ------------------------------------------------------------------------
@@ -431,37 +505,64 @@ def churn_risk(values: pd.DataFrame, stage_now: pd.Series, stage_before: pd.Seri
                                          & (before.reindex(flagged.index) != "at_risk")).astype(int))
     out = out.sort_values(["value_at_risk", "value_if_retained"], ascending=False)
     out.insert(0, "risk_rank", np.arange(1, len(out) + 1))
-    cols = ["risk_rank", "p_alive", "p_no_purchase", "clv", "value_if_retained", "value_at_risk",
-            "became_at_risk"]
-    return out[cols].rename_axis("customer_id").reset_index()
+    return out.rename_axis("customer_id").reset_index()[CHURN_COLUMNS]
+
+
+def churn_list(value: CustomerValue | Unavailable, stages: StageHistory,
+               rules: LifecycleParams) -> pd.DataFrame | Unavailable:
+    """The churn-risk list (:func:`churn_risk`), or why there is none: no CLV, or nobody flagged."""
+    if isinstance(value, Unavailable):
+        return Unavailable("The churn-risk list ranks customers by CLV, which this unit's data cannot "
+                           "support yet (see the CLV section).")
+    out = churn_risk(value.table, stages.current()["stage"], stages.previous_stage(), rules)
+    if out.empty:
+        return Unavailable("No valuable active customer is at risk at the observation end, so the "
+                           "churn-risk list is empty.")
+    return out
 
 
 # -- the whole report --------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class LifecycleAnalysis:
-    """Everything the lifecycle report shows for one business unit."""
+    """Everything the lifecycle report shows for one business unit; a part this unit's data
+    cannot support is a :class:`custlib.stats.Unavailable` saying why."""
 
     unit: str
     currency: str
     small_sample_n: int
     rules: LifecycleParams
     stages: StageHistory
-    cohorts: pd.DataFrame
-    lapse_by_channel: LapseCurves
-    lapse_by_tier: LapseCurves
-    value: CustomerValue
-    holdout: HoldoutCheck
-    churn: pd.DataFrame
-    funnel: funnel.Funnel
+    open_leads: int | Unavailable
+    cohorts: pd.DataFrame | Unavailable
+    lapse_by_channel: LapseCurves | Unavailable
+    lapse_by_tier: LapseCurves | Unavailable
+    value: CustomerValue | Unavailable
+    holdout: HoldoutCheck | Unavailable
+    churn: pd.DataFrame | Unavailable
+    funnel: funnel.Funnel | Unavailable
     customers: pd.DataFrame = field(repr=False)
 
     def output_table(self) -> pd.DataFrame:
-        """lifecycle.parquet: customer_id, stage, p_alive, expected_purchases, expected_spend, clv."""
-        cur = self.stages.current()[["stage"]]
-        out = cur.join(self.value.table[["p_alive", "expected_purchases", "expected_spend", "clv"]], how="left")
+        """lifecycle.parquet: customer_id, stage, p_alive, expected_purchases, expected_spend, clv
+        (the model columns empty without CLV)."""
+        cols = ["p_alive", "expected_purchases", "expected_spend", "clv"]
+        values = self.value.table[cols] if self.has_value else pd.DataFrame(columns=cols, dtype=float)
+        out = self.stages.current()[["stage"]].join(values, how="left")
         out["stage"] = out["stage"].astype(str)
         return out.rename_axis("customer_id").reset_index()
+
+    @property
+    def has_value(self) -> bool:
+        return isinstance(self.value, CustomerValue)
+
+    @property
+    def ranking(self) -> ChurnRanking | Unavailable:
+        """The holdout check of the churn ranking, or why there is none."""
+        if isinstance(self.holdout, HoldoutCheck):
+            return self.holdout.ranking
+        return Unavailable("How well the churn ranking finds real lapses is checked in the holdout window, "
+                           "which this unit's data cannot support yet (see the holdout check).")
 
     @property
     def n_staged(self) -> int:
@@ -469,10 +570,23 @@ class LifecycleAnalysis:
         p = self.stages.panel
         return int((p["snapshot"] == self.stages.snapshots[-1]).sum())
 
+    def prospect_note(self) -> str:
+        """Where the prospects come from (use when ``open_leads`` is available)."""
+        p = self.stages.panel
+        prospects = int(((p["snapshot"] == self.stages.snapshots[-1]) & (p["stage"] == "prospect")).sum())
+        if not prospects:
+            return "No prospects at the observation end: no open sales lead and no customer without a purchase."
+        return (f"Prospects at the observation end: {prospects:,}, of which open sales leads without a customer "
+                f"record {self.open_leads:,} and customers who signed up without buying "
+                f"{prospects - self.open_leads:,}.")
+
     def stage_table(self) -> pd.DataFrame:
-        """Stages at the observation end with names, shares, expected CLV and strategies."""
-        cur = self.stages.current()[["stage"]].join(self.value.table[["clv"]], how="left")
-        return self.stages.stage_table(cur)
+        """Stages at the observation end with names, shares, expected CLV (when available) and
+        strategies."""
+        if not self.has_value:
+            return self.stages.stage_table()
+        current = self.stages.current()[["stage"]].join(self.value.table[["clv"]], how="left")
+        return self.stages.stage_table(current)
 
     def model_table(self) -> pd.DataFrame:
         """Fitted BG/NBD (weekly) and Gamma-Gamma parameters with standard errors and 95% CIs."""
@@ -486,65 +600,95 @@ class LifecycleAnalysis:
         return t[["model", "parameter", "estimate", "se", "ci_low", "ci_high", "n", "log-likelihood"]]
 
     def ranking_table(self) -> pd.DataFrame:
-        return self.holdout.ranking.drop(columns="n")
+        return self.ranking.table.drop(columns="n")
 
     def retention_table(self) -> pd.DataFrame:
-        """Pooled cohort retention at each month (Wilson 95% CI)."""
+        """Pooled cohort retention at each month (Wilson 95% CI; a note instead below
+        ``small_sample_n`` customers)."""
         months = range(1, int(self.cohorts["months_since_first"].max()) + 1)
-        rows = {f"month {m}": retention_at(self.cohorts, m) for m in months}
-        t = pd.DataFrame([{"months since first purchase": k, **e.to_dict()} for k, e in rows.items()])
-        return t.drop(columns="method")
+        rows = [(m, retention_at(self.cohorts, m)) for m in months]
+        return pd.DataFrame({"months since first purchase": [m for m, _ in rows],
+                             "retention (95% CI)": [e.short("{:.1%}", self.small_sample_n) for _, e in rows],
+                             "n": [e.n for _, e in rows]})
 
     def retention(self) -> dict[int, Estimate]:
+        if isinstance(self.cohorts, Unavailable):
+            return {}
         return {m: retention_at(self.cohorts, m) for m in self.rules.retention_months}
+
+    def _count(self, k: int, n: int, of: str) -> str:
+        """'298 of 466 buyers (63.9%, 95% CI 59.5%–68.2%)', or a too-few note instead of the rate."""
+        if n < self.small_sample_n:
+            return f"{k:,} of {n:,} {of} (too few for a reliable rate; at least {self.small_sample_n:,} needed)"
+        e = proportion(k, n)
+        return f"{k:,} of {n:,} {of} ({e.estimate:.1%}, 95% CI {e.ci_low:.1%}–{e.ci_high:.1%})"
 
     def headline(self) -> list[str]:
         """Headline numbers in the executive reading order."""
         cur = self.stages.current()
         buyers = cur[cur["purchase_days"] > 0]
-        active = proportion(int(buyers["stage"].isin(ACTIVE_STAGES).sum()), len(buyers))
-        repeat = proportion(int((buyers["purchase_days"] >= 2).sum()), len(buyers))
+        active = int(buyers["stage"].isin(ACTIVE_STAGES).sum())
+        repeat = int((buyers["purchase_days"] >= 2).sum())
         c = self.currency
+        out = [
+            f"Active customers 活跃客户: {self._count(active, len(buyers), 'buyers')} bought within the "
+            f"last {self.rules.lapsed_after_days} days.",
+            f"Repeat rate 复购率: {self._count(repeat, len(buyers), 'buyers')} bought on two or more days.",
+        ]
         ret = "; ".join(f"{m} months {r.estimate:.1%} (95% CI {r.ci_low:.1%}–{r.ci_high:.1%}, n = {r.n:,})"
                         for m, r in self.retention().items() if r.n >= self.small_sample_n)
-        tot = self.value.total.estimate
-        rank = self.holdout.ranking.set_index(["score", "metric"])["estimate"]
-        model_auc = rank.xs("AUC", level="metric").iloc[0]
-        rule_auc = rank.xs("AUC", level="metric").iloc[1]
-        return [
-            f"Active customers 活跃客户: {active.estimate * len(buyers):,.0f} of {len(buyers):,} buyers "
-            f"({active.estimate:.1%}, 95% CI {active.ci_low:.1%}–{active.ci_high:.1%}) bought within the "
-            f"last {self.rules.lapsed_after_days} days.",
-            f"Repeat rate 复购率: {repeat.estimate:.1%} of buyers bought on two or more days "
-            f"(95% CI {repeat.ci_low:.1%}–{repeat.ci_high:.1%}, n = {repeat.n:,}).",
-            f"Cohort retention (bought again in month k after the first purchase): {ret}.",
-            f"Expected CLV 客户生命周期价值 of all buyers over the next {self.rules.clv_horizon_months} "
-            f"months: {tot.estimate:,.0f} {c} (95% CI {tot.ci_low:,.0f}–{tot.ci_high:,.0f}, n = {tot.n:,}; "
-            f"discounted at {self.rules.annual_discount_rate:.0%} a year).",
-            f"Churn-risk warning 流失预警: {len(self.churn):,} valuable customers are at risk, "
-            f"{self.churn['value_at_risk'].sum():,.0f} {c} of expected value at stake "
-            f"(their value if retained: {self.churn['value_if_retained'].sum():,.0f} {c}); the ranking "
-            f"found real lapses in the holdout window with AUC {model_auc:.2f} vs {rule_auc:.2f} for "
-            f"days since the last purchase.",
-            self.funnel.headline(),
-        ]
+        if isinstance(self.cohorts, Unavailable):
+            out.append(f"Cohort retention: {self.cohorts.reason}")
+        else:
+            ret = ret or f"too few customers followed that long (at least {self.small_sample_n:,} needed)"
+            out.append(f"Cohort retention (bought again in month k after the first purchase): {ret}.")
+        if self.has_value:
+            tot = self.value.total.estimate
+            out.append(f"Expected CLV 客户生命周期价值 of all buyers over the next "
+                       f"{self.rules.clv_horizon_months} months: {tot.estimate:,.0f} {c} "
+                       f"(95% CI {tot.ci_low:,.0f}–{tot.ci_high:,.0f}, n = {tot.n:,}; discounted at {self.rules.annual_discount_rate:.0%} a year).")
+        else:
+            out.append(f"Expected CLV 客户生命周期价值: {self.value.reason}")
+        if isinstance(self.churn, Unavailable):
+            out.append(f"Churn-risk warning 流失预警: {self.churn.reason}")
+        else:
+            text = (f"Churn-risk warning 流失预警: {len(self.churn):,} valuable customers are at risk, "
+                    f"{self.churn['value_at_risk'].sum():,.0f} {c} of expected value at stake "
+                    f"(their value if retained: {self.churn['value_if_retained'].sum():,.0f} {c})")
+            if isinstance(self.ranking, ChurnRanking):
+                auc = self.ranking.table.set_index(["score", "metric"])["estimate"].xs("AUC", level="metric")
+                text += (f"; the ranking found real lapses in the holdout window with AUC {auc.iloc[0]:.2f} "
+                         f"vs {auc.iloc[1]:.2f} for days since the last purchase")
+            out.append(text + ".")
+        if isinstance(self.funnel, funnel.Funnel):
+            out.append(self.funnel.headline(self.small_sample_n))
+        return out
 
     def caveats(self) -> list[str]:
-        """Warnings an executive must see (small samples, weak validation)."""
+        """Warnings an executive must see (small samples, weak validation, rules left out)."""
         out = []
+        buyers = int((self.stages.current()["purchase_days"] > 0).sum())
+        if buyers < self.small_sample_n:
+            out.append(f"This unit has {buyers:,} buyers only (fewer than {self.small_sample_n:,}): read the "
+                       "stage shares and cohort figures as counts, not as rates to act on.")
         for m, r in self.retention().items():
             if r.n < self.small_sample_n:
                 out.append(f"Retention at {m} months rests on {r.n} customers only; not shown as a finding.")
-        small = self.funnel.conversion[self.funnel.conversion["n"] < self.small_sample_n]
-        if len(small):
-            out.append(f"{len(small)} funnel steps have fewer than {self.small_sample_n} decided leads; "
-                       "their rates are too uncertain to act on.")
-        if len(self.churn) < self.small_sample_n:
+        if not self.has_value:
+            out.append("The at-risk stage uses the purchase-gap rules only: the purchase model's probability "
+                       "of being active is not available for this unit.")
+        if isinstance(self.funnel, funnel.Funnel):
+            small = self.funnel.conversion[self.funnel.conversion["n"] < self.small_sample_n]
+            if len(small):
+                out.append(f"{len(small)} funnel steps have fewer than {self.small_sample_n} decided leads; "
+                           "their rates are too uncertain to act on.")
+        if isinstance(self.churn, pd.DataFrame) and len(self.churn) < self.small_sample_n:
             out.append(f"Only {len(self.churn)} customers are on the churn-risk list.")
-        diff = self.holdout.ranking[self.holdout.ranking["metric"] == "AUC difference"].iloc[0]
-        if diff["ci_low"] <= 0:
-            out.append("In the holdout window the model's churn ranking was not clearly better than "
-                       "ranking by days since the last purchase.")
+        if isinstance(self.ranking, ChurnRanking):
+            diff = self.ranking.table[self.ranking.table["metric"] == "AUC difference"].iloc[0]
+            if diff["ci_low"] <= 0:
+                out.append("In the holdout window the model's churn ranking was not clearly better than "
+                           "ranking by days since the last purchase.")
         return out
 
     def show_caveats(self) -> None:
@@ -555,30 +699,36 @@ class LifecycleAnalysis:
             report.warning(text)
 
     def write_outputs(self, output_dir) -> list:
-        """lifecycle.parquet, funnel.csv and targets/churn_risk.csv (report.write_output)."""
-        from pathlib import Path
-
+        """lifecycle.parquet, funnel.csv (with leads; a stale one is removed without) and
+        targets/churn_risk.csv (empty when nobody is listed), via report.write_output."""
         from custlib import report
 
         d = Path(output_dir)
-        return [report.write_output(self.output_table(), d / "lifecycle.parquet"),
-                report.write_output(self.funnel.conversion, d / "funnel.csv"),
-                report.write_output(self.churn, d / "targets" / "churn_risk.csv")]
+        churn = self.churn if isinstance(self.churn, pd.DataFrame) else pd.DataFrame(columns=CHURN_COLUMNS)
+        paths = [report.write_output(self.output_table(), d / "lifecycle.parquet")]
+        if isinstance(self.funnel, funnel.Funnel):
+            paths.append(report.write_output(self.funnel.conversion, d / "funnel.csv"))
+        else:
+            (d / "funnel.csv").unlink(missing_ok=True)
+        return [*paths, report.write_output(churn, d / "targets" / "churn_risk.csv")]
 
 
 def output_files(paths: list) -> pd.DataFrame:
-    """The written output files with their rows, for the report."""
+    """The written output files (relative to their common folder) with their rows, for the report."""
+    root = Path(os.path.commonpath(paths))
     rows = []
     for path in paths:
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        rows.append({"file": "/".join(path.parts[-3:]), "rows": len(df), "columns": ", ".join(df.columns)})
+        rows.append({"file": path.relative_to(root).as_posix(), "rows": len(df),
+                     "columns": ", ".join(df.columns)})
     return pd.DataFrame(rows)
 
 
 def analyse(data) -> LifecycleAnalysis:
-    """Run the lifecycle analysis of one unit (``sources.UnitData``)."""
+    """Run the lifecycle analysis of one unit (``sources.UnitData``); parts its data cannot
+    support (no leads, too few customers, no repeat buyers, ...) are :class:`Unavailable`."""
     p = data.params
-    rules = p.lifecycle
+    rules, small = p.lifecycle, p.small_sample_n
     end = p.observation_end
     tx = data.transactions
     customers = data.customers.select("customer_id", "signup_date", "acquisition_channel").execute()
@@ -586,8 +736,9 @@ def analyse(data) -> LifecycleAnalysis:
     start, _ = data.period()
 
     summary = features.customer_summary(tx, end)
-    value = customer_value(summary, rules)
-    stages = stage_history(tx, customers, leads, end, rules, model=value.purchases, start=start)
+    value = customer_value(summary, rules, small)
+    model = value.purchases if isinstance(value, CustomerValue) else None
+    stages = stage_history(tx, customers, leads, end, rules, model=model, start=start)
     cohorts = cohort_retention(features.customer_month_panel(tx, end, start))
 
     lapses = features.lapse_times(tx, end, rules.lapsed_after_days)
@@ -597,11 +748,16 @@ def analyse(data) -> LifecycleAnalysis:
     cal_end = end - timedelta(weeks=rules.holdout_weeks)
     calibration = features.customer_summary(tx, end, calibration_end=cal_end)
     daily = features.purchase_day_counts(tx, end, cal_end)
-    holdout = holdout_check(calibration, daily, cal_end, rules)
+    holdout = holdout_check(calibration, daily, cal_end, rules, small)
 
-    churn = churn_risk(value.table, stages.current()["stage"], stages.previous_stage(), rules)
-    fun = funnel.sales_funnel(leads, end, rules.funnel_stages)
-    return LifecycleAnalysis(p.id, p.currency, p.small_sample_n, rules, stages, cohorts,
-                             time_to_lapse(lapses, "acquisition_channel", p.small_sample_n),
-                             time_to_lapse(lapses, "first_order_tier", p.small_sample_n),
-                             value, holdout, churn, fun, customers)
+    if data.has("leads"):
+        panel = stages.panel
+        open_leads = int(((panel["snapshot"] == stages.snapshots[-1]) & ~panel["is_customer"]).sum())
+        fun = funnel.sales_funnel(leads, end, rules.funnel_stages)
+    else:
+        open_leads = Unavailable.needs_table("leads", "Counting open sales leads as prospects 潜在客户")
+        fun = Unavailable.needs_table("leads", "The sales funnel 销售漏斗")
+    return LifecycleAnalysis(p.id, p.currency, small, rules, stages, open_leads, cohorts,
+                             time_to_lapse(lapses, "acquisition_channel", small),
+                             time_to_lapse(lapses, "first_order_tier", small),
+                             value, holdout, churn_list(value, stages, rules), fun, customers)

@@ -37,6 +37,7 @@ def test_bgnbd_reproduces_published_cdnow_estimates(cdnow_bg):
     assert cdnow_bg.log_likelihood_ == pytest.approx(-9582.4, abs=0.1)
     assert cdnow_bg.n_customers_ == 2357
     assert (cdnow_bg.standard_errors_ > 0).all()
+    assert cdnow_bg.converged_ and cdnow_bg.warnings_ == []
 
 
 def test_bgnbd_reproduces_published_conditional_expectation(cdnow_bg):
@@ -149,6 +150,21 @@ def test_gamma_gamma_expected_spend_and_clv_by_hand(cdnow, cdnow_bg):
     total = clv.total_clv(cdnow_bg, gg, cdnow, 12, 0.1).estimate
     assert total.ci_low < total.estimate < total.ci_high and total.n == len(cdnow)
     assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_bg, gg, cdnow, 12, 0.1).sum())
+
+
+def test_degenerate_fits_say_so_instead_of_raising():
+    """No repeat buyer: nothing is identified, so nothing is fitted; a handful of customers: the
+    fit runs and reports whether it converged, never raising (CLV users check ``converged_``)."""
+    one_time = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": [10.0, 20.0, 30.0, 40.0],
+                             "monetary_value": 0.0})
+    for model in (clv.BetaGeoModel().fit(one_time), clv.GammaGammaModel().fit(one_time)):
+        assert not model.converged_ and "repeat purchase" in model.warnings_[0]
+        assert model.params_.isna().all() and model.summary["estimate"].isna().all()
+    few = pd.DataFrame({"frequency": [1.0, 0, 0, 2, 0], "recency": [5.0, 0, 0, 9, 0],
+                        "T": [10.0, 20, 30, 40, 50], "monetary_value": [10.0, 0, 0, 20, 0]})
+    for model in (clv.BetaGeoModel().fit(few), clv.GammaGammaModel().fit(few)):
+        assert not model.converged_ and model.warnings_
+        assert model.standard_errors_.isna().all()  # no standard errors from a singular information
 
 
 # -- planted truths -----------------------------------------------------------------------------

@@ -48,6 +48,26 @@ def test_funnel_by_hand():
     assert "lead → qualified" in f.headline()
 
 
+def test_funnel_without_decided_leads_names_no_bottleneck():
+    leads = pd.DataFrame({"source": ["web", "fair"],
+                          "created_date": pd.to_datetime(["2025-01-05", "2025-01-09"]),
+                          **{c: pd.NaT for c in ("qualified_date", "opportunity_date", "won_date", "lost_date")}})
+    f = funnel.sales_funnel(leads, date(2025, 1, 31))
+    assert f.bottleneck is None
+    assert "none of the 2 leads has been decided" in f.headline()
+    assert (f.table()["95% CI"] == "–").all()
+
+
+def test_funnel_headline_flags_too_few_decided_leads():
+    d = pd.Timestamp
+    leads = pd.DataFrame({"source": "web", "created_date": d("2025-01-01"),
+                          "qualified_date": [d("2025-01-03"), pd.NaT], "opportunity_date": pd.NaT,
+                          "won_date": pd.NaT, "lost_date": [d("2025-01-09"), d("2025-01-04")]})
+    f = funnel.sales_funnel(leads, date(2025, 1, 31))
+    assert "too few decided leads" in f.headline(small_n=30)
+    assert "too few" not in f.headline()
+
+
 def test_planted_conversion_rates_recovered(demo_unit, truth):
     """Every planted rate (unit x source x step, 30 in all) lies in its 99.9% Wilson interval
     (a chance miss among 30 has probability ~3%), and at least 80% lie in their 95% intervals

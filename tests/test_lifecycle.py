@@ -3,6 +3,7 @@ hand-computed examples, then one unit end to end on the demo data."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
@@ -10,8 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from custlib import contract, features, lifecycle
+from custlib import contract, features, lifecycle, sources
 from custlib.params import LifecycleParams
+from custlib.stats import Unavailable
+from thin_data import make_project
 
 RULES = LifecycleParams(new_within_days=90, lapsed_after_days=365, at_risk_gap_factor=2.0,
                         at_risk_p_alive=0.5, loyal_min_purchases=5, loyal_recent_days=180)
@@ -161,3 +164,57 @@ def test_lifecycle_end_to_end_on_one_unit(demo_unit, tmp_path):
     track = lc.holdout.tracking.iloc[-1]
     assert track["predicted"] == pytest.approx(track["actual"], rel=0.05)
     assert len(lc.headline()) == 6
+
+
+# -- thin and partial data: a sentence instead of a number ---------------------------------------
+
+def test_parts_the_data_cannot_support_are_unavailable_by_hand():
+    one_group = pd.DataFrame({"days_to_lapse": [1.0, 2, 3, 4], "lapsed": [1, 0, 1, 1], "g": ["a"] * 4})
+    assert "two groups" in lifecycle.time_to_lapse(one_group, "g", min_n=2).reason
+    no_lapse = one_group.assign(lapsed=0, g=["a", "a", "b", "b"])
+    assert "none of the 4 customers" in lifecycle.time_to_lapse(no_lapse, "g", min_n=2).reason
+
+    one_month = features.customer_month_panel(_tx([("A", "2025-01-05", 10.0), ("B", "2025-01-09", 5.0)]),
+                                              date(2025, 1, 31), date(2025, 1, 1))
+    assert isinstance(lifecycle.cohort_retention(one_month), Unavailable)
+
+    scores = {"model": np.arange(40.0), "rule": np.arange(40.0)[::-1]}
+    assert "both kinds" in lifecycle.churn_ranking(np.ones(40, int), scores, 30).reason
+    few = lifecycle.churn_ranking(np.r_[np.ones(10, int), np.zeros(10, int)], scores, 30)
+    assert few.reason.startswith("Too few")
+
+    summary = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": np.arange(1.0, 41.0), "monetary_value": 0.0})
+    few = lifecycle.customer_value(summary.head(5), RULES, 30)
+    assert "5 buyers, at least 30 needed" in few.reason
+    assert "0 repeat buyers" in lifecycle.customer_value(summary, RULES, 30).reason
+
+
+@pytest.fixture(scope="module")
+def thin_root(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("thin_lifecycle"),
+                        {"n5": (5, "full"), "n50_absent": (50, "absent"), "one_time": (200, "one_time_buyers")})
+
+
+@pytest.mark.parametrize("unit", ["n5", "n50_absent", "one_time"])
+def test_thin_units_give_reasons_not_exceptions(thin_root, unit, tmp_path):
+    data = sources.load_unit(unit, thin_root, run_date="2026-01-15")
+    lc = lifecycle.analyse(data)
+    assert not re.search(r"\bnan\b|\binf\b", " ".join(lc.headline() + lc.caveats()), re.IGNORECASE)
+    assert lc.stage_table()["customers"].sum() == lc.n_staged
+    stale = tmp_path / "funnel.csv"
+    stale.write_text("left by an earlier run\n")
+    lc.write_outputs(tmp_path)
+    out = pd.read_parquet(tmp_path / "lifecycle.parquet")
+    assert set(out["customer_id"]) == set(data.customers.customer_id.execute())
+    churn = pd.read_csv(tmp_path / "targets" / "churn_risk.csv")
+    assert list(churn.columns) == lifecycle.CHURN_COLUMNS
+    assert stale.exists() == data.has("leads")
+    if unit != "n50_absent":  # no CLV: an empty model column and an empty churn list
+        assert isinstance(lc.value, Unavailable) and isinstance(lc.churn, Unavailable)
+        assert out["clv"].isna().all() and churn.empty
+    if unit == "n5":
+        assert "too few" in lc.headline()[0] and "5 buyers, at least 30 needed" in lc.headline()[3]
+    if unit == "n50_absent":
+        assert "leads" in lc.funnel.reason and "leads" in lc.open_leads.reason
+    if unit == "one_time":
+        assert "0 repeat buyers" in lc.value.reason and isinstance(lc.holdout, Unavailable)

@@ -95,15 +95,16 @@ def tracking(track: pd.DataFrame, calibration_end) -> plt.Axes:
     return finish(ax, "Cumulative repeat purchases: actual vs model", "Week", "Repeat purchases (cumulative)")
 
 
-def roc(check) -> plt.Axes:
-    """ROC curves of the churn-risk score and of the recency rule on the holdout outcome."""
-    auc = check.ranking[check.ranking["metric"] == "AUC"].set_index("score")["estimate"]
+def roc(ranking) -> plt.Axes:
+    """ROC curves of the churn-risk score and of the recency rule on the holdout outcome
+    (``lifecycle.ChurnRanking``)."""
+    auc = ranking.table[ranking.table["metric"] == "AUC"].set_index("score")["estimate"]
     _, ax = plt.subplots(figsize=(5.5, 5))
-    for score, d in check.roc.groupby("score", sort=False):
+    for score, d in ranking.roc.groupby("score", sort=False):
         ax.plot(d["false_positive_rate"], d["true_positive_rate"], label=f"{score}: AUC {auc[score]:.2f}")
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.legend(fontsize=8, loc="lower right")
-    return finish(ax, f"Who lapsed in the holdout (n={check.n_scored:,})",
+    return finish(ax, f"Who lapsed in the holdout (n={ranking.n:,})",
                   "False positive rate (kept buying, flagged)", "True positive rate (lapsed, flagged)")
 
 
