@@ -6,12 +6,14 @@ Validated with pydantic; an unknown key or a bad value raises :class:`CustlibDat
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from custlib.errors import CustlibDataError
 from custlib.mapping import SourceMapping
@@ -248,7 +250,9 @@ class UnitParams(_Strict):
     data_source: str = Field(description="Folder of Parquet/CSV files or a .duckdb file; "
                                          "relative paths are relative to the project root")
     sources: SourceMapping = Field(SourceMapping(), description="How the files of data_source map onto "
-                                                                "the data contract (see custlib/mapping.py)")
+                                                                "the data contract (see custlib/mapping.py); "
+                                                                "preset: a file of params/sources/ merged "
+                                                                "under these entries")
     timezone: str = Field("Asia/Shanghai", description="IANA time zone: timestamps with a UTC offset "
                                                        "are converted to it before taking the date")
     observation_end: date
@@ -259,6 +263,15 @@ class UnitParams(_Strict):
     lifecycle: LifecycleParams = LifecycleParams()
     loyalty: LoyaltyParams = LoyaltyParams()
     satisfaction: SatisfactionParams = SatisfactionParams()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not an IANA time zone name such as Asia/Shanghai or Europe/Berlin") from None
+        return zone
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -286,24 +299,49 @@ def unit_ids(params_dir: str | Path = "params") -> list[str]:
 
 
 def load_params(unit_id: str, params_dir: str | Path = "params") -> UnitParams:
-    """Validated parameters of one unit (defaults overlaid by the unit's file)."""
-    import re
-
+    """Validated parameters of one unit (defaults overlaid by the unit's file, and the source
+    preset they name under both)."""
     params_dir = Path(params_dir)
     if not re.match(UNIT_ID_PATTERN, unit_id):
         raise CustlibDataError(f"unit id {unit_id!r} may contain only letters, digits, '_' and '-'",
                                column="id", kind="params")
     unit_file = params_dir / "business_units" / f"{unit_id}.yaml"
     merged = _merge(_read_yaml(params_dir / "defaults.yaml"), _read_yaml(unit_file))
+    merged = _with_preset(merged, params_dir, unit_file)
     try:
         p = UnitParams.model_validate(merged)
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(x) for x in err["loc"])
-        raise CustlibDataError(f"{err['msg']} (got {err.get('input')!r})", file=str(unit_file),
-                               column=key, rule=err["type"], count=len(e.errors()),
-                               kind="params") from None
+        raise _params_error(e, unit_file) from None
     if p.id != unit_id:
         raise CustlibDataError(f"id {p.id!r} does not match the file name", file=str(unit_file),
                                column="id", kind="params")
     return p
+
+
+def _with_preset(merged: dict, params_dir: Path, unit_file: Path) -> dict:
+    """``sources`` with its preset (``params/sources/<preset>.yaml``) merged under it: the
+    unit's and the defaults' keys win."""
+    sources = merged.get("sources")
+    name = sources.get("preset") if isinstance(sources, dict) else None
+    if not name:
+        return merged
+    folder = params_dir / "sources"
+    path = folder / f"{name}.yaml"
+    if not re.match(UNIT_ID_PATTERN, str(name)) or not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+        raise CustlibDataError(f"unknown source preset {name!r} (presets in {folder}: {known})",
+                               file=str(unit_file), column="sources.preset", kind="params")
+    preset = _read_yaml(path)
+    try:
+        SourceMapping.model_validate(preset)
+    except ValidationError as e:
+        raise _params_error(e, path) from None
+    return {**merged, "sources": _merge(preset, sources)}
+
+
+def _params_error(e: ValidationError, file: Path) -> CustlibDataError:
+    """The first problem pydantic found, naming the file and the dotted key."""
+    err = e.errors()[0]
+    key = ".".join(str(x) for x in err["loc"])
+    return CustlibDataError(f"{err['msg']} (got {err.get('input')!r})", file=str(file), column=key,
+                            rule=err["type"], count=len(e.errors()), kind="params")

@@ -19,7 +19,7 @@ import pandas as pd
 
 from custlib import contract
 from custlib.errors import CustlibDataError
-from custlib.mapping import SourceMapping, open_tables
+from custlib.mapping import SourceMapping, open_tables, row_examples
 from custlib.params import UnitParams, load_params
 
 N_EXAMPLES = 5
@@ -94,9 +94,7 @@ def open_source(location: str | Path, mapping: SourceMapping | None = None,
 
 
 def _examples(raw: ir.Table, cond: ir.BooleanValue, column: str) -> list[str]:
-    rows = (raw.mutate(_row=ibis.row_number() + 2)  # +1 for 1-based, +1 for a CSV header
-            .filter(cond).select("_row", column).limit(N_EXAMPLES).execute())
-    return [f"row {r}: {v!r}" for r, v in zip(rows["_row"], rows[column])]
+    return row_examples(raw, cond, column, N_EXAMPLES)
 
 
 def validate(source: Source, unit_ids: list[str] | None = None) -> None:
