@@ -19,9 +19,12 @@ import pandas as pd
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from custlib.stats import wilson_interval
+from custlib import report
+from custlib.stats import Unavailable, wilson_interval
 
 TAG_YES = "yes"
+CELL_COLUMNS = ["variable", "group", "category", "n_group", "count", "share", "ci_low", "ci_high",
+                "share_overall", "index", "adj_residual"]
 
 
 def expand_tags(values: pd.Series, prefix: str, sep: str = ";") -> pd.DataFrame:
@@ -42,12 +45,14 @@ class Profile:
     variable known), ``count``, ``share`` and its Wilson 95% interval, ``share_overall``,
     ``index``, ``adj_residual``, ``flagged`` (significant skew) and ``direction``;
     ``tests``: one row per variable with ``chi2``, ``dof``, ``p_value``, ``p_holm``,
-    ``cramers_v``, ``n`` and ``significant``.
+    ``cramers_v``, ``n`` and ``significant`` (a variable with one category or one group among
+    the customers who have it has dof 0 and is not tested); ``n``: customers with a group.
     """
 
     cells: pd.DataFrame
     tests: pd.DataFrame
     alpha: float
+    n: int
 
     def flagged(self, top: int | None = None) -> pd.DataFrame:
         """Significant skews, strongest first (by absolute adjusted residual)."""
@@ -68,15 +73,35 @@ class Profile:
             "n (group)": f["n_group"],
         })
 
+    def show_skews(self, caption: str, top: int = 25) -> None:
+        """The strongest significant skews as a report table, or a note that there are none."""
+        if self.flagged().empty:
+            report.note(f"No category is significantly over- or under-represented in any group "
+                        f"(family-wise error rate {self.alpha:.0%}, n = {self.n:,}).")
+        else:
+            report.table(self.display(top), caption, n=self.n)
+
     def display_tests(self) -> pd.DataFrame:
-        """The variable-level tests, formatted for a report table."""
+        """The variable-level tests, formatted for a report table (untested variables: '–')."""
         t = self.tests
+        tested = t["dof"] > 0
         return pd.DataFrame({
-            "variable": t["variable"], "chi-square": t["chi2"].round(1), "df": t["dof"],
-            "p (Holm)": t["p_holm"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}"),
-            "Cramér's V": t["cramers_v"].round(2), "n": t["n"],
-            "related to the grouping": np.where(t["significant"], "yes", "no"),
+            "variable": t["variable"], "chi-square": t["chi2"].round(1).where(tested), "df": t["dof"],
+            "p (Holm)": t["p_holm"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}").where(tested, "–"),
+            "Cramér's V": t["cramers_v"].round(2).where(tested), "n": t["n"],
+            "related to the grouping": np.where(t["significant"], "yes",
+                                                np.where(tested, "no", "not tested: one category or group")),
         })
+
+    def variable_cells(self, variable: str) -> pd.DataFrame | Unavailable:
+        """The cells of one variable, or why it could not be compared between the groups."""
+        cells = self.cells[self.cells["variable"] == variable]
+        if len(cells):
+            return cells
+        label = variable.replace("_", " ")
+        return Unavailable(f"{label.capitalize()} cannot be compared between the groups: the customers "
+                           f"with a {label} recorded all share one {label} or one group; it needs "
+                           f"customers with at least two different values of {label} in two groups.")
 
     def top_skews(self, group: str, top: int = 2) -> list[str]:
         """Short phrases for the strongest over-representations of one group."""
@@ -120,13 +145,22 @@ def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.D
 
 
 def profile(groups: pd.Series, attributes: pd.DataFrame, alpha: float = 0.05,
-            tag_columns: tuple[str, ...] = ()) -> Profile:
+            tag_columns: tuple[str, ...] = (), min_n: int = 1,
+            what: str = "the groups") -> Profile | Unavailable:
     """Profile ``groups`` (one label per row) over the categorical columns of ``attributes``.
 
     Missing values are left out per variable (e.g. age of enterprise accounts), so each test
     uses the rows where the variable is known. ``tag_columns`` are multi-label columns
     (``"a;b"``): each tag becomes a yes/no variable and only its "yes" cells are reported.
+    Unavailable (naming ``what``) with fewer than ``min_n`` labelled rows or fewer than two groups.
     """
+    n, n_groups = int(groups.notna().sum()), groups.nunique()
+    if n < min_n:
+        return Unavailable.too_few(f"profiles of {what}", n, min_n)
+    if n_groups < 2:
+        return Unavailable(f"Profiles of {what} compare groups, but all {n:,} customers are in "
+                           f"{'one group' if n_groups else 'no group'}; customers in at least two "
+                           "groups would enable it.")
     attrs = attributes.drop(columns=list(tag_columns))
     for c in tag_columns:
         attrs = attrs.join(expand_tags(attributes[c], c))
@@ -139,11 +173,12 @@ def profile(groups: pd.Series, attributes: pd.DataFrame, alpha: float = 0.05,
     tests = pd.DataFrame(tests)
     tests["p_holm"] = multipletests(tests["p_value"], method="holm")[1]
     tests["significant"] = tests["p_holm"] < alpha
-    cells = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    parts = [p for p in parts if len(p)]
+    cells = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CELL_COLUMNS)
     crit = tests.set_index("variable").apply(lambda t: st.norm.isf(alpha / 2 / max(t["cells"], 1)), axis=1)
     sig_var = tests.set_index("variable")["significant"]
     cells["flagged"] = (cells["variable"].map(sig_var).astype(bool)
                         & (cells["adj_residual"].abs() > cells["variable"].map(crit)))
     cells["direction"] = np.where(cells["adj_residual"] > 0, "over", "under")
     cells = cells[~cells["variable"].isin(tagged) | (cells["category"] == TAG_YES)].reset_index(drop=True)
-    return Profile(cells, tests.drop(columns="cells"), alpha)
+    return Profile(cells, tests.drop(columns="cells"), alpha, n)

@@ -18,11 +18,11 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from custlib import features, report
+from custlib import contract, features, report
 from custlib.errors import CustlibDataError
 from custlib.params import ClassDimension, ClusteringParams, SegmentationParams
 from custlib.profiles import Profile, profile
-from custlib.stats import Estimate, proportion
+from custlib.stats import Estimate, Unavailable, proportion
 
 N_SCORES = 5
 N_INIT = 2  # k-means restarts per k
@@ -32,6 +32,8 @@ PROFILE_VARIABLES = ("age_band", "gender", "income_band", "region", "city", "cus
 PROFILE_TAGS = ("interests",)
 NOT_YET = "Not yet a customer"
 SEGMENT_FIELDS = ("rfm_segment", "value_tier", "cluster", "cluster_name")
+LEADS_SECTION = next(s for s, t in contract.ANALYSES["segmentation"].sections.items() if t == "leads")
+NO_LEADS = Unavailable.needs_table("leads", LEADS_SECTION)
 
 
 # -- estimates ---------------------------------------------------------------------------------
@@ -98,6 +100,45 @@ def customer_table(data) -> pd.DataFrame:
     table["orders_per_month"] = recent.reindex(table.index).fillna(0) / months
     table["age_band"] = age_bands(table["age"], sp.age_bands)
     return table
+
+
+# -- prospects ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prospects:
+    """Who has not bought yet, per acquisition channel (an open lead's channel is its source):
+    ``summary`` with ``registered`` (customer record, no purchase), ``open_leads``, ``prospects``
+    and ``share`` of all prospects (Estimate)."""
+
+    summary: pd.DataFrame
+    small_n: int
+
+    @property
+    def n(self) -> int:
+        return int(self.summary["prospects"].sum())
+
+    def display(self) -> pd.DataFrame:
+        s = self.summary
+        return pd.DataFrame({
+            "acquisition channel / lead source": s["channel"], "registered, no purchase": s["registered"],
+            "open leads": s["open_leads"], "prospects": s["prospects"],
+            "share of prospects": [e.short("{:.1%}", self.small_n) for e in s["share"]],
+        })
+
+
+def prospects(table: pd.DataFrame, small_n: int = 30) -> Prospects | Unavailable:
+    """Registered customers without a purchase and open leads of ``table`` (see
+    :func:`customer_table`) per acquisition channel, largest first."""
+    p = table[table["orders"] == 0]
+    if p.empty:
+        return Unavailable("No prospects: every registered customer has bought and no lead is open.")
+    counts = pd.crosstab(p["acquisition_channel"], p["record"]).reindex(columns=["customer", "lead"], fill_value=0)
+    counts = counts.assign(total=counts.sum(axis=1)).sort_values("total", ascending=False)
+    n = int(counts["total"].sum())
+    return Prospects(pd.DataFrame({
+        "channel": counts.index, "registered": counts["customer"].to_numpy(),
+        "open_leads": counts["lead"].to_numpy(), "prospects": counts["total"].to_numpy(),
+        "share": [proportion(int(k), n) for k in counts["total"]]}), small_n)
 
 
 # -- RFM --------------------------------------------------------------------------------------
@@ -410,8 +451,14 @@ class BehaviourClustering:
             cols.append(np.log1p(v.clip(lower=0)) if f in LOG_FEATURES else v)
         return np.column_stack(cols)
 
+    def distinct_points(self, table: pd.DataFrame) -> int:
+        """How many buyers of ``table`` differ in their features: k-means cannot find more clusters."""
+        return len(np.unique(self._matrix(table[table["orders"] > 0]), axis=0))
+
     def fit(self, table: pd.DataFrame) -> "BehaviourClustering":
-        """Fit on the buyers of ``table`` (rows with orders > 0)."""
+        """Fit on the buyers of ``table`` (rows with orders > 0). k is tried up to the number of
+        distinct feature vectors and buyers - 1 (the silhouette needs a buyer outside each
+        cluster); there must be room for ``k_min`` (see :func:`cluster_buyers`)."""
         p = self.params
         buyers = table[table["orders"] > 0]
         self.scaler_ = StandardScaler().fit(self._matrix(buyers))
@@ -419,7 +466,7 @@ class BehaviourClustering:
         n = len(z)
         sample = min(n, p.silhouette_sample)
         fits, rows = {}, []
-        for k in range(p.k_min, min(p.k_max, n - 1) + 1):
+        for k in range(p.k_min, min(p.k_max, n - 1, self.distinct_points(table)) + 1):
             km = KMeans(k, n_init=N_INIT, random_state=p.seed).fit(z)
             fits[k] = km
             rows.append({"k": k, "silhouette": silhouette_score(z, km.labels_, sample_size=sample,
@@ -495,6 +542,22 @@ class BehaviourClustering:
             share = f.endswith(("share", "rate"))
             out[f.replace("_", " ")] = c[f].map("{:.0%}".format) if share else c[f].round(0)
         return out
+
+
+def cluster_buyers(table: pd.DataFrame, params: ClusteringParams,
+                   small_n: int = 30) -> BehaviourClustering | Unavailable:
+    """Behavioural clusters of the buyers of ``table``, or why there are none: fewer than
+    ``small_n`` buyers (and at least ``k_min`` + 1), or fewer than ``k_min`` distinct buyers."""
+    model = BehaviourClustering(params)
+    buyers, needed = int((table["orders"] > 0).sum()), max(small_n, params.k_min + 1)
+    if buyers < needed:
+        return Unavailable.too_few("behavioural clusters", buyers, needed, "buyers")
+    distinct = model.distinct_points(table)
+    if distinct < params.k_min:
+        return Unavailable(f"Behavioural clusters need buyers who differ: all {buyers:,} buyers have the same "
+                           f"recency, orders and spend features ({distinct} distinct), at least "
+                           f"{params.k_min} different ones needed.")
+    return model.fit(table)
 
 
 # -- playbook and target lists ----------------------------------------------------------------
@@ -594,11 +657,17 @@ class Migration:
 
 
 def migration(transactions, earlier: date, later: date, later_segments: RfmSegments,
-              params: SegmentationParams, category_tiers: dict[str, str] | None = None) -> Migration:
+              params: SegmentationParams, category_tiers: dict[str, str] | None = None,
+              min_n: int = 1) -> Migration | Unavailable:
     """Transition of RFM segments from ``earlier`` (computed from the orders up to that date,
-    scored against that date's customers) to the segments at the observation end."""
+    scored against that date's customers) to the segments at the observation end; Unavailable
+    with fewer than ``min_n`` buyers by ``earlier``."""
     agg = features.customer_aggregates(transactions, earlier, category_tiers)
     before = rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params, later_segments.small_n)
+    if before.n < min_n:
+        return Unavailable(f"Too few to show segment migration since {earlier:%Y-%m-%d}: {before.n:,} buyers "
+                           f"had ordered by that date, at least {min_n:,} needed; it needs more order "
+                           "history before that date (segmentation.migration_from in params sets the date).")
     now = later_segments.customers["rfm_segment"]
     was = before.customers["rfm_segment"].reindex(now.index).fillna(NOT_YET)
     order = [r.name for r in params.rfm_segments]
@@ -617,19 +686,21 @@ def migration(transactions, earlier: date, later: date, later_segments: RfmSegme
 @dataclass(frozen=True)
 class SegmentationReport:
     """Everything notebook 01 shows for one unit; ``customers`` is the per-customer table with
-    the segment and class fields added."""
+    the segment and class fields added. A part the unit's data cannot support is
+    :class:`custlib.stats.Unavailable`."""
 
     unit: str
     currency: str
     observation_end: date
     customers: pd.DataFrame
+    prospects: Prospects | Unavailable
     rfm: RfmSegments
     value: ValueTiers
     classes: Classes
-    clusters: BehaviourClustering
+    clusters: BehaviourClustering | Unavailable
     playbook: Playbook
-    migration: Migration
-    profiles: dict[str, Profile]
+    migration: Migration | Unavailable
+    profiles: dict[str, Profile | Unavailable]
     params: SegmentationParams
     small_n: int
     notes: list[str] = field(default_factory=list)
@@ -638,54 +709,68 @@ class SegmentationReport:
     def buyers(self) -> int:
         return self.rfm.n
 
+    @property
+    def _too_few(self) -> str:
+        return f"too few (fewer than {self.small_n})"
+
     def _revenue_share(self, member: pd.Series) -> Estimate:
         return share_of_total(self.rfm.customers["monetary"].clip(lower=0), member)
 
     def headline(self) -> list[str]:
         """The findings an executive reads first: sizes, value concentration, top actions."""
         c, rfm, sp = self.customers, self.rfm.customers, self.params
-        prospects = int(((c["orders"] == 0) & (c["record"] == "customer")).sum())
+        registered = int(((c["orders"] == 0) & (c["record"] == "customer")).sum())
         leads = int((c["record"] == "lead").sum())
         top_rule = sp.rfm_segments[0].name
         lapsing = [r.name for r in sp.rfm_segments if r.r[1] <= 2 and r.f[0] >= 3]
-        high = self.value.summary.iloc[0]
-        out = [
-            f"{self.buyers:,} buyers at {self.observation_end:%Y-%m-%d}, "
-            f"plus {prospects + leads:,} prospects "
-            f"({prospects:,} registered customers without a purchase and {leads:,} open leads).",
-            f"Revenue is concentrated: the {sp.value_tiers[0].text} tier is "
-            f"{high['share'].estimate:.1%} of buyers ({high['customers']:,} customers) and makes "
-            f"{high['revenue_share'].estimate:.0%} of revenue; the top 20% of buyers make "
-            f"{self.value.top20.text('{:.1%}')}; Gini coefficient "
-            f"{self.value.gini.text('{:.2f}')}.",
-        ]
+        prospects = (f"plus {registered + leads:,} prospects ({registered:,} registered customers without "
+                     f"a purchase and {leads:,} open leads)" if self.prospects != NO_LEADS else
+                     f"plus {registered:,} registered customers without a purchase (open leads not "
+                     "counted: no leads data)")
+        out = [f"{self.buyers:,} buyers at {self.observation_end:%Y-%m-%d}, {prospects}."]
+        if self.buyers >= self.small_n:
+            high = self.value.summary.iloc[0]
+            out.append(f"Revenue is concentrated: the {sp.value_tiers[0].text} tier is "
+                       f"{high['share'].estimate:.1%} of buyers ({high['customers']:,} customers) and makes "
+                       f"{high['revenue_share'].estimate:.0%} of revenue; the top 20% of buyers make "
+                       f"{self.value.top20.text('{:.1%}')}; Gini coefficient "
+                       f"{self.value.gini.text('{:.2f}')}.")
         top = rfm["rfm_segment"] == top_rule
-        out.append(f"{top_rule}: {proportion(int(top.sum()), len(top)).text('{:.1%}')} of buyers hold "
-                   f"{self._revenue_share(top).text('{:.1%}')} of revenue.")
-        if lapsing:
-            m = rfm["rfm_segment"].isin(lapsing)
+        out.append(f"{top_rule}: " + (
+            f"{proportion(int(top.sum()), len(top)).text('{:.1%}')} of buyers hold "
+            f"{self._revenue_share(top).text('{:.1%}')} of revenue." if top.sum() >= self.small_n else
+            f"{int(top.sum()):,} of {self.buyers:,} buyers, {self._too_few} to estimate their share of revenue."))
+        m = rfm["rfm_segment"].isin(lapsing)
+        if m.any():
             out.append(f"{int(m.sum()):,} once-frequent buyers are slipping away ({', '.join(lapsing)}); "
-                       "they "
-                       f"hold {self._revenue_share(m).text('{:.1%}')} of revenue: contact them first.")
-        shares = self.clusters.centroids_
-        who = self.profiles["cluster_name"]
-        out.append(f"Behaviour falls into {self.clusters.k_} clusters: "
-                   + "; ".join(f"{n} ({s:.0%}{''.join(', ' + t for t in who.top_skews(n, 1))})"
-                               for n, s in zip(shares["name"], shares["share"]))
-                   + f" (stability, adjusted Rand index {self.clusters.stability_.text('{:.2f}')}).")
+                       + (f"they hold {self._revenue_share(m).text('{:.1%}')} of revenue"
+                          if m.sum() >= self.small_n else f"{self._too_few} to estimate their share of revenue")
+                       + ": contact them first.")
+        if isinstance(self.clusters, BehaviourClustering):
+            shares = self.clusters.centroids_
+            who = self.profiles["cluster_name"]
+            skews = who.top_skews if isinstance(who, Profile) else lambda name, top: []
+            out.append(f"Behaviour falls into {self.clusters.k_} clusters: "
+                       + "; ".join(f"{n} ({s:.0%}{''.join(', ' + t for t in skews(n, 1))})"
+                                   for n, s in zip(shares["name"], shares["share"]))
+                       + f" (stability, adjusted Rand index {self.clusters.stability_.text('{:.2f}')}).")
         acts = self.playbook.actions.assign(rev=[e.estimate for e in self.playbook.actions["revenue_share"]])
-        acts = acts.sort_values(["rev", "customers"], ascending=False).head(3)
-        out.append("Top actions by revenue at stake: " + "; ".join(
-            f"{lab} ({k:,} customers, {r:.0%} of revenue)" for lab, k, r in
-            zip(acts["label"], acts["customers"], acts["rev"])) + ".")
-        flows = self.migration.flows
-        was_top = flows[flows["from"] == top_rule]
+        acts = acts[acts["customers"] > 0].sort_values(["rev", "customers"], ascending=False).head(3)
+        if len(acts):
+            out.append("Top actions by revenue at stake: " + "; ".join(
+                f"{lab} ({k:,} customers{f', {r:.0%} of revenue' if k >= self.small_n else ''})"
+                for lab, k, r in zip(acts["label"], acts["customers"], acts["rev"])) + ".")
+        was_top = (self.migration.flows[self.migration.flows["from"] == top_rule]
+                   if isinstance(self.migration, Migration) else [])
         if len(was_top):
             stay = was_top[was_top["to"] == top_rule]
             out_flow = was_top[was_top["to"] != top_rule].sort_values("customers").tail(1)
             n_top = was_top["customers"].sum()
-            text = (f"Since {self.migration.earlier:%Y-%m-%d}: of {n_top:,} {top_rule}, "
-                    f"{stay['share'].iloc[0].text('{:.0%}') if len(stay) else '0%'} are still {top_rule}")
+            if n_top < self.small_n:
+                still = f"{int(stay['customers'].sum()):,}"
+            else:
+                still = stay["share"].iloc[0].text("{:.0%}") if len(stay) else "0%"
+            text = f"Since {self.migration.earlier:%Y-%m-%d}: of {n_top:,} {top_rule}, {still} are still {top_rule}"
             if len(out_flow):
                 text += (f"; the largest outflow is to {out_flow['to'].iloc[0]} "
                          f"({out_flow['customers'].iloc[0]:,} customers)")
@@ -693,8 +778,11 @@ class SegmentationReport:
         return out
 
     def warnings(self) -> list[str]:
-        """Groups too small for confident numbers and unstable clusters."""
+        """Too few buyers, groups too small for confident numbers and unstable clusters."""
         w = []
+        if self.buyers < self.small_n:
+            w.append(f"Only {self.buyers:,} buyers, fewer than {self.small_n}: every share and mean in this "
+                     "report is indicative only, and the parts that need more customers are left out.")
         small = self.rfm.summary[self.rfm.summary["customers"] < self.small_n]["segment"].tolist()
         if small:
             w.append(f"RFM segments with fewer than {self.small_n} customers (shares not shown): "
@@ -703,7 +791,7 @@ class SegmentationReport:
         if len(cl):
             w.append(f"Classes with fewer than {self.small_n} customers (shares not shown): "
                      + ", ".join(f"{d}: {c}" for d, c in zip(cl["dimension_label"], cl["label"])) + ".")
-        if self.clusters.stability_.estimate < 0.6:
+        if isinstance(self.clusters, BehaviourClustering) and self.clusters.stability_.estimate < 0.6:
             w.append(f"Behavioural clusters are not stable (adjusted Rand index of bootstrap refits "
                      f"{self.clusters.stability_.text('{:.2f}')}): treat them as indicative only.")
         return w + self.notes
@@ -733,13 +821,16 @@ def analyse(data) -> SegmentationReport:
     p = data.params
     sp, small, end = p.segmentation, p.small_sample_n, p.observation_end
     table = customer_table(data)
+    leads = prospects(table, small) if data.has("leads") else NO_LEADS
     rfm = rfm_segments(table, sp, small)
     value = value_analysis(rfm.customers["monetary"], sp, small, seed=sp.clustering.seed)
     table = table.join(rfm.customers[["r_score", "f_score", "m_score", "rfm_segment"]])
     table["value_tier"] = value.tiers
-    clusters = BehaviourClustering(sp.clustering).fit(table)
-    table["cluster"] = clusters.labels_.reindex(table.index).astype("Int64")
-    table["cluster_name"] = table["cluster"].map(clusters.names_)
+    clusters = cluster_buyers(table, sp.clustering, small)
+    fitted = isinstance(clusters, BehaviourClustering)
+    cluster_of = clusters.labels_ if fitted else pd.Series(dtype=float)
+    table["cluster"] = cluster_of.reindex(table.index).astype("Int64")
+    table["cluster_name"] = table["cluster"].map(clusters.names_ if fitted else {})
     for key, dim in sp.classes.items():
         table[key] = classify(table, dim)
     labels = {"rfm_segment": {r.name: r.text for r in sp.rfm_segments},
@@ -747,19 +838,23 @@ def analyse(data) -> SegmentationReport:
     labels |= {k: {r.name: r.text for r in d.rules} | {d.otherwise.name: d.otherwise.text}
                for k, d in sp.classes.items()}
     earlier = sp.migration_from or (pd.Timestamp(end) - pd.DateOffset(months=sp.migration_months)).date()
-    mig = migration(data.transactions, earlier, end, rfm, sp, p.category_tiers)
+    mig = migration(data.transactions, earlier, end, rfm, sp, p.category_tiers, min_n=small)
     known = table[table["record"] == "customer"]
-    groupings = ["rfm_segment", "value_tier", "cluster_name", *sp.classes]
+    groupings = {"rfm_segment": "RFM segments", "value_tier": "value tiers",
+                 "cluster_name": "behavioural clusters",
+                 **{k: f"{d.title.lower()} classes" for k, d in sp.classes.items()}}
     profiles = {g: profile(known[g], known[[v for v in PROFILE_VARIABLES if v != g]], sp.profile_alpha,
-                           PROFILE_TAGS) for g in groupings}
-    return SegmentationReport(p.id, p.currency, end, table, rfm, value, class_summary(table, sp, small),
-                              clusters, build_playbook(table, sp, labels, small), mig, profiles, sp, small)
+                           PROFILE_TAGS, min_n=small, what=what) for g, what in groupings.items()}
+    return SegmentationReport(p.id, p.currency, end, table, leads, rfm, value,
+                              class_summary(table, sp, small), clusters, build_playbook(table, sp, labels, small), mig, profiles, sp, small)
 
 
 def write_outputs(seg: SegmentationReport, output_dir: str | Path) -> pd.DataFrame:
     """Write ``segments.parquet`` and one CRM target list per action (``targets/<action>.csv``)
-    with :func:`custlib.report.write_output`; target lists of actions no longer in the playbook
-    are removed. Returns the files written with their rows."""
+    into ``output_dir``, segmentation's own folder (``data.outputs("segmentation")``), with
+    :func:`custlib.report.write_output`; target lists there of actions no longer in the playbook
+    are removed, and nothing outside that folder is touched. Returns the files written with
+    their rows."""
     out = Path(output_dir)
     rows = [{"file": "segments.parquet", "rows": len(seg.segments())}]
     report.write_output(seg.segments(), out / "segments.parquet")

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from custlib.profiles import expand_tags, profile
+from custlib.stats import Unavailable
 
 
 def _groups_and_values(table: dict[str, dict[str, int]]) -> tuple[pd.Series, pd.Series]:
@@ -55,3 +56,25 @@ def test_tags_become_yes_no_variables():
     top = p.flagged()
     assert top.iloc[0]["variable"] == "interests: food"
     assert p.top_skews("A") == ["interests: food (index 180)"]
+
+
+def test_one_group_or_too_few_customers_is_unavailable_not_an_error():
+    g, v = _groups_and_values({"A": {"x": 30, "y": 10}})
+    one = profile(g, pd.DataFrame({"var": v}), what="the tiers")
+    assert isinstance(one, Unavailable) and "the tiers" in one.reason and "one group" in one.reason
+    g, v = _groups_and_values({"A": {"x": 3}, "B": {"y": 2}})
+    few = profile(g, pd.DataFrame({"var": v}), min_n=30)
+    assert isinstance(few, Unavailable) and "30" in few.reason
+
+
+def test_variables_with_one_category_are_not_tested():
+    g, v = _groups_and_values({"A": {"x": 30, "y": 10}, "B": {"x": 20, "y": 40}})
+    p = profile(g, pd.DataFrame({"var": v, "region": "north"}))
+    assert set(p.cells["variable"]) == {"var"}
+    tests = p.display_tests().set_index("variable")
+    assert tests.loc["region", "related to the grouping"].startswith("not tested")
+    assert pd.isna(tests.loc["region", "chi-square"]) and tests.loc["region", "p (Holm)"] == "–"
+    assert isinstance(p.variable_cells("region"), Unavailable)
+    assert len(p.variable_cells("var")) == 4
+    only = profile(g, pd.DataFrame({"region": "north"}, index=g.index))  # nothing to test at all
+    assert only.cells.empty and only.flagged().empty and only.n == 100

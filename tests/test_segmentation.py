@@ -17,6 +17,7 @@ from custlib import contract, segmentation as sg
 from custlib.errors import CustlibDataError
 from custlib.params import ClassDimension, SegmentationParams, load_params
 from custlib.profiles import profile
+from custlib.stats import Unavailable
 ROOT = Path(__file__).resolve().parents[1]
 
 UNITS = ("online", "stores", "b2b")
@@ -235,3 +236,119 @@ def test_report_outputs_hold_the_units_customers_and_no_personal_field(demo_unit
     assert len(files) == 1 + len(sp.actions)
     assert not set(segments.columns) & set(contract.PERSONAL_FIELDS)
     assert len(seg.headline()) >= 5
+
+
+# -- thin and partial data: every part either a result or a sentence saying why not ----------------
+
+THIN = {"n5": (5, "full"), "n50_no_leads": (50, "empty"), "one_time": (200, "one_time_buyers"),
+        "one_class": (300, "one_class")}
+
+
+@pytest.fixture(scope="module")
+def thin(tmp_path_factory):
+    """Per thin unit (see tests/thin_data.py): its UnitData and segmentation."""
+    import thin_data
+    from custlib import sources
+
+    root = thin_data.make_project(tmp_path_factory.mktemp("thin"), THIN)
+    out = {}
+    for unit in THIN:
+        data = sources.load_unit(unit, root, run_date="2026-01-15")
+        out[unit] = data, sg.analyse(data)
+    return out
+
+
+@pytest.mark.parametrize("unit", THIN)
+def test_thin_units_give_every_part_or_a_reason(thin, unit):
+    data, seg = thin[unit]
+    for part in (seg.prospects, seg.clusters, seg.migration, *seg.profiles.values()):
+        assert not isinstance(part, Unavailable) or part.reason.endswith(".")
+    assert seg.headline() and "nan" not in " ".join(seg.headline() + seg.warnings()).lower()
+    for table in (seg.rfm.display(), seg.value.display(), seg.classes.display(), seg.playbook.display(),
+                  seg.playbook.display_actions()):
+        assert len(table) and "nan" not in table.to_string().lower()
+    assert seg.segments()["rfm_segment"].notna().sum() == seg.rfm.n == data.rows("customers") - (
+        seg.customers.query("record == 'customer'")["orders"] == 0).sum()
+
+
+def test_five_customers_show_counts_and_say_what_is_too_few(thin):
+    _, seg = thin["n5"]
+    small = seg.small_n
+    assert isinstance(seg.clusters, Unavailable) and f"at least {small}" in seg.clusters.reason
+    assert isinstance(seg.migration, Unavailable) and "migration" in seg.migration.reason
+    assert all(isinstance(p, Unavailable) for p in seg.profiles.values())
+    assert seg.customers["cluster"].isna().all() and seg.segments()["cluster"].isna().all()
+    assert any(w.startswith(f"Only {seg.buyers} buyers") for w in seg.warnings())
+    assert not any("95% CI" in s for s in seg.headline())  # no confident numbers on five buyers
+    assert set(seg.value.display()["share of revenue"]) <= {f"n = {k} (too few)" for k in range(6)}
+
+
+def test_without_leads_the_prospects_section_names_the_table(thin):
+    _, seg = thin["n50_no_leads"]
+    assert isinstance(seg.prospects, Unavailable) and "leads table" in seg.prospects.reason
+    assert seg.prospects == sg.NO_LEADS and sg.LEADS_SECTION in seg.prospects.reason
+    assert "no leads data" in seg.headline()[0]
+
+
+def test_no_repeat_buyers_one_frequency_value(thin):
+    _, seg = thin["one_time"]
+    assert seg.rfm.customers["frequency"].eq(1).all() and seg.rfm.customers["f_score"].nunique() == 1
+    assert isinstance(seg.clusters, sg.BehaviourClustering)
+    assert (seg.clusters.centroids_["orders"] == 1).all()
+
+
+def test_one_class_of_every_variable(thin):
+    _, seg = thin["one_class"]
+    assert isinstance(seg.profiles["type_class"], Unavailable)  # one customer type: one group
+    rfm = seg.profiles["rfm_segment"]
+    assert rfm.tests.set_index("variable").loc[["region", "city", "acquisition_channel"], "dof"].eq(0).all()
+    assert isinstance(rfm.variable_cells("region"), Unavailable)
+
+
+def test_clusters_limited_by_distinct_buyers(seg_params):
+    cp = seg_params.clustering
+    table = pd.DataFrame({"orders": [1, 2, 8] * 20, "recency_days": [400.0, 90.0, 5.0] * 20,
+                          "avg_order_value": [50.0, 200.0, 900.0] * 20, "discounted_share": 0.0,
+                          "premium_share": 0.0, "basic_share": 0.0})
+    fitted = sg.cluster_buyers(table, cp, small_n=30)
+    assert fitted.k_ <= 3 and fitted.silhouette_["k"].max() == 3
+    same = table.assign(orders=1, recency_days=10.0, avg_order_value=100.0)
+    assert isinstance(sg.cluster_buyers(same, cp, small_n=30), Unavailable)
+    assert isinstance(sg.cluster_buyers(table.head(12), cp, small_n=30), Unavailable)
+
+
+def test_migration_from_before_all_orders_is_unavailable(seg_params):
+    tx = pd.DataFrame({"order_id": ["o1", "o2"], "customer_id": ["A", "B"], "business_unit": "u",
+                       "order_date": pd.to_datetime(["2025-03-01", "2025-09-01"]), "amount": 100.0,
+                       "discount": 0.0, "quantity": 1, "channel": "web", "product_category": "x"})
+    from custlib import features
+
+    end = date(2025, 12, 31)
+    now = sg.rfm_segments(features.customer_aggregates(tx, end), seg_params)
+    m = sg.migration(tx, date(2024, 1, 1), end, now, seg_params)
+    assert isinstance(m, Unavailable) and "0 buyers" in m.reason
+
+
+def test_write_outputs_touches_only_segmentations_own_folder(thin):
+    data, seg = thin["n5"]
+    other = data.outputs("lifecycle") / "targets" / "churn_risk.csv"
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_bytes(b"customer_id,risk\nC1,0.9\n")
+    before = other.read_bytes()
+    own = data.outputs("segmentation")
+    stale = own / "targets" / "dropped_action.csv"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("customer_id\n")
+    files = sg.write_outputs(seg, own)
+    assert other.read_bytes() == before
+    assert not stale.exists()
+    assert own == data.project_root / "reports" / data.params.id / "data" / "segmentation"
+    for action, df in seg.playbook.targets.items():  # empty lists are written too, header only
+        assert len(pd.read_csv(own / "targets" / f"{action}.csv")) == len(df)
+    assert (files["rows"] == 0).any()
+
+
+def test_leads_without_open_ones_are_not_reported_as_missing(thin):
+    _, seg = thin["n5"]  # one lead, already won
+    assert seg.prospects != sg.NO_LEADS
+    assert "open leads" in seg.headline()[0] and "no leads data" not in seg.headline()[0]
