@@ -22,6 +22,7 @@ class CustlibDataError(Exception):
     total: int | None = None
     examples: list = field(default_factory=list)
     kind: str = "data"
+    hint: str | None = None  # what to do; a default per kind when not given
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -42,7 +43,7 @@ class CustlibDataError(Exception):
             shown = ", ".join(str(e) for e in self.examples[:5])
             more = ", …" if self.count and self.count > len(self.examples[:5]) else ""
             head += f"\n         examples: {shown}{more}"
-        hint = (
+        hint = self.hint or (
             "Fix the file or map the column in params."
             if self.kind == "data"
             else "Fix the parameter file."

@@ -17,11 +17,12 @@ def table_counts(data: UnitData) -> pd.DataFrame:
     for name, col in DATE_COLUMNS.items():
         t = getattr(data, name)
         r = t.aggregate(rows=t.count(), first=t[col].min(), last=t[col].max()).execute().iloc[0]
-        rows.append({"table": name, "rows": int(r["rows"]), "from": r["first"], "to": r["last"]})
-    out = pd.DataFrame(rows)
-    for c in ("from", "to"):
-        out[c] = pd.to_datetime(out[c]).dt.date
-    return out
+        rows.append({"table": name, "rows": int(r["rows"]),
+                     "from": r["first"].date() if r["rows"] else None,
+                     "to": r["last"].date() if r["rows"] else None,
+                     "note": "" if r["rows"] else "no rows for this unit" if data.source.has_table(name)
+                     else "not in the data source"})
+    return pd.DataFrame(rows)
 
 
 def monthly_activity(data: UnitData) -> pd.DataFrame:

@@ -206,8 +206,7 @@ def describe_inputs(root: str | Path = ".", units: list[str] | None = None,
         data = UnitData(p, open_unit_source(p, root), root, date.today())
         counts = overview.table_counts(data)
         for r in counts.to_dict("records"):
-            span = (f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else
-                    "absent" if not data.source.has_table(r["table"]) else "no rows for this unit")
+            span = f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else r["note"]
             lines.append(f"  {r['table']:<18}{r['rows']:>12,}  {span}")
         if u in inputs.refused:
             lines.append(f"  refused: {inputs.refused[u]}")

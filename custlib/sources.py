@@ -97,6 +97,13 @@ def _examples(raw: ir.Table, cond: ir.BooleanValue, column: str) -> list[str]:
     return row_examples(raw, cond, column, N_EXAMPLES)
 
 
+_HINTS = {
+    "date": "Fix the file or add a format under sources.{table}.dates.{column} in params.",
+    "float": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
+    "int": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
+}
+
+
 def validate(source: Source, unit_ids: list[str] | None = None) -> None:
     """Check every table the source holds against the contract; raise the first problem found.
 
@@ -140,7 +147,8 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
             if count:
                 raise CustlibDataError(message, table=name, file=file, column=column, rule=message,
                                        count=int(count), total=int(total),
-                                       examples=_examples(raw, cond.fill_null(False), column))
+                                       examples=_examples(raw, cond.fill_null(False), column),
+                                       hint=_HINTS.get(spec.column(column).dtype, "").format(table=name, column=column) or None)
         if unit_ids is not None:
             _check_units(raw, name, file, unit_ids, int(total))
         for c in spec.columns:

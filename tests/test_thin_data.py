@@ -93,7 +93,7 @@ def test_cli_exit_code_tells_a_scheduler(thin_run):
     assert out.returncode == 0 and "needs survey_responses" in out.stderr
     out = run("validate", "--bu", "n50_absent", "n5")
     assert out.returncode == 0
-    assert re.search(r"leads\s+0\s+absent", out.stdout) and "not available — needs loyalty_members" in out.stdout
+    assert re.search(r"leads\s+0\s+not in the data source", out.stdout) and "not available — needs loyalty_members" in out.stdout
 
 
 def test_orders_only_unit_renders_segmentation_and_lifecycle(tmp_path):
