@@ -35,7 +35,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from custlib import features, report
 from custlib.params import LoyaltyParams, SegmentationParams
-from custlib.stats import Estimate
+from custlib.stats import Estimate, Unavailable
 
 TIERS = ("points", "vip")
 ControlGroup = Literal["later_members", "all_not_yet_enrolled"]
@@ -164,28 +164,38 @@ def _controls(grid: _Grid, after: int, control_group: ControlGroup) -> np.ndarra
 
 def _ratio(beta: np.ndarray, cov: np.ndarray, num: np.ndarray, den: np.ndarray, n: int,
            method: str) -> Estimate:
-    """Ratio ``num @ beta / den @ beta`` of linear combinations, delta-method interval."""
+    """Ratio ``num @ beta / den @ beta`` of linear combinations, delta-method interval; NaN when
+    the denominator (the baseline level) is not positive."""
     a, b = float(num @ beta), float(den @ beta)
+    if b <= 0:
+        return Estimate(np.nan, np.nan, np.nan, np.nan, n, method)
     grad = num / b - den * a / b**2
-    return Estimate.normal(a / b, float(np.sqrt(grad @ cov @ grad)), n, method)
+    return Estimate.normal(a / b, float(np.sqrt(max(grad @ cov @ grad, 0.0))), n, method)  # rounding: >= 0
 
 
-def naive_gap(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orders") -> pd.DataFrame:
+def naive_gap(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orders") -> pd.DataFrame | Unavailable:
     """Members' mean monthly ``outcome`` after enrollment vs never-enrolled customers' mean over the
     same programme months — the comparison that mixes the programme's effect with who joins.
 
     One row per tier (``all``, ``points``, ``vip``): ``member_mean``, ``non_member_mean``, absolute
     ``gap`` and ``relative_gap`` (members / non-members - 1) with cluster-robust (by customer)
-    95% intervals, ``n_members``, ``n_non_members`` (customers).
+    95% intervals, ``n_members``, ``n_non_members`` (customers). Tiers without member months are
+    left out; :class:`Unavailable` without never-enrolled customers or without any member month.
     """
     launch = customers["enrolled_month"].min()
     p = panel[panel["month"] >= launch].merge(customers[["enrolled_month", "tier"]],
                                               left_on="customer_id", right_index=True)
     member_months = p["enrolled_month"].notna() & (p["month"] > p["enrolled_month"])
     never = p["enrolled_month"].isna()
+    if not never.any() or not member_months.any():
+        return Unavailable(f"The naive comparison needs members after enrolment and never-enrolled customers: "
+                           f"{p.loc[member_months, 'customer_id'].nunique():,} members and "
+                           f"{p.loc[never, 'customer_id'].nunique():,} never-enrolled customers bought since the launch.")
     rows = []
     for tier in ("all", *TIERS):
         treated = member_months & ((p["tier"] == tier) if tier != "all" else True)
+        if not treated.any():
+            continue
         d = p[treated | never]
         x = sm.add_constant(treated[treated | never].astype(float).to_numpy())
         fit = sm.OLS(d[outcome].to_numpy(dtype=float), x).fit(
@@ -209,7 +219,7 @@ DID_COVARIATES = ("x_pre", "x_year", "x_tenure", "x_last", "x_recency")
 
 def _did_cells(grid: _Grid, outcome: str, event_times, base_months: int,
                control_group: ControlGroup, covariates: bool = False) -> pd.DataFrame:
-    """Stacked 2x2 comparisons. For each enrollment cohort g and event month e (t = g + e): the
+    """Stacked 2x2 comparisons (no rows when no cohort has both members and controls). For each enrollment cohort g and event month e (t = g + e): the
     cohort's members and the customers not enrolled by max(t, g), both acquired by min(t, g - 1).
     ``dy`` = outcome in month t minus its mean over the ``base_months`` months before g (from
     the first order month if later), ``y`` = outcome in month t; stratum = (g, e, acquisition
@@ -240,6 +250,9 @@ def _did_cells(grid: _Grid, outcome: str, event_times, base_months: int,
             if covariates:
                 part = part.assign(**grid.history(outcome, rows, g, base_months))
             parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["row", "cohort", "event_time", "treated", "stratum_acq", "stratum_tier",
+                                     "dy", "y", "tier"])
     cells = pd.concat(parts, ignore_index=True)
     cells["tier"] = grid.tier[cells["row"].to_numpy()]
     return cells
@@ -249,7 +262,7 @@ def _strata_weights(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     """Rows in strata that have both treated and controls, stratum ids, and weights: 1 for the
     treated, n_T / n_C for the controls, so both carry equal weight in every stratum."""
     key = cells.groupby(["cohort", "event_time", "stratum_acq", "stratum_tier"], sort=False).ngroup().to_numpy()
-    d = cells["treated"].to_numpy()
+    d = cells["treated"].to_numpy(dtype=float)
     n_t, n_c = np.bincount(key, weights=d), np.bincount(key, weights=1 - d)
     keep = (n_t[key] > 0) & (n_c[key] > 0)
     w = np.where(d == 1, 1.0, (n_t / np.where(n_c > 0, n_c, 1))[key])[keep]
@@ -270,7 +283,16 @@ def _cluster_cov(fit, leverage: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return g / (g - 1) * bread @ (per_cluster.T @ per_cluster) @ bread
 
 
-def _did_regression(cells: list[pd.DataFrame], covariates: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray, dict]:
+def _no_comparison(cells: pd.DataFrame) -> Unavailable:
+    """Why stacked cells support no DiD: no stratum holds both members and controls."""
+    d = cells["treated"].to_numpy(dtype=bool)
+    return Unavailable(f"No enrolment cohort has both members and not-yet-enrolled comparison customers of the "
+                       f"same acquisition month and tier ({cells['row'][d].nunique():,} members, "
+                       f"{cells['row'][~d].nunique():,} possible comparison customers).")
+
+
+def _did_regression(cells: list[pd.DataFrame], covariates: tuple[str, ...] = ()
+                    ) -> tuple[np.ndarray, np.ndarray, dict] | Unavailable:
     """Stratified DiD for one or more outcomes on the same stacked cells (one frame per outcome,
     same rows), as one weighted least-squares regression (statsmodels) with cluster-robust
     (by customer) covariance. Per outcome two equations: the within-stratum demeaned change on
@@ -278,8 +300,10 @@ def _did_regression(cells: list[pd.DataFrame], covariates: tuple[str, ...] = ())
     coefficient is the treated-weighted mean of the stratum differences in mean change, i.e. the
     ATT — and the treated post-period level on a constant. Covariance: :func:`_cluster_cov`.
     Returns coefficients, covariance and the positions of ``att<k>`` and ``level<k>``, plus the
-    n's."""
+    n's; :class:`Unavailable` when no stratum has both treated and controls."""
     keep, key, w = _strata_weights(cells[0])
+    if not keep.any():
+        return _no_comparison(cells[0])
     total_w = np.bincount(key, weights=w)
 
     def demean(v: np.ndarray) -> np.ndarray:
@@ -309,10 +333,14 @@ def _did_regression(cells: list[pd.DataFrame], covariates: tuple[str, ...] = ())
     return np.asarray(fit.params), cov, pos
 
 
-def _stratified_did(cells: pd.DataFrame, covariates: tuple[str, ...] = (), method: str = "cohort_did") -> dict:
+def _stratified_did(cells: pd.DataFrame, covariates: tuple[str, ...] = (),
+                    method: str = "cohort_did") -> dict | Unavailable:
     """ATT (absolute and relative to the treated's counterfactual level, delta-method interval
     from the joint covariance) of one outcome from stacked 2x2 cells (:func:`_did_regression`)."""
-    beta, cov, pos = _did_regression([cells], covariates)
+    fit = _did_regression([cells], covariates)
+    if isinstance(fit, Unavailable):
+        return fit
+    beta, cov, pos = fit
     unit = np.eye(len(beta))
     n = pos["n_treated"] + pos["n_control"]
     a, lv = pos["att0"], pos["level0"]
@@ -322,21 +350,28 @@ def _stratified_did(cells: pd.DataFrame, covariates: tuple[str, ...] = (), metho
             "n_treated": pos["n_treated"], "n_control": pos["n_control"]}
 
 
-def _leads_test(cells: pd.DataFrame) -> tuple[float, int, float]:
+def _leads_test(cells: pd.DataFrame) -> tuple[float, int, float] | Unavailable:
     """Joint Wald test that the treated-control differences at all lead months are zero (one
-    regression with a treatment indicator per lead, cluster-robust by customer): chi2, df, p."""
+    regression with a treatment indicator per lead, cluster-robust by customer): chi2, df, p.
+    :class:`Unavailable` when the cluster-robust covariance cannot be inverted: no more
+    customers than lead months with both treated and controls, or purchases that do not vary."""
     keep, key, w = _strata_weights(cells)
     c = cells[keep]
-    total_w = np.bincount(key, weights=w)
-    e, d = c["event_time"].to_numpy(), c["treated"].to_numpy()
-    times = np.sort(pd.unique(e))
-    x = np.column_stack([(d - 0.5) * (e == t) for t in times])
-    y = c["dy"].to_numpy()
-    y = y - (np.bincount(key, weights=w * y) / total_w)[key]
-    fit = sm.WLS(y, x, weights=w).fit()
-    b, v = np.asarray(fit.params), _cluster_cov(fit, w / total_w[key], c["row"].to_numpy())
-    stat = float(b @ np.linalg.solve(v, b))
-    return stat, len(b), float(chi2.sf(stat, len(b)))
+    clusters, times = c["row"].nunique(), np.sort(pd.unique(c["event_time"]))
+    if len(times) and clusters > len(times):
+        total_w = np.bincount(key, weights=w)
+        e, d = c["event_time"].to_numpy(), c["treated"].to_numpy(dtype=float)
+        x = np.column_stack([(d - 0.5) * (e == t) for t in times])
+        y = c["dy"].to_numpy()
+        y = y - (np.bincount(key, weights=w * y) / total_w)[key]
+        fit = sm.WLS(y, x, weights=w).fit()
+        b, v = np.asarray(fit.params), _cluster_cov(fit, w / total_w[key], c["row"].to_numpy())
+        if np.linalg.matrix_rank(v) == len(b):
+            stat = float(b @ np.linalg.solve(v, b))
+            return stat, len(b), float(chi2.sf(stat, len(b)))
+    return Unavailable(f"Not testable: the pre-trend test needs purchases that vary across more customers than "
+                       f"lead months; {clusters:,} customers in {len(times)} lead months have both members and "
+                       f"comparison customers.")
 
 
 @dataclass(frozen=True)
@@ -347,13 +382,15 @@ class CohortDiD:
     ``relative`` to the members' counterfactual level) over event months 1..lags;
     ``event_study``: one row per tier and event month (-leads..lags, month before enrollment = 0
     by construction) with the absolute and relative effect; ``pretrend``: per tier, the joint Wald
-    test that all leads are zero (p-value)."""
+    test that all leads are zero (p-value; NaN and the reason in ``note`` when it cannot be
+    tested); ``missing``: why a requested tier has no estimate."""
 
     outcome: str
     control_group: str
     overall: pd.DataFrame
     event_study: pd.DataFrame
     pretrend: pd.DataFrame
+    missing: dict[str, Unavailable] = field(default_factory=dict)
 
     def effect(self, tier: str = "all", scale: str = "relative") -> Estimate:
         r = self.overall[(self.overall["tier"] == tier) & (self.overall["scale"] == scale)].iloc[0]
@@ -367,7 +404,8 @@ def _tier_cells(cells: pd.DataFrame, tier: str) -> pd.DataFrame:
 
 def cohort_did(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orders", leads: int = 6,
                lags: int = 12, pre_months: int = 6, control_group: ControlGroup = "later_members",
-               event_study: bool = True, tiers: tuple[str, ...] = ("all", *TIERS), adjust: bool = True) -> CohortDiD:
+               event_study: bool = True, tiers: tuple[str, ...] = ("all", *TIERS),
+               adjust: bool = True) -> CohortDiD | Unavailable:
     """Difference-in-differences around enrollment with staggered timing, Callaway & Sant'Anna
     style: every enrollment cohort is compared, month by month, with customers of the same
     acquisition month (and tier) who had not enrolled yet — never a two-way fixed-effects
@@ -382,28 +420,38 @@ def cohort_did(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "ord
     zero = no pre-trend). ``control_group``:
     ``"later_members"`` (customers who enrolled later; like the treated they chose to join) or
     ``"all_not_yet_enrolled"`` (adds never-enrolled customers, who joined less because they buy
-    less — a check on how much self-selection biases that comparison)."""
+    less — a check on how much self-selection biases that comparison).
+
+    Tiers without a comparison are left out (reason in :attr:`CohortDiD.missing`);
+    :class:`Unavailable` when no requested tier has one."""
     grid = _Grid.build(panel, customers)
     post = _did_cells(grid, outcome, range(1, lags + 1), pre_months, control_group, covariates=adjust)
-    overall, curve, pretrend = [], [], []
+    overall, curve, pretrend, missing = [], [], [], {}
     for tier in tiers:
         r = _stratified_did(_tier_cells(post, tier), DID_COVARIATES if adjust else ())
+        if isinstance(r, Unavailable):
+            missing[tier] = r
+            continue
         for scale in ("absolute", "relative"):
             est = r[scale]
             overall.append({"outcome": outcome, "tier": tier, "scale": scale, "method": est.method,
                             "estimate": est.estimate, "se": est.se, "ci_low": est.ci_low,
                             "ci_high": est.ci_high, "counterfactual_mean": r["counterfactual_mean"],
                             "n_treated": r["n_treated"], "n_control": r["n_control"]})
+    if not overall:
+        return missing[tiers[0]]
     if event_study:
         cells = _did_cells(grid, outcome, [e for e in range(-leads, lags + 1) if e != -1], 1, control_group)
-        for tier in tiers:
+        for tier in (t for t in tiers if t not in missing):
             sub = _tier_cells(cells, tier)
-            stat, df, p = _leads_test(sub[sub["event_time"] < -1])
-            pretrend.append({"tier": tier, "leads_tested": df, "chi2": stat, "p_value": p})
-            for e in range(-leads, lags + 1):
-                if e == -1:
-                    continue
+            test = _leads_test(sub[sub["event_time"] < -1])
+            pretrend.append({"tier": tier, "leads_tested": leads - 1, "chi2": np.nan, "p_value": np.nan,
+                             "note": test.reason} if isinstance(test, Unavailable) else
+                            {"tier": tier, "leads_tested": test[1], "chi2": test[0], "p_value": test[2], "note": ""})
+            for e in (e for e in range(-leads, lags + 1) if e != -1):
                 r = _stratified_did(sub[sub["event_time"] == e])
+                if isinstance(r, Unavailable):
+                    continue
                 curve.append({"tier": tier, "event_time": e, "estimate": r["absolute"].estimate,
                               "se": r["absolute"].se, "ci_low": r["absolute"].ci_low,
                               "ci_high": r["absolute"].ci_high, "relative": r["relative"].estimate,
@@ -416,7 +464,7 @@ def cohort_did(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "ord
     es = pd.DataFrame(curve)
     if len(es):
         es = es.sort_values(["tier", "event_time"]).reset_index(drop=True)
-    return CohortDiD(outcome, control_group, pd.DataFrame(overall), es, pd.DataFrame(pretrend))
+    return CohortDiD(outcome, control_group, pd.DataFrame(overall), es, pd.DataFrame(pretrend), missing)
 
 
 def _delta(fn, beta: np.ndarray, cov: np.ndarray, n: int, method: str) -> Estimate:
@@ -427,23 +475,33 @@ def _delta(fn, beta: np.ndarray, cov: np.ndarray, n: int, method: str) -> Estima
 
 def spend_per_order_did(panel: pd.DataFrame, customers: pd.DataFrame, lags: int = 12, pre_months: int = 6,
                         control_group: ControlGroup = "later_members",
-                        tiers: tuple[str, ...] = ("all", *TIERS)) -> pd.DataFrame:
+                        tiers: tuple[str, ...] = ("all", *TIERS)) -> pd.DataFrame | Unavailable:
     """Effect of membership on the value per order (gross sales / orders), from the DiD effects on
     monthly gross sales and monthly orders estimated jointly on the same comparisons: relative
     effect = (1 + relative effect on sales) / (1 + relative effect on orders) - 1, absolute =
     members' value per order - counterfactual value per order (currency); delta-method
     intervals. Working from the two monthly totals avoids comparing only customers who happened
     to order after enrollment (membership itself changes who that is). One row per tier and
-    scale, as :attr:`CohortDiD.overall`."""
+    scale, as :attr:`CohortDiD.overall`; a tier is left out without a comparison or without
+    orders (actual or counterfactual) after enrollment, :class:`Unavailable` if every tier is."""
     grid = _Grid.build(panel, customers)
     post = range(1, lags + 1)
     sales = _did_cells(grid, "gross_sales", post, pre_months, control_group, covariates=True)
     orders = _did_cells(grid, "orders", post, pre_months, control_group, covariates=True)
-    rows = []
+    rows, missing = [], []
     for tier in tiers:
         mask = (sales["treated"] == 0) | (sales["tier"] == tier) if tier != "all" else np.ones(len(sales), bool)
-        beta, cov, pos = _did_regression([sales[mask], orders[mask]], DID_COVARIATES)
+        fit = _did_regression([sales[mask], orders[mask]], DID_COVARIATES)
+        if isinstance(fit, Unavailable):
+            missing.append(fit)
+            continue
+        beta, cov, pos = fit
         a_s, l_s, a_o, l_o = pos["att0"], pos["level0"], pos["att1"], pos["level1"]
+        if min(beta[l_o], beta[l_o] - beta[a_o], beta[l_s] - beta[a_s]) <= 0:
+            missing.append(Unavailable("Spend per order needs orders after enrolment, actual and counterfactual: "
+                                       f"{tier} members ordered {beta[l_o]:.3f} times a month against "
+                                       f"{beta[l_o] - beta[a_o]:.3f} without the programme."))
+            continue
         n = pos["n_treated"] + pos["n_control"]
         scales = {
             "absolute": lambda b: b[l_s] / b[l_o] - (b[l_s] - b[a_s]) / (b[l_o] - b[a_o]),
@@ -455,13 +513,14 @@ def spend_per_order_did(panel: pd.DataFrame, customers: pd.DataFrame, lags: int 
                          "estimate": est.estimate, "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high,
                          "counterfactual_mean": (beta[l_s] - beta[a_s]) / (beta[l_o] - beta[a_o]),
                          "n_treated": pos["n_treated"], "n_control": pos["n_control"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else missing[0]
 
 
 # -- cohort snapshots for the propensity methods -----------------------------------------------
 
 def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: int = 6,
-                     post_months: int = 6, control_group: ControlGroup = "later_members") -> pd.DataFrame:
+                     post_months: int = 6, control_group: ControlGroup = "later_members"
+                     ) -> pd.DataFrame | Unavailable:
     """One row per enrollment cohort (month g) and customer: the cohort's members (``treated`` = 1)
     and the customers not enrolled by the end of the outcome window g + ``post_months``
     (``treated`` = 0), all with a first order before g. The same customer can be a control for
@@ -475,6 +534,9 @@ def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: i
     ``post_spend`` (per month), ``post_order_value`` and the changes ``d_orders``, ``d_spend``,
     ``d_order_value`` (post minus pre); ``still_active``: any order in the last three months of
     the window.
+
+    :class:`Unavailable` when no member bought before enrolling in a month followed by
+    ``post_months`` observed months.
     """
     grid = _Grid.build(panel, customers)
     static = [c for c in STATIC_COVARIATES if c in customers.columns]
@@ -512,6 +574,10 @@ def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: i
         for c in static:
             f[c] = customers[c].to_numpy()[rows]
         parts.append(f)
+    if not parts:
+        return Unavailable(f"No member has a purchase history before enrolling and {post_months} months observed "
+                           f"after it ({int((~np.isnan(grid.enrolled)).sum()):,} members, "
+                           f"{int((grid.first < grid.enrolled).sum()):,} of them bought before enrolling).")
     out = pd.concat(parts, ignore_index=True)
     for c in ("orders", "spend", "order_value"):
         out[f"d_{c}"] = out[f"post_{c}"] - out[f"pre_{c}"]
@@ -595,6 +661,15 @@ def _propensity(z: np.ndarray, d: np.ndarray) -> np.ndarray:
     return model.fit(z, d).predict_proba(z)[:, 1]
 
 
+def _one_class(d: np.ndarray, when: str = "") -> Unavailable | None:
+    """Why a propensity model cannot be fitted on treatment ``d``: it needs treated and control rows."""
+    n1 = int(d.sum())
+    if 0 < n1 < len(d):
+        return None
+    return Unavailable(f"The propensity model needs members and comparison customers: {n1:,} treated and "
+                       f"{len(d) - n1:,} comparison rows{when}.")
+
+
 def _cluster_variance(psi: np.ndarray, groups: np.ndarray) -> float:
     """Variance of (1/n) sum(psi) from per-row influence values, summed within clusters, with the
     usual G / (G - 1) small-sample factor."""
@@ -622,7 +697,7 @@ def _nearest_controls(score: np.ndarray, d: np.ndarray, exact: np.ndarray, k: in
 
 def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: list[str],
                  method: ATTMethod = "aipw", cluster: str | None = None, level: str | None = None,
-                 exact: list[str] | None = None, neighbours: int = 1, trim: float = 0.01) -> ATTResult:
+                 exact: list[str] | None = None, neighbours: int = 1, trim: float = 0.01) -> ATTResult | Unavailable:
     """Average treatment effect on the treated of a binary ``treatment`` (0/1 column) on
     ``outcome``, adjusting for pre-treatment ``covariates`` (numeric or categorical columns).
 
@@ -644,17 +719,24 @@ def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: lis
     regression estimate of the conditional mean). ``level``: when ``outcome`` is a change, the
     column holding the post-period level, so that the relative effect is ATT / (treated mean
     level - ATT); by default the outcome itself.
+
+    :class:`Unavailable` when the propensity model sees one class only (no treated or no
+    control rows, before or after trimming) or matching finds no control for any treated row.
     """
     exact = list(exact or [])
     data = df.dropna(subset=[outcome] + ([level] if level else [])).reset_index(drop=True)
-    x_all = design_matrix(data, list(covariates) + [c for c in exact if c not in covariates])
     d_all = data[treatment].to_numpy(dtype=int)
+    if (one_class := _one_class(d_all)) is not None:
+        return one_class
+    x_all = design_matrix(data, list(covariates) + [c for c in exact if c not in covariates])
     z_all = ((x_all - x_all.mean()) / x_all.std(ddof=0)).to_numpy()
     e_all = _propensity(z_all, d_all)
     keep = e_all <= 1 - trim
     data, x = data[keep].reset_index(drop=True), x_all[keep].reset_index(drop=True)
     x = x.loc[:, x.std(ddof=0) > 0]
     d = data[treatment].to_numpy(dtype=int)
+    if (one_class := _one_class(d, " after trimming rows without comparable controls")) is not None:
+        return one_class
     z = ((x - x.mean()) / x.std(ddof=0)).to_numpy()
     e = _propensity(z, d)
     y = data[outcome].to_numpy(dtype=float)
@@ -688,6 +770,9 @@ def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: lis
                      else np.zeros(n, dtype=int))
         w = _nearest_controls(e, d, exact_key, neighbours)
         used = (d == 0) | (w > 0)  # treated rows without a control in their exact group drop out
+        if not d[used].any():
+            return Unavailable(f"Matching found no comparison row in the same {', '.join(exact)} as any of the "
+                               f"{d.sum():,} treated rows.")
         d, w, y, lv, m0, groups, x = d[used], w[used], y[used], lv[used], m0[used], groups[used], x[used]
         n1 = d.sum()
         tau = np.sum(d * y) / n1 - np.sum((1 - d) * w * y) / n1
@@ -736,16 +821,15 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
                        methods: tuple[ATTMethod, ...] = ("ipw", "matching", "aipw"),
                        tiers: tuple[str, ...] = ("all", *TIERS),
                        control_group: ControlGroup = "later_members", trim: float = 0.01,
-                       neighbours: int = 1) -> dict[tuple[str, str], ATTResult]:
+                       neighbours: int = 1) -> dict[tuple[str, str], ATTResult | Unavailable]:
     """:func:`estimate_att` per tier and method on cohort snapshots (rows clustered by customer,
-    matching exact on the cohort month). Keys are ``(tier, method)``."""
+    matching exact on the cohort month). Keys are ``(tier, method)``; a tier without members or
+    without controls gets :class:`Unavailable` (one class)."""
     data = snapshots.assign(cohort=snapshots["cohort"].dt.strftime("%Y-%m"))
     covariates = snapshot_covariates(data)
     out = {}
     for tier in tiers:
         rows = _tier_rows(data, tier, control_group)
-        if rows["treated"].sum() == 0 or (rows["treated"] == 0).sum() == 0:
-            continue
         for m in methods:
             out[tier, m] = estimate_att(rows, "treated", outcome, covariates, m, cluster="customer_id",
                                         level=level, exact=["cohort"] if m == "matching" else None,
@@ -755,8 +839,9 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
 
 def att_frame(results: dict[tuple[str, str], ATTResult], outcome: str) -> pd.DataFrame:
     """Tidy rows (outcome, tier, method, scale, estimate, se, ci_low, ci_high, n_treated,
-    n_control) from :func:`propensity_effects` results."""
-    rows = [r.summary.assign(tier=tier, outcome=outcome) for (tier, _), r in results.items()]
+    n_control) from the estimated :func:`propensity_effects` results."""
+    rows = [r.summary.assign(tier=tier, outcome=outcome) for (tier, _), r in results.items()
+            if isinstance(r, ATTResult)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
@@ -776,25 +861,30 @@ def value_tiers_at_launch(transactions, launch: pd.Timestamp, params: Segmentati
 
 
 def segment_effects(panel: pd.DataFrame, customers: pd.DataFrame, segments: pd.Series,
-                    outcome: str = "orders", **did_options) -> pd.DataFrame:
+                    outcome: str = "orders", **did_options) -> pd.DataFrame | Unavailable:
     """:func:`cohort_did` (all tiers) within each segment: treated and controls both from the
     segment. ``segments``: segment per customer_id, fixed before enrollment; customers missing
-    from it count as ``new_since_launch``. One row per segment and scale."""
+    from it count as ``new_since_launch``. One row per segment and scale; segments whose members
+    have no comparison are left out, :class:`Unavailable` if all are."""
     seg = segments.reindex(customers.index).fillna("new_since_launch")
     rows = []
     for name in pd.unique(seg):
         sub = customers[seg == name]
-        if sub["tier"].notna().sum() == 0:
-            continue
         did = cohort_did(panel[panel["customer_id"].isin(sub.index)], sub, outcome, event_study=False,
-                         tiers=("all",), **did_options)
-        rows.append(did.overall.assign(segment=name))
+                         tiers=("all",), **did_options) if sub["tier"].notna().any() else None
+        if isinstance(did, CohortDiD):
+            rows.append(did.overall.assign(segment=name))
+    if not rows:
+        return Unavailable("No value segment at launch has members with not-yet-enrolled comparison customers "
+                           f"of the same segment, acquisition month and tier ({int(customers['tier'].notna().sum()):,} "
+                           f"members in {seg[customers['tier'].notna()].nunique()} segments).")
     return pd.concat(rows, ignore_index=True)
 
 
 def retention_effect(panel: pd.DataFrame, customers: pd.DataFrame, months: int = 12,
                      regular_orders: float = 1.0, pre_months: int = 6,
-                     control_group: ControlGroup = "later_members", trim: float = 0.01) -> pd.DataFrame:
+                     control_group: ControlGroup = "later_members", trim: float = 0.01
+                     ) -> pd.DataFrame | Unavailable:
     """Effect of membership on being still active ``months`` after enrollment (any order in the
     last three months of that window), in percentage points, by AIPW on cohort snapshots.
 
@@ -803,19 +893,29 @@ def retention_effect(panel: pd.DataFrame, customers: pd.DataFrame, months: int =
     buying, so the comparison measures staying rather than buying more often (for an occasional
     buyer, more frequent purchases alone would raise the chance of an order in any quarter).
     One row per tier: estimate, se, ci_low, ci_high (proportions), treated_rate,
-    counterfactual_rate, n_treated, n_control."""
+    counterfactual_rate, n_treated, n_control; tiers without an estimate are left out,
+    :class:`Unavailable` if all are."""
     snaps = cohort_snapshots(panel, customers, pre_months, months, control_group)
+    if isinstance(snaps, Unavailable):
+        return snaps
     regular = snaps[snaps["pre_orders"] >= regular_orders]
+    n_t, n_c = (regular.loc[regular["treated"] == k, "customer_id"].nunique() for k in (1, 0))
+    if not (n_t and n_c):
+        return Unavailable(f"Retention is measured on regular buyers (at least {regular_orders:g} orders a month in "
+                           f"the {pre_months} months before enrolling); {n_t:,} members and {n_c:,} comparison "
+                           f"customers bought that often, and both are needed.")
     res = propensity_effects(regular, "still_active", "still_active", ("aipw",),
                              control_group=control_group, trim=trim)
     rows = []
     for (tier, _), r in res.items():
+        if isinstance(r, Unavailable):
+            continue
         e = r.estimate
         rows.append({"tier": tier, "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high,
                      "treated_rate": r.counterfactual_mean + e.estimate,
                      "counterfactual_rate": r.counterfactual_mean,
                      "n_treated": r.n_treated, "n_control": r.n_control})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else res["all", "aipw"]
 
 
 def member_months(customers: pd.DataFrame, observation_end, months: int = 12) -> pd.Series:
@@ -829,19 +929,23 @@ def member_months(customers: pd.DataFrame, observation_end, months: int = 12) ->
     return n.groupby(m["tier"]).sum()
 
 
-def programme_roi(spend_did: CohortDiD, customers: pd.DataFrame, params: LoyaltyParams,
-                  observation_end) -> pd.DataFrame:
+def programme_roi(spend_did: CohortDiD | Unavailable, customers: pd.DataFrame, params: LoyaltyParams,
+                  observation_end) -> pd.DataFrame | Unavailable:
     """Does the programme pay for itself? Per tier and member-month: incremental net revenue (the
     DiD effect on monthly spend) x ``margin_rate`` = incremental gross margin, minus the programme
     cost (``cost_per_member_month`` plus the points liability: members' spend x points per
     currency x point value x redemption rate). The interval of the net contribution is that of
     the spend effect (costs are taken as known). ``break_even_uplift``: the relative spend uplift
     at which the margin would just cover the cost; compare with ``estimated_uplift``. Annual
-    figures use the member-months of the last 12 months."""
+    figures use the member-months of the last 12 months. :class:`Unavailable` without a spend
+    effect for any tier; ``break_even_uplift`` is NaN when the counterfactual spend is not positive."""
+    if isinstance(spend_did, Unavailable):
+        return Unavailable(f"The programme's return needs its effect on spend, which cannot be estimated: "
+                           f"{spend_did.reason}")
     mm = member_months(customers, observation_end)
     rows = []
     for tier in TIERS:
-        if tier not in mm.index or (spend_did.overall["tier"] == tier).sum() == 0:
+        if mm.get(tier, 0) == 0 or (spend_did.overall["tier"] == tier).sum() == 0:
             continue
         att, rel = spend_did.effect(tier, "absolute"), spend_did.effect(tier, "relative")
         base = float(spend_did.overall.query("tier == @tier")["counterfactual_mean"].iloc[0])
@@ -858,20 +962,21 @@ def programme_roi(spend_did: CohortDiD, customers: pd.DataFrame, params: Loyalty
                      "annual_net_ci_low": net[1] * mm[tier], "annual_net_ci_high": net[2] * mm[tier],
                      "estimated_uplift": rel.estimate, "estimated_uplift_ci_low": rel.ci_low,
                      "estimated_uplift_ci_high": rel.ci_high,
-                     "break_even_uplift": cost / (params.margin_rate * base),
+                     "break_even_uplift": cost / (params.margin_rate * base) if base > 0 else np.nan,
                      "n_treated": int(spend_did.overall.query("tier == @tier")["n_treated"].iloc[0])})
+    if not rows:
+        return Unavailable("The programme's return needs its effect on spend in a tier with members in the last "
+                           "12 months; no tier has both.")
     out = pd.DataFrame(rows)
-    if len(out):
-        total = {"tier": "all", "member_months_12m": int(out["member_months_12m"].sum())}
-        for c in ("annual_net", "annual_net_ci_low", "annual_net_ci_high"):
-            total[c] = out[c].sum()  # tiers' intervals added: conservative
-        w = out["member_months_12m"] / out["member_months_12m"].sum()
-        for c in ("incremental_revenue", "incremental_margin", "fixed_cost", "points_liability", "cost", "net"):
-            total[c] = float((out[c] * w).sum())
-        total["roi"] = total["net"] / total["cost"]
-        total["n_treated"] = int(out["n_treated"].sum())
-        out = pd.concat([out, pd.DataFrame([total])], ignore_index=True)
-    return out
+    total = {"tier": "all", "member_months_12m": int(out["member_months_12m"].sum())}
+    for c in ("annual_net", "annual_net_ci_low", "annual_net_ci_high"):
+        total[c] = out[c].sum()  # tiers' intervals added: conservative
+    w = out["member_months_12m"] / out["member_months_12m"].sum()
+    for c in ("incremental_revenue", "incremental_margin", "fixed_cost", "points_liability", "cost", "net"):
+        total[c] = float((out[c] * w).sum())
+    total["roi"] = total["net"] / total["cost"]
+    total["n_treated"] = int(out["n_treated"].sum())
+    return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 
 # -- the analysis of one unit -------------------------------------------------------------------
@@ -894,124 +999,200 @@ def _pct(e: Estimate) -> str:
 
 @dataclass(frozen=True)
 class LoyaltyImpact:
-    """Everything the loyalty-impact report shows for one unit (:func:`loyalty_impact`)."""
+    """Everything the loyalty-impact report shows for one unit (:func:`loyalty_impact`); a part
+    the unit's data cannot support is an :class:`Unavailable` saying why."""
 
     params: LoyaltyParams
     currency: str
     small_sample_n: int
-    naive: pd.DataFrame
-    did: CohortDiD
-    did_spend: CohortDiD
-    did_active: CohortDiD
-    propensity: dict[tuple[str, str], ATTResult]
-    propensity_all_customers: dict[tuple[str, str], ATTResult]
-    order_value: pd.DataFrame
-    retention: pd.DataFrame
-    segments: pd.DataFrame
-    roi: pd.DataFrame
+    naive: pd.DataFrame | Unavailable
+    did: CohortDiD | Unavailable
+    did_spend: CohortDiD | Unavailable
+    did_active: CohortDiD | Unavailable
+    propensity: dict[tuple[str, str], ATTResult | Unavailable] | Unavailable
+    propensity_all_customers: dict[tuple[str, str], ATTResult | Unavailable] | Unavailable
+    order_value: pd.DataFrame | Unavailable
+    retention: pd.DataFrame | Unavailable
+    segments: pd.DataFrame | Unavailable
+    roi: pd.DataFrame | Unavailable
     n_members: int
 
-    def main_effect(self, tier: str = "all") -> Estimate:
-        """Relative effect on monthly orders from the main estimator (params.main_estimator)."""
+    def main_effect(self, tier: str = "all") -> Estimate | Unavailable:
+        """Relative effect on monthly orders from the main estimator (params.main_estimator);
+        :class:`Unavailable` without an estimate or with fewer members than ``small_sample_n``."""
         if self.params.main_estimator == "aipw":
-            return self.propensity[tier, "aipw"].relative
-        return self.did.effect(tier, "relative")
+            r = self.propensity if isinstance(self.propensity, Unavailable) else self.propensity[tier, "aipw"]
+            if isinstance(r, Unavailable):
+                return r
+            e, n_treated = r.relative, r.n_treated
+        else:
+            if isinstance(self.did, Unavailable) or tier in self.did.missing:
+                return self.did if isinstance(self.did, Unavailable) else self.did.missing[tier]
+            e = self.did.effect(tier, "relative")
+            n_treated = int(self.did.overall.query("tier == @tier")["n_treated"].iloc[0])
+        if n_treated < self.small_sample_n:
+            return Unavailable.too_few(f"the effect of membership ({self._term(tier)})", n_treated,
+                                       self.small_sample_n, "members with a comparison customer")
+        if e is None or not np.isfinite(e.estimate):
+            return Unavailable(f"The relative effect of membership ({self._term(tier)}) needs a positive "
+                               f"counterfactual purchase rate of the members, which it is not.")
+        return e
 
     def _term(self, tier: str) -> str:
         return f"{tier} {self.params.terms.get(tier, '')}".strip()
 
+    def _tiers(self) -> list[str]:
+        """Tiers the main estimator has a result or a reason for."""
+        if isinstance(self.did, Unavailable) or isinstance(self.propensity, Unavailable):
+            return []
+        if self.params.main_estimator == "aipw":
+            return [t for t in TIERS if (t, "aipw") in self.propensity]
+        return [t for t in TIERS if (self.did.overall["tier"] == t).any() or t in self.did.missing]
+
     def headline(self) -> list[str]:
         """The answer first: effect with interval, the naive gap, the tiers, the ROI, the checks."""
         main = self.main_effect()
-        naive = self.naive.set_index("tier").loc["all"]
-        out = [f"Membership raises monthly purchase frequency by {_pct(main)}, n = {main.n:,} customers "
-               f"compared; the naive member vs non-member gap of {naive['relative_gap']:+.0%} is mostly "
-               f"who joins, not what the programme does."]
-        tiers = [f"{self._term(t)}: {_pct(self.main_effect(t))}" for t in TIERS
-                 if (self.did.overall["tier"] == t).any()]
-        out.append("By tier — " + "; ".join(tiers) + ".")
-        if len(self.roi):
-            total = self.roi.set_index("tier").loc["all"]
-            verdict = "pays for itself" if total["annual_net_ci_low"] > 0 else (
-                "does not pay for itself" if total["annual_net_ci_high"] < 0 else "may or may not pay for itself")
-            parts = [f"{self._term(r.tier)} {r.roi:+.0%} ROI (net {r.net:,.1f} {self.currency} per member-month, "
-                     f"95% CI {r.net_ci_low:,.1f} to {r.net_ci_high:,.1f}; break-even uplift "
-                     f"{r.break_even_uplift:.1%} vs estimated {r.estimated_uplift:.1%})"
-                     for r in self.roi[self.roi["tier"] != "all"].itertuples()]
-            out.append(f"The programme {verdict}: net contribution {total['annual_net']:,.0f} {self.currency} "
-                       f"over the last 12 months (95% CI {total['annual_net_ci_low']:,.0f} to "
-                       f"{total['annual_net_ci_high']:,.0f}) — " + "; ".join(parts) + ".")
+        naive = None if isinstance(self.naive, Unavailable) else self.naive.set_index("tier").loc["all"]
+        gap = (f"{naive['relative_gap']:+.0%}" if naive is not None and np.isfinite(naive["relative_gap"])
+               and naive["n_members"] >= self.small_sample_n else "")
+        if isinstance(main, Unavailable):
+            out = [f"What membership itself changes cannot be estimated for this unit. {main.reason}"
+                   + (f" The naive member vs non-member gap ({gap}) mixes the programme with who joins and is "
+                      f"no substitute." if gap else "")]
+        else:
+            out = [f"Membership raises monthly purchase frequency by {_pct(main)}, n = {main.n:,} customers compared"
+                   + (f"; the naive member vs non-member gap of {gap} is mostly who joins, not what the programme "
+                      f"does." if gap else ".")]
+        tiers = [(t, self.main_effect(t)) for t in self._tiers()]
+        if tiers and not isinstance(main, Unavailable):
+            out.append("By tier — " + "; ".join(
+                f"{self._term(t)}: " + (e.reason.rstrip(".") if isinstance(e, Unavailable) else _pct(e))
+                for t, e in tiers) + ".")
+        if not isinstance(self.roi, Unavailable):
+            tiers_roi = self.roi[self.roi["tier"] != "all"]
+            if (tiers_roi["n_treated"] < self.small_sample_n).any():
+                out.append(f"Whether the programme pays for itself cannot be judged: fewer than {self.small_sample_n} "
+                           f"members with a comparison customer in "
+                           f"{', '.join(tiers_roi.loc[tiers_roi['n_treated'] < self.small_sample_n, 'tier'])}.")
+            else:
+                total = self.roi.set_index("tier").loc["all"]
+                verdict = "pays for itself" if total["annual_net_ci_low"] > 0 else (
+                    "does not pay for itself" if total["annual_net_ci_high"] < 0 else "may or may not pay for itself")
+                parts = [f"{self._term(r.tier)} {r.roi:+.0%} ROI (net {r.net:,.1f} {self.currency} per member-month, "
+                         f"95% CI {r.net_ci_low:,.1f} to {r.net_ci_high:,.1f}; break-even uplift "
+                         f"{self._share(r.break_even_uplift)} vs estimated {self._share(r.estimated_uplift)})"
+                         for r in tiers_roi.itertuples()]
+                out.append(f"The programme {verdict}: net contribution {total['annual_net']:,.0f} {self.currency} "
+                           f"over the last 12 months (95% CI {total['annual_net_ci_low']:,.0f} to "
+                           f"{total['annual_net_ci_high']:,.0f}) — " + "; ".join(parts) + ".")
         checks = []
-        spo = self.order_value[self.order_value["scale"] == "relative"]
-        if len(spo):
-            checks.append("spend per order " + ", ".join(f"{r.tier} {_pct(_est(r._asdict()))}"
-                                                          for r in spo.itertuples()))
-        if len(self.retention):
+        if not isinstance(self.order_value, Unavailable):
+            spo = self.order_value[self.order_value["scale"] == "relative"]
+            checks.append("spend per order " + ", ".join(
+                f"{r.tier} {self._interval(_est(r._asdict()), '{:+.1%}', r.n_treated)}" for r in spo.itertuples()))
+        if not isinstance(self.retention, Unavailable) and (self.retention["tier"] == "all").any():
             r = self.retention.set_index("tier").loc["all"]
-            checks.append(f"still buying {self.params.retention_months} months after joining "
-                          f"{r['estimate'] * 100:+.1f} pp (95% CI {r['ci_low'] * 100:+.1f} to "
-                          f"{r['ci_high'] * 100:+.1f})")
+            checks.append(f"still buying {self.params.retention_months} months after joining " + self._interval(
+                Estimate(r["estimate"] * 100, r["se"] * 100, r["ci_low"] * 100, r["ci_high"] * 100, 0),
+                "{:+.1f}", r["n_treated"]) + " pp")
         if checks:
             out.append("What else changes: " + "; ".join(checks) + ".")
         return out
 
+    @staticmethod
+    def _share(v: float) -> str:
+        return "not estimable" if pd.isna(v) else f"{v:.1%}"
+
     def effects_table(self) -> pd.DataFrame:
-        """The machine-readable effects (reports/<unit>/data/loyalty_effects.csv): outcome, tier,
-        method, estimate, se, ci_low, ci_high, n_treated, n_control, segment. Relative effects
-        are fractions (0.10 = +10%) in outcomes ending in ``_relative``; absolute effects are per
-        customer-month in orders, currency or, for activity and retention, proportions."""
+        """The machine-readable effects (reports/<unit>/data/loyalty_impact/loyalty_effects.csv):
+        outcome, tier, method, estimate, se, ci_low, ci_high, n_treated, n_control, segment.
+        Relative effects are fractions (0.10 = +10%) in outcomes ending in ``_relative``;
+        absolute effects are per customer-month in orders, currency or, for activity and
+        retention, proportions. Only the estimates the unit's data supports."""
         cols = ["outcome", "tier", "method", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control", "segment"]
         frames = []
         n = self.naive
-        for scale, suffix, prefix in (("gap", "", ""), ("relative_gap", "_relative", "relative_")):
-            frames.append(pd.DataFrame({
-                "outcome": "monthly_orders" + suffix, "tier": n["tier"], "method": "naive_gap",
-                "estimate": n[scale], "se": n[f"{'gap' if scale == 'gap' else 'relative'}_se"],
-                "ci_low": n[f"{prefix or 'gap_'}ci_low"], "ci_high": n[f"{prefix or 'gap_'}ci_high"],
-                "n_treated": n["n_members"], "n_control": n["n_non_members"]}))
+        if not isinstance(n, Unavailable):
+            for scale, suffix, prefix in (("gap", "", ""), ("relative_gap", "_relative", "relative_")):
+                frames.append(pd.DataFrame({
+                    "outcome": "monthly_orders" + suffix, "tier": n["tier"], "method": "naive_gap",
+                    "estimate": n[scale], "se": n[f"{'gap' if scale == 'gap' else 'relative'}_se"],
+                    "ci_low": n[f"{prefix or 'gap_'}ci_low"], "ci_high": n[f"{prefix or 'gap_'}ci_high"],
+                    "n_treated": n["n_members"], "n_control": n["n_non_members"]}))
         names = {"orders": "monthly_orders", "spend": "monthly_spend", "active": "active_month",
                  "spend_per_order": "spend_per_order"}
-        for o in (self.did.overall, self.did_spend.overall, self.did_active.overall, self.order_value):
+        for o in (self.did, self.did_spend, self.did_active, self.order_value):
+            if isinstance(o, Unavailable):
+                continue
+            o = o.overall if isinstance(o, CohortDiD) else o
             o = o if o["outcome"].iloc[0] != "active" else o[o["scale"] == "absolute"]
             suffix = np.where(o["scale"] == "relative", "_relative", "")
             frames.append(o.assign(outcome=names[o["outcome"].iloc[0]] + suffix))
         for results, suffix in ((self.propensity, ""), (self.propensity_all_customers, "_all_not_yet_enrolled")):
-            f = att_frame(results, "monthly_orders")
+            f = pd.DataFrame() if isinstance(results, Unavailable) else att_frame(results, "monthly_orders")
             if len(f):
                 frames.append(f.assign(outcome="monthly_orders" + np.where(f["scale"] == "relative", "_relative", ""),
                                        method=f["method"] + suffix))
         r = self.retention
-        if len(r):
+        if not isinstance(r, Unavailable):
             frames.append(r.assign(outcome=f"active_{self.params.retention_months}m_regular_buyers", method="aipw"))
         s = self.segments
-        if len(s):
+        if not isinstance(s, Unavailable):
             frames.append(s.assign(outcome="monthly_orders" + np.where(s["scale"] == "relative", "_relative", "")))
-        if len(self.roi):
+        if not isinstance(self.roi, Unavailable):
             roi = self.roi[self.roi["tier"] != "all"]
             frames.append(pd.DataFrame({"outcome": f"net_margin_per_member_month_{self.currency}", "tier": roi["tier"],
                                         "method": "cohort_did_roi", "estimate": roi["net"], "se": roi["net_se"],
                                         "ci_low": roi["net_ci_low"], "ci_high": roi["net_ci_high"],
                                         "n_treated": roi["n_treated"], "n_control": np.nan}))
-        out = pd.concat(frames, ignore_index=True)
-        out["segment"] = out["segment"].fillna("all") if "segment" in out else "all"
+        out = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)).reindex(columns=cols)
+        out["segment"] = out["segment"].fillna("all")
         out[["n_treated", "n_control"]] = out[["n_treated", "n_control"]].astype("Int64")
-        return out[cols].reset_index(drop=True)
+        return out
+
+    def missing(self) -> list[str]:
+        """Why estimates of a tier or method inside an available section are missing, one
+        sentence each ('vip VIP会员 · doubly robust AIPW: ...')."""
+        labels: dict[str, list[str]] = {}  # reason -> what it stops
+        for what, did in (("cohort DiD on orders", self.did), ("on spend", self.did_spend),
+                          ("on active months", self.did_active)):
+            if isinstance(did, CohortDiD):
+                for t, u in did.missing.items():
+                    labels.setdefault(f"{self._term(t)} · {{}}: {u.reason}", []).append(what)
+        for results, suffix in ((self.propensity, ""), (self.propensity_all_customers, "_all_not_yet_enrolled")):
+            if not isinstance(results, Unavailable):
+                for (t, m), u in results.items():
+                    if isinstance(u, Unavailable):
+                        labels.setdefault(f"{self._term(t)} · {{}}: {u.reason}", []).append(METHOD_LABELS[m + suffix])
+        return [text.format(", ".join(whats)) for text, whats in labels.items()]
 
     def small_samples(self) -> pd.DataFrame:
         """Rows of the effects table with fewer treated customers than ``small_sample_n``."""
         t = self.effects_table()
         return t[t["n_treated"] < self.small_sample_n]
 
-    def method_table(self) -> pd.DataFrame:
+    def _enough(self, frame: pd.DataFrame, what: str) -> pd.DataFrame | Unavailable:
+        """Rows with at least ``small_sample_n`` treated and a finite estimate (for charts, which
+        cannot carry a 'too few' note); :class:`Unavailable` if none."""
+        ok = frame[(frame["n_treated"] >= self.small_sample_n) & np.isfinite(frame["estimate"].astype(float))]
+        if len(ok):
+            return ok.reset_index(drop=True)
+        return Unavailable.too_few(what, int(frame["n_treated"].max()) if len(frame) else 0, self.small_sample_n,
+                                   "members with a comparison customer")
+
+    def method_table(self) -> pd.DataFrame | Unavailable:
         """Relative and absolute effect on monthly orders per tier and method, as text with 95%
         intervals and n (small samples shown as 'n too small')."""
         t = self.effects_table()
         t = t[t["outcome"].str.startswith("monthly_orders") & (t["segment"] == "all")]
+        if not len(t):
+            return self.did
         rows = []
         for (tier, method), g in t.groupby(["tier", "method"], sort=False):
             rel, ab = (g[g["outcome"].str.endswith(s)] for s in ("_relative", "orders"))
             rows.append({"tier": self._term(tier), "method": METHOD_LABELS.get(method, method),
-                         "relative effect": self._interval(_est(rel.iloc[0]), "{:+.1%}", int(g["n_treated"].min())),
+                         "relative effect": self._interval(_est(rel.iloc[0]), "{:+.1%}", int(g["n_treated"].min()))
+                         if len(rel) else "not estimable",
                          "orders per member-month": self._interval(_est(ab.iloc[0]), "{:+.3f}",
                                                                    int(g["n_treated"].min())),
                          "n treated": int(g["n_treated"].iloc[0]), "n control": int(g["n_control"].iloc[0])})
@@ -1020,12 +1201,16 @@ class LoyaltyImpact:
     def _interval(self, e: Estimate, fmt: str, n_treated: int) -> str:
         if n_treated < self.small_sample_n:
             return "n too small"
+        if not np.isfinite(e.estimate):
+            return "not estimable"
         f = lambda x: fmt.format(x)  # noqa: E731
         return f"{f(e.estimate)} (95% CI {f(e.ci_low)} to {f(e.ci_high)})"
 
-    def naive_table(self) -> pd.DataFrame:
+    def naive_table(self) -> pd.DataFrame | Unavailable:
         """The naive comparison per tier: members' and non-members' orders per month and the gap."""
         n = self.naive
+        if isinstance(n, Unavailable):
+            return n
         return pd.DataFrame({
             "tier": n["tier"].map(self._term),
             "members: orders per month": n["member_mean"].round(3),
@@ -1034,22 +1219,38 @@ class LoyaltyImpact:
                                                   0), "{:+.1%}", r.n_members) for r in n.itertuples()],
             "n members": n["n_members"], "n non-members": n["n_non_members"]})
 
-    def pretrend_table(self) -> pd.DataFrame:
+    def event_study(self) -> pd.DataFrame | Unavailable:
+        """The event-study curve of the tiers with at least ``small_sample_n`` members compared."""
+        if isinstance(self.did, Unavailable):
+            return self.did
+        enough = self._enough(self.did.overall, "the event study")
+        if isinstance(enough, Unavailable):
+            return enough
+        return self.did.event_study[self.did.event_study["tier"].isin(enough["tier"])].reset_index(drop=True)
+
+    def pretrend_table(self) -> pd.DataFrame | Unavailable:
         """Joint test that the months before enrollment show no difference (per tier)."""
+        if isinstance(self.did, Unavailable):
+            return self.did
         t = self.did.pretrend
         return pd.DataFrame({"tier": t["tier"].map(self._term), "lead months tested": t["leads_tested"],
                              "chi-square": t["chi2"].round(2), "p-value": t["p_value"].round(3),
-                             "reading": np.where(t["p_value"] < 0.05, "differences before enrollment: read with care",
-                                                 "no sign of a pre-trend")})
+                             "reading": np.where(t["note"] != "", t["note"], np.where(
+                                 t["p_value"] < 0.05, "differences before enrollment: read with care",
+                                 "no sign of a pre-trend"))})
 
-    def orders_effects(self) -> pd.DataFrame:
-        """Relative effects on monthly orders of every method (rows of the effects table)."""
+    def orders_effects(self) -> pd.DataFrame | Unavailable:
+        """Relative effects on monthly orders of every method with at least ``small_sample_n``
+        members (rows of the effects table)."""
         t = self.effects_table()
-        return t[(t["outcome"] == "monthly_orders_relative") & (t["segment"] == "all")].reset_index(drop=True)
+        return self._enough(t[(t["outcome"] == "monthly_orders_relative") & (t["segment"] == "all")],
+                            "the effect on orders by method")
 
-    def segment_table(self) -> pd.DataFrame:
+    def segment_table(self) -> pd.DataFrame | Unavailable:
         """Main-estimator effect on monthly orders per value segment at launch (客户价值)."""
         s = self.segments
+        if isinstance(s, Unavailable):
+            return s
         rel, ab = s[s["scale"] == "relative"], s[s["scale"] == "absolute"].set_index("segment")
         return pd.DataFrame({
             "segment at launch": rel["segment"].map(SEGMENT_NAMES).fillna(rel["segment"]),
@@ -1058,56 +1259,101 @@ class LoyaltyImpact:
                                                        "{:+.3f}", r.n_treated) for r in rel.itertuples()],
             "n treated": rel["n_treated"], "n control": rel["n_control"]}).reset_index(drop=True)
 
-    def other_outcomes_table(self) -> pd.DataFrame:
-        """Spend per month, active months, spend per order and retention, per tier."""
+    def other_outcomes_table(self) -> pd.DataFrame | Unavailable:
+        """Spend per month, active months, spend per order and retention, per tier; the outcomes
+        without an estimate are named by :meth:`other_outcomes_missing`."""
         rows = []
-        for label, frame, scale, fmt in (
-                (f"net spend per month ({self.currency})", self.did_spend.overall, "absolute", "{:+,.1f}"),
-                ("net spend per month (relative)", self.did_spend.overall, "relative", "{:+.1%}"),
-                ("share of months with an order (points)", self.did_active.overall, "absolute", "{:+.3f}"),
+        for label, result, scale, fmt in (
+                (f"net spend per month ({self.currency})", self.did_spend, "absolute", "{:+,.1f}"),
+                ("net spend per month (relative)", self.did_spend, "relative", "{:+.1%}"),
+                ("share of months with an order (points)", self.did_active, "absolute", "{:+.3f}"),
                 (f"spend per order ({self.currency})", self.order_value, "absolute", "{:+,.1f}"),
                 ("spend per order (relative)", self.order_value, "relative", "{:+.1%}")):
+            if isinstance(result, Unavailable):
+                continue
+            frame = result.overall if isinstance(result, CohortDiD) else result
             for r in frame[frame["scale"] == scale].itertuples():
                 rows.append({"outcome": label, "tier": self._term(r.tier), "method": METHOD_LABELS[r.method],
                              "effect": self._interval(_est(r._asdict()), fmt, r.n_treated),
                              "n treated": r.n_treated, "n control": r.n_control})
-        for r in self.retention.itertuples():
-            rows.append({"outcome": f"still buying {self.params.retention_months} months after joining "
-                                    f"(regular buyers, percentage points)", "tier": self._term(r.tier),
-                         "method": METHOD_LABELS["aipw"],
-                         "effect": self._interval(Estimate(r.estimate * 100, r.se * 100, r.ci_low * 100,
-                                                           r.ci_high * 100, 0), "{:+.1f}", r.n_treated),
-                         "n treated": r.n_treated, "n control": r.n_control})
-        return pd.DataFrame(rows)
+        if not isinstance(self.retention, Unavailable):
+            for r in self.retention.itertuples():
+                rows.append({"outcome": f"still buying {self.params.retention_months} months after joining "
+                                        f"(regular buyers, percentage points)", "tier": self._term(r.tier),
+                             "method": METHOD_LABELS["aipw"],
+                             "effect": self._interval(Estimate(r.estimate * 100, r.se * 100, r.ci_low * 100,
+                                                               r.ci_high * 100, 0), "{:+.1f}", r.n_treated),
+                             "n treated": r.n_treated, "n control": r.n_control})
+        return pd.DataFrame(rows) if rows else Unavailable(" ".join(self.other_outcomes_missing()))
 
-    def roi_table(self) -> pd.DataFrame:
+    def other_outcomes_missing(self) -> list[str]:
+        """One sentence per outcome of :meth:`other_outcomes_table` that has no estimate."""
+        return [f"{what}: {r.reason}" for what, r in (
+            ("Spend and active months", self.did_spend), ("Spend per order", self.order_value),
+            (f"Still buying {self.params.retention_months} months after joining", self.retention))
+            if isinstance(r, Unavailable)]
+
+    def roi_table(self) -> pd.DataFrame | Unavailable:
         """Programme economics per tier, currency per member-month unless stated."""
         r = self.roi
+        if isinstance(r, Unavailable):
+            return r
+        few = r["n_treated"] < self.small_sample_n
+        too_few = lambda values: values.where(~few, "n too small")  # noqa: E731
         return pd.DataFrame({
             "tier": r["tier"].map(self._term),
-            "incremental revenue": r["incremental_revenue"].round(2),
-            "incremental gross margin": r["incremental_margin"].round(2),
+            "incremental revenue": too_few(r["incremental_revenue"].round(2)),
+            "incremental gross margin": too_few(r["incremental_margin"].round(2)),
             "programme cost": r["fixed_cost"].round(2), "points liability 积分": r["points_liability"].round(2),
-            "net contribution": [f"{x.net:,.2f}" + (f" (95% CI {x.net_ci_low:,.2f} to {x.net_ci_high:,.2f})"
-                                                    if np.isfinite(x.net_ci_low) else "") for x in r.itertuples()],
-            "ROI": r["roi"].map("{:+.0%}".format),
-            "estimated uplift": r["estimated_uplift"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}"),
-            "break-even uplift": r["break_even_uplift"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}"),
+            "net contribution": ["n too small" if f else f"{x.net:,.2f}" + (
+                f" (95% CI {x.net_ci_low:,.2f} to {x.net_ci_high:,.2f})" if np.isfinite(x.net_ci_low) else "")
+                for x, f in zip(r.itertuples(), few)],
+            "ROI": ["n too small" if f else f"{x.roi:+.0%}" for x, f in zip(r.itertuples(), few)],
+            "estimated uplift": too_few(r["estimated_uplift"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}")),
+            "break-even uplift": too_few(r["break_even_uplift"].map(lambda v: "" if pd.isna(v) else f"{v:+.1%}")),
             "member-months (12 months)": r["member_months_12m"],
             f"net, last 12 months ({self.currency})": [
+                "n too small" if f else
                 f"{x.annual_net:,.0f} (95% CI {x.annual_net_ci_low:,.0f} to {x.annual_net_ci_high:,.0f})"
-                for x in r.itertuples()]})
+                for x, f in zip(r.itertuples(), few)]})
 
-    def overlap_scores(self, tier: str = "all", method: str = "aipw") -> pd.DataFrame:
+    def roi_estimates(self) -> pd.DataFrame | Unavailable:
+        """ROI rows of the tiers with at least ``small_sample_n`` members compared (for the chart)."""
+        if isinstance(self.roi, Unavailable):
+            return self.roi
+        return self._enough(self.roi[self.roi["tier"] != "all"].assign(estimate=self.roi["net"]),
+                            "the programme's return")
+
+    def _aipw_all(self) -> ATTResult | Unavailable:
+        """The AIPW fit on all tiers behind the diagnostics, if it has ``small_sample_n`` members."""
+        r = self.propensity if isinstance(self.propensity, Unavailable) else self.propensity["all", "aipw"]
+        if isinstance(r, ATTResult) and r.n_treated < self.small_sample_n:
+            return Unavailable.too_few("balance and overlap diagnostics", r.n_treated, self.small_sample_n, "members")
+        return r
+
+    def overlap_scores(self, tier: str = "all", method: str = "aipw") -> pd.DataFrame | Unavailable:
         """Propensity scores of the rows of a propensity fit (for the overlap chart)."""
-        return self.propensity[tier, method].scores
+        r = self._aipw_all() if (tier, method) == ("all", "aipw") else self.propensity[tier, method]
+        return r if isinstance(r, Unavailable) else r.scores
 
-    def balance(self, tier: str = "all", method: str = "aipw", top: int = 15) -> pd.DataFrame:
+    def balance(self, tier: str = "all", method: str = "aipw", top: int = 15) -> pd.DataFrame | Unavailable:
         """Balance table of a propensity fit: the ``top`` pre-enrollment covariates with the
         largest imbalance before weighting (cohort-month indicators left out)."""
-        b = self.propensity[tier, method].balance
-        b = b[~b["covariate"].str.startswith("cohort=")]  # enrollment months: balanced by design
+        r = self._aipw_all() if (tier, method) == ("all", "aipw") else self.propensity[tier, method]
+        if isinstance(r, Unavailable):
+            return r
+        b = r.balance[~r.balance["covariate"].str.startswith("cohort=")]  # enrollment months: balanced by design
         return b.reindex(b["smd_before"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
+
+
+def _propensity_or(snapshots: pd.DataFrame | Unavailable, **options) -> dict | Unavailable:
+    """:func:`propensity_effects` on snapshots, or the reason there are none: no snapshots, or
+    no tier and method with an estimate (the reason of the first)."""
+    if isinstance(snapshots, Unavailable):
+        return snapshots
+    results = propensity_effects(snapshots, **options)
+    first = next(iter(results.values()))
+    return first if all(isinstance(r, Unavailable) for r in results.values()) else results
 
 
 def loyalty_impact(data) -> LoyaltyImpact:
@@ -1120,12 +1366,11 @@ def loyalty_impact(data) -> LoyaltyImpact:
     did_spend = cohort_did(panel, cust, "spend", event_study=False, **did_opts)
     did_active = cohort_did(panel, cust, "active", event_study=False, **did_opts)
     snaps = cohort_snapshots(panel, cust, p.pre_months, p.post_months, p.control_group)
-    propensity = propensity_effects(snaps, control_group=p.control_group, trim=p.propensity_trim,
-                                    neighbours=p.matching_neighbours)
+    propensity = _propensity_or(snaps, control_group=p.control_group, trim=p.propensity_trim,
+                                neighbours=p.matching_neighbours)
     other = "all_not_yet_enrolled" if p.control_group == "later_members" else "later_members"
     snaps_other = cohort_snapshots(panel, cust, p.pre_months, p.post_months, other)
-    propensity_other = propensity_effects(snaps_other, methods=("aipw",), control_group=other,
-                                          trim=p.propensity_trim)
+    propensity_other = _propensity_or(snaps_other, methods=("aipw",), control_group=other, trim=p.propensity_trim)
     segments = value_tiers_at_launch(data.transactions, inputs.launch, data.params.segmentation)
     return LoyaltyImpact(
         params=p, currency=data.params.currency, small_sample_n=data.params.small_sample_n,
@@ -1140,12 +1385,16 @@ def loyalty_impact(data) -> LoyaltyImpact:
 
 
 def report_warnings(impact: LoyaltyImpact) -> None:
-    """Visible warnings for estimates on fewer treated customers than ``small_sample_n``."""
+    """Visible warnings for estimates on fewer treated customers than ``small_sample_n``, and
+    a note naming the tier and method estimates the data cannot support."""
     small = impact.small_samples()
     if len(small):
         names = ", ".join(sorted({f"{r.outcome} ({r.tier}, {r.segment}, {r.method})" for r in small.itertuples()}))
-        report.warning(f"Fewer than {impact.small_sample_n} members behind these estimates; read them as "
-                       f"indications only: {names}.")
+        report.warning(f"Fewer than {impact.small_sample_n} members behind these estimates; shown as "
+                       f"'n too small': {names}.")
+    missing = impact.missing()
+    if missing:
+        report.note("Not estimated for this unit — " + " ".join(missing))
 
 
 def write_effects(impact: LoyaltyImpact, output_dir) -> None:

@@ -265,3 +265,23 @@ def test_leverage_corrected_cluster_covariance_matches_statsmodels_without_lever
     np.testing.assert_allclose(ours * (200 - 1) / (200 - 3), ref, rtol=1e-10)
     # leverage h inflates every residual by 1 / sqrt(1 - h): the covariance by 1 / (1 - h)
     np.testing.assert_allclose(loyalty._cluster_cov(fit, np.full(200, 0.5), groups), 2 * ours, rtol=1e-10)
+
+
+# -- thin data: a reason instead of an exception ---------------------------------------------------
+
+def test_no_comparison_group_gives_reasons_not_errors(two_by_two):
+    """Without later members there is no DiD, without never-enrolled customers no naive gap, and a
+    propensity model with one class is not fitted: each says why."""
+    panel, customers = two_by_two
+    treated_only = customers.drop(["C1", "C2", "C3", "N1"])
+    sub = panel[panel["customer_id"].isin(treated_only.index)]
+    assert isinstance(loyalty.cohort_did(sub, treated_only, lags=1, pre_months=1), loyalty.Unavailable)
+    assert isinstance(loyalty.naive_gap(sub, treated_only), loyalty.Unavailable)
+    did = loyalty.cohort_did(panel, customers.assign(tier=customers["tier"].replace("vip", "points")),
+                             lags=1, pre_months=1, event_study=False)
+    assert "vip" in did.missing and (did.overall["tier"] != "vip").all()
+
+
+def test_one_class_propensity_is_unavailable(six_rows):
+    for d in (1, 0):
+        assert isinstance(loyalty.estimate_att(six_rows.assign(d=d), "d", "y", ["x"]), loyalty.Unavailable)
