@@ -90,8 +90,8 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
     orders), ``purchase_days``, ``revenue`` (net of returns, currency), ``gross_sales`` (positive
     orders only), ``discounted_share`` (share of positive orders with a discount),
     ``discount_rate`` (discount / (sales + discount)), ``recency_days`` (observation end minus
-    last order), ``tenure_days`` (observation end minus first order) and, with
-    ``category_tiers``, ``basic_share``, ``standard_share``, ``premium_share`` of positive orders.
+    last order), ``tenure_days`` (observation end minus first order) and ``basic_share``, ``standard_share``,
+    ``premium_share`` of positive orders (missing without ``category_tiers``).
     """
     tx = as_table(transactions)
     t = tx.filter(tx.order_date <= observation_end)
@@ -106,10 +106,10 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
         discounted_share=((t.discount > 0) & pos).cast("float64").sum() / pos.cast("float64").sum(),
         discount_rate=t.discount.sum(where=pos) / (t.amount.sum(where=pos) + t.discount.sum(where=pos)),
     )
-    if category_tiers:
-        tier = t.product_category.substitute(category_tiers, else_=ibis.null("string"))
-        for name in ("basic", "standard", "premium"):
-            aggs[f"{name}_share"] = ((tier == name) & pos).cast("float64").sum() / pos.cast("float64").sum()
+    tier = t.product_category.substitute(category_tiers, else_=ibis.null("string")) if category_tiers else None
+    for name in ("basic", "standard", "premium"):
+        aggs[f"{name}_share"] = (((tier == name) & pos).cast("float64").sum() / pos.cast("float64").sum()
+                                 if category_tiers else ibis.null("float64"))
     agg = t.group_by("customer_id").aggregate(**aggs)
     agg = agg.filter(agg.orders > 0).mutate(
         recency_days=_days_between(ibis.literal(observation_end), agg.last_order),

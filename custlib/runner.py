@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
 import os
 import tempfile
 import time
@@ -262,7 +263,9 @@ def run(root: str | Path = ".", units: list[str] | None = None, analyses: list[s
                            root / "reports" / "manifest.json")
     started = datetime.now()
     jobs = jobs or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_limit_threads if jobs > 1 else None) as pool:
+    # spawn, not fork: a forked copy of a process holding DuckDB or BLAS threads can hang or die
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_limit_threads if jobs > 1 else None) as pool:
         futures = [pool.submit(render_report, root, u, a, run_date) for u, a in tasks]
         with tqdm(total=len(futures), desc="reports", unit="report", disable=not progress) as bar:
             for f in as_completed(futures):

@@ -430,7 +430,7 @@ class BehaviourClustering:
     (average order value or revenue, per params) plus the optional features, with k chosen by the
     silhouette over ``k_min..k_max``.
 
-    After :meth:`fit`: ``k_``, ``silhouette_`` (k, silhouette), ``labels_`` (cluster 1..k per
+    After :meth:`fit`: ``features_`` (the features used), ``k_``, ``silhouette_`` (k, silhouette), ``labels_`` (cluster 1..k per
     customer, 1 = largest), ``names_`` (cluster -> readable name), ``centroids_`` (per cluster
     size, share and the mean of each feature in original units), ``zscores_`` (cluster means of
     the standardized features), ``stability_`` (adjusted Rand index of bootstrap refits against
@@ -444,16 +444,23 @@ class BehaviourClustering:
     def features(self) -> list[str]:
         return ["recency_days", "orders", self.params.monetary, *self.params.extra_features]
 
-    def _matrix(self, table: pd.DataFrame) -> np.ndarray:
+    def usable_features(self, table: pd.DataFrame) -> list[str]:
+        """The configured features the buyers of ``table`` have values for (the price-tier
+        shares are missing when the unit's params map no product category to a tier)."""
+        buyers = table[table["orders"] > 0]
+        return [f for f in self.features if buyers[f].notna().any()]
+
+    @staticmethod
+    def _matrix(table: pd.DataFrame, features: list[str]) -> np.ndarray:
         cols = []
-        for f in self.features:
+        for f in features:
             v = table[f].astype(float)
             cols.append(np.log1p(v.clip(lower=0)) if f in LOG_FEATURES else v)
         return np.column_stack(cols)
 
     def distinct_points(self, table: pd.DataFrame) -> int:
         """How many buyers of ``table`` differ in their features: k-means cannot find more clusters."""
-        return len(np.unique(self._matrix(table[table["orders"] > 0]), axis=0))
+        return len(np.unique(self._matrix(table[table["orders"] > 0], self.usable_features(table)), axis=0))
 
     def fit(self, table: pd.DataFrame) -> "BehaviourClustering":
         """Fit on the buyers of ``table`` (rows with orders > 0). k is tried up to the number of
@@ -461,8 +468,9 @@ class BehaviourClustering:
         cluster); there must be room for ``k_min`` (see :func:`cluster_buyers`)."""
         p = self.params
         buyers = table[table["orders"] > 0]
-        self.scaler_ = StandardScaler().fit(self._matrix(buyers))
-        z = self.scaler_.transform(self._matrix(buyers))
+        self.features_ = self.usable_features(table)
+        self.scaler_ = StandardScaler().fit(self._matrix(buyers, self.features_))
+        z = self.scaler_.transform(self._matrix(buyers, self.features_))
         n = len(z)
         sample = min(n, p.silhouette_sample)
         fits, rows = {}, []
@@ -479,9 +487,9 @@ class BehaviourClustering:
         rank[np.argsort(-sizes, kind="stable")] = np.arange(1, self.k_ + 1)
         self.model_ = km
         self.labels_ = pd.Series(rank[km.labels_], index=buyers.index, name="cluster")
-        self.zscores_ = pd.DataFrame(z, columns=self.features).groupby(self.labels_.to_numpy()).mean()
+        self.zscores_ = pd.DataFrame(z, columns=self.features_).groupby(self.labels_.to_numpy()).mean()
         self.names_ = self._names(self.zscores_)
-        orig = buyers[self.features].astype(float).groupby(self.labels_).mean()
+        orig = buyers[self.features_].astype(float).groupby(self.labels_).mean()
         counts = self.labels_.value_counts().sort_index()
         self.centroids_ = orig.assign(customers=counts, share=counts / n).reset_index(names="cluster")
         self.centroids_.insert(1, "name", self.centroids_["cluster"].map(self.names_))
@@ -538,7 +546,7 @@ class BehaviourClustering:
                             "orders": c["orders"].map("{:.1f}".format)})
         m = self.params.monetary
         out[f"{m.replace('_', ' ')} ({currency})".replace(" ()", "")] = c[m].round(0).astype(int)
-        for f in self.params.extra_features:
+        for f in (f for f in self.params.extra_features if f in self.features_):
             share = f.endswith(("share", "rate"))
             out[f.replace("_", " ")] = c[f].map("{:.0%}".format) if share else c[f].round(0)
         return out

@@ -59,7 +59,7 @@ class Unavailable:
     @classmethod
     def too_few(cls, what: str, n: int, needed: int, of: str = "customers") -> "Unavailable":
         """Too few observations to estimate ``what``."""
-        return cls(f"Too few {of} to estimate {what}: {n:,}, at least {needed:,} needed.")
+        return cls(f"Too few to estimate {what}: {n:,} {of}, at least {needed:,} needed.")
 
 
 def wilson_interval(successes, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

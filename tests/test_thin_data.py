@@ -22,8 +22,7 @@ UNITS = {
     "n50_empty": (50, "empty"),
     "n500": (500, "full"),
     "one_time_buyers": (200, "one_time_buyers"),
-    "one_class": (300, "one_class"),
-    "all_members_no_promoters": (300, "all_members_no_promoters"),
+    "degenerate": (300, "degenerate"),  # one class of everything, all members, no promoters
 }
 
 
@@ -49,7 +48,7 @@ def test_statuses_follow_the_data(thin_run):
         assert results[unit, "loyalty_impact"].status == "not available"
         assert results[unit, "loyalty_impact"].error == "needs loyalty_members"
         assert results[unit, "satisfaction"].error == "needs survey_responses"
-    for unit in ("n5", "n500", "one_time_buyers", "one_class", "all_members_no_promoters"):
+    for unit in ("n5", "n500", "one_time_buyers", "degenerate"):
         assert {results[unit, a].status for a in runner.ANALYSES} == {"ok"}, unit
     manifest = json.loads((root / "reports" / "manifest.json").read_text())
     assert {r["status"] for r in manifest["reports"]} == {"ok", "not available", "refused"}

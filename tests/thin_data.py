@@ -1,9 +1,9 @@
 """Small and degenerate business units for end-to-end runs of the real notebooks.
 
 :func:`make_project` writes a project root (the real notebooks and params, plus one unit per
-variant) whose units are drawn from the demo generator at a few customers and then thinned:
-optional tables absent or empty, one class of every categorical variable, no repeat buyers,
-every customer a member, no promoters.
+variant) whose units are drawn from the demo generator at a few customers and then thinned
+(``SHAPES``): optional tables absent or empty, one class of every categorical variable, no
+repeat buyers, every customer a member, no promoters, or the last three together.
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ def _one_class(tables: dict[str, pd.DataFrame]) -> None:
     tx["channel"] = tx["channel"].iloc[0]
 
 
+def _degenerate(tables: dict[str, pd.DataFrame]) -> None:
+    """One class of every categorical variable, every customer a member, no promoters."""
+    _one_class(tables)
+    _all_members_no_promoters(tables)
+
+
 def _all_members_no_promoters(tables: dict[str, pd.DataFrame]) -> None:
     c = tables["customers"]
     first = tables["transactions"].groupby("customer_id")["order_date"].min()
@@ -61,6 +67,7 @@ SHAPES = {
     "one_time_buyers": _no_repeat_buyers,
     "one_class": _one_class,
     "all_members_no_promoters": _all_members_no_promoters,
+    "degenerate": _degenerate,
 }
 
 
