@@ -309,13 +309,17 @@ def index_html(manifest: dict) -> str:
     for unit, rows in by_unit.items():
         display = manifest["parameters"].get(unit, {}).get("display_name", unit)
         parts.append(f"<h2>{html.escape(display)} <small>({html.escape(unit)})</small></h2>")
+        refusals = {r["error"] for r in rows if r["status"] == "refused"}
+        parts += [f'<div class="cl-warning">⚠ {html.escape(reason)}</div>' for reason in sorted(refusals)]
         parts.append("<table><tr><th>Report</th><th>Status</th><th>Finished</th><th>Duration</th></tr>")
         for r in rows:
             title = ANALYSES[r["analysis"]].title
             link = (f'<a href="{html.escape(r["html"])}">{html.escape(title)}</a>'
                     if r.get("html") else html.escape(title))
             status = f'<span class="status-{r["status"].replace(" ", "-")}">{r["status"]}</span>'
-            if r["status"] != "ok":
+            if r["status"] == "refused":  # the reason stands once above the table
+                status += '<div class="cl-reason">last good report kept</div>' if r.get("html") else ""
+            elif r["status"] != "ok":
                 kept = " — last good report kept" if r.get("html") else ""
                 css = "cl-reason" if r["status"] == "not available" else "cl-error"
                 status += f'<div class="{css}">{html.escape(r.get("error") or "")}{kept}</div>'
