@@ -243,6 +243,15 @@ class LapseCurves:
     medians: pd.DataFrame
     logrank: dict
 
+    def display(self) -> pd.DataFrame:
+        """The medians for the report: whole days with their 95% CI, "–" where the curve (or
+        its bound) does not reach 50%."""
+        days = lambda v: "–" if pd.isna(v) else f"{v:,.0f}"  # noqa: E731
+        m = self.medians
+        return pd.DataFrame({self.by.replace("_", " "): m["group"], "customers": m["n"], "lapses": m["lapses"],
+                             "median days to lapse": m["median_days"].map(days),
+                             "95% CI": [f"{days(lo)} to {days(hi)}" for lo, hi in zip(m["ci_low"], m["ci_high"])]})
+
 
 def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves | Unavailable:
     """Kaplan–Meier estimate per value of ``by`` on ``features.lapse_times`` rows (``days_to_lapse``,
@@ -597,7 +606,9 @@ class LifecycleAnalysis:
         t["log-likelihood"] = [v.purchases.log_likelihood_] * 4 + [v.spend.log_likelihood_] * 3
         for c in ("estimate", "se", "ci_low", "ci_high"):
             t[c] = t[c].map("{:,.4g}".format)
-        return t[["model", "parameter", "estimate", "se", "ci_low", "ci_high", "n", "log-likelihood"]]
+        t["95% CI"] = t["ci_low"] + " to " + t["ci_high"]
+        t = t.rename(columns={"se": "standard error", "n": "customers"})
+        return t[["model", "parameter", "estimate", "standard error", "95% CI", "customers", "log-likelihood"]]
 
     def ranking_table(self) -> pd.DataFrame:
         return self.ranking.table.drop(columns="n")

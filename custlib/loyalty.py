@@ -1345,6 +1345,15 @@ class LoyaltyImpact:
         b = r.balance[~r.balance["covariate"].str.startswith("cohort=")]  # enrollment months: balanced by design
         return b.reindex(b["smd_before"].abs().sort_values(ascending=False).index).head(top).reset_index(drop=True)
 
+    def balance_display(self, tier: str = "all", method: str = "aipw") -> pd.DataFrame:
+        """:meth:`balance` with display names; differences rounded to two decimals."""
+        b = self.balance(tier, method)
+        return pd.DataFrame({"pre-enrolment characteristic": b["covariate"].str.replace("_", " ").str.replace("=", ": "),
+                             "members' mean": b["treated_mean"], "comparison mean": b["control_mean"],
+                             "comparison mean, weighted": b["control_mean_weighted"],
+                             "standardized difference before": b["smd_before"].round(2) + 0.0,
+                             "standardized difference after": b["smd_after"].round(2) + 0.0})
+
 
 def _propensity_or(snapshots: pd.DataFrame | Unavailable, **options) -> dict | Unavailable:
     """:func:`propensity_effects` on snapshots, or the reason there are none: no snapshots, or
