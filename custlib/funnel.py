@@ -101,8 +101,9 @@ class Funnel:
         t["conversion %"] = (100 * t["conversion"]).round(1)
         t["95% CI"] = [f"{100 * lo:.1f}–{100 * hi:.1f}" if n else "–"
                        for lo, hi, n in zip(t["ci_low"], t["ci_high"], t["n"])]
+        t["median days in stage"] = t["median_days_in_stage"].map(lambda d: "–" if pd.isna(d) else f"{d:,.0f}")
         return t[["source", "step", "reached", "advanced", "lost", "open", "conversion %", "95% CI",
-                  "median_days_in_stage"]]
+                  "median days in stage"]]
 
 
 def sales_funnel(leads: pd.DataFrame, observation_end: date, stage_terms: dict | None = None) -> Funnel:

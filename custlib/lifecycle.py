@@ -611,7 +611,21 @@ class LifecycleAnalysis:
         return t[["model", "parameter", "estimate", "standard error", "95% CI", "customers", "log-likelihood"]]
 
     def ranking_table(self) -> pd.DataFrame:
-        return self.ranking.table.drop(columns="n")
+        """AUC and lift per score with their bootstrap 95% CI, two decimals."""
+        t = self.ranking.table
+        return pd.DataFrame({"score": t["score"], "measure": t["metric"], "estimate": t["estimate"].map("{:.2f}".format),
+                             "95% CI": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(t["ci_low"], t["ci_high"])]})
+
+    def churn_display(self) -> pd.DataFrame:
+        """The churn-risk list for the report: probabilities in %, money in whole currency units."""
+        c, money = self.churn, "{:,.0f}".format
+        return pd.DataFrame({"customer": c["customer_id"], "rank": c["risk_rank"],
+                             "P(still active)": c["p_alive"].map("{:.0%}".format),
+                             "P(no purchase in the horizon)": c["p_no_purchase"].map("{:.0%}".format),
+                             f"CLV ({self.currency})": c["clv"].map(money),
+                             f"value if retained ({self.currency})": c["value_if_retained"].map(money),
+                             f"value at risk ({self.currency})": c["value_at_risk"].map(money),
+                             "newly at risk": c["became_at_risk"].map({True: "yes", False: "", 1: "yes", 0: ""})})
 
     def retention_table(self) -> pd.DataFrame:
         """Pooled cohort retention at each month (Wilson 95% CI; a note instead below
