@@ -82,6 +82,22 @@ def export_html(nb, title: str) -> str:
     return page(title, body + f'<footer>Customer Insights Workbook · generated {datetime.now():%Y-%m-%d %H:%M}</footer>')
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over local sockets instead of TCP ports, so kernels
+    started at the same moment by parallel workers cannot collide on a port ("Address already
+    in use", "Kernel died before replying to kernel_info")."""
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):  # socket files <tmp>/custlib-kernel-<uuid>-<n>, removed at shutdown
+            ip = os.path.join(tempfile.gettempdir(), f"custlib-kernel-{uuid.uuid4().hex}")
+            super().__init__(transport="ipc", ip=ip, **kwargs)
+
+    return IPCKernelManager
+
+
 def render_report(root: Path, unit: str, analysis: str, run_date: str) -> ReportResult:
     """Execute one notebook for one unit and publish its HTML (atomically)."""
     import nbformat
@@ -99,7 +115,7 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
             parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date,
                         "check_data": False},  # validated once by check_inputs before any run
             cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=False, log_output=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            extra_arguments=["--IPKernelApp.log_level=ERROR"], kernel_manager_class=_ipc_kernel_manager(),
         )
         nb = nbformat.read(tmp_nb, as_version=4)
         display = load_params(unit, root / "params").display_name
