@@ -109,9 +109,10 @@ def open_tables(location: Path, mapping: SourceMapping, timezone: str,
 
     ``timezone``: IANA zone that timestamps with a UTC offset are converted to; ``unit_id``:
     fills ``business_unit`` where a table has neither that column nor a constant for it.
-    Returns the connection and ``{table: file}`` of the tables found (``file`` names what the
-    user would open: a path, or ``db.duckdb::table``). Raises :class:`CustlibDataError` naming
-    the file when one cannot be read.
+    Parquet files and database tables are views; CSV and Excel tables are parsed and cleaned
+    once into temporary engine tables. Returns the connection and ``{table: file}`` of the
+    tables found (``file`` names what the user would open: a path, or ``db.duckdb::table``).
+    Raises :class:`CustlibDataError` naming the file when one cannot be read.
     """
     con = ibis.duckdb.connect()
     if location.is_file():
@@ -137,7 +138,10 @@ def open_tables(location: Path, mapping: SourceMapping, timezone: str,
         raw = reader.read(found, spec, name)
         table = (_Mapper(name, spec, found.display, timezone).apply(raw, unit_id) if spec != TableSource()
                  else _with_unit(raw, unit_id))
-        con.create_view(name, table, overwrite=True)
+        if found.kind in ("csv", "excel"):  # text parsed and cleaned once, not on every query
+            con.create_table(name, table, temp=True, overwrite=True)
+        else:
+            con.create_view(name, table, overwrite=True)
         files[name] = found.display
     return con, files
 
