@@ -286,6 +286,10 @@ def _cluster_cov(fit, leverage: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def _no_comparison(cells: pd.DataFrame) -> Unavailable:
     """Why stacked cells support no DiD: no stratum holds both members and controls."""
     d = cells["treated"].to_numpy(dtype=bool)
+    if not d.any():
+        return Unavailable("No member has purchase history on both sides of their enrolment month, so there "
+                           "is no before-and-after to compare; members with orders before and after joining "
+                           "would enable it.")
     return Unavailable(f"No enrolment cohort has both members and not-yet-enrolled comparison customers of the "
                        f"same acquisition month and tier ({cells['row'][d].nunique():,} members, "
                        f"{cells['row'][~d].nunique():,} possible comparison customers).")
