@@ -118,22 +118,6 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
     return agg.order_by("customer_id").execute().set_index("customer_id")
 
 
-def period_activity(transactions: ir.Table | pd.DataFrame, observation_end: date,
-                    freq: str = "month") -> pd.DataFrame:
-    """Sparse customer x period activity: ``customer_id, period`` (start date of the calendar
-    period, ``"month"`` or ``"week"``), ``orders`` (positive orders), ``spend`` (net, currency).
-    Only periods with at least one order appear; densify in the analysis when needed.
-    """
-    tx = as_table(transactions)
-    t = tx.filter(tx.order_date <= observation_end)
-    t = t.mutate(period=t.order_date.truncate("M" if freq == "month" else "W"))
-    agg = t.group_by(["customer_id", "period"]).aggregate(
-        orders=(t.amount > 0).cast("int64").sum(), spend=t.amount.sum())
-    df = agg.order_by(["customer_id", "period"]).execute()
-    df["period"] = pd.to_datetime(df["period"])
-    return df
-
-
 def _lapse_starts(days: ir.Table, observation_end: date, lapse_days: int) -> ir.Table:
     """Purchase days with ``next_date`` (the customer's next purchase day) and ``starts_lapse``:
     followed by more than ``lapse_days`` days without a purchase, known by the observation end

@@ -625,7 +625,7 @@ class LifecycleAnalysis:
                              f"CLV ({self.currency})": c["clv"].map(money),
                              f"value if retained ({self.currency})": c["value_if_retained"].map(money),
                              f"value at risk ({self.currency})": c["value_at_risk"].map(money),
-                             "newly at risk": c["became_at_risk"].map({True: "yes", False: "", 1: "yes", 0: ""})})
+                             "newly at risk": c["became_at_risk"].map({1: "yes", 0: ""})})
 
     def retention_table(self) -> pd.DataFrame:
         """Pooled cohort retention at each month (Wilson 95% CI; a note instead below

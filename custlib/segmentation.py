@@ -527,11 +527,6 @@ class BehaviourClustering:
         return Estimate(float(ari.mean()), float(ari.std(ddof=1)), float(lo), float(hi), reps,
                         f"bootstrap refits ({reps})")
 
-    @property
-    def summary(self) -> pd.DataFrame:
-        """Per cluster: name, customers, share and feature means in original units."""
-        return self.centroids_
-
     def stability_text(self) -> str:
         """One sentence on how reproducible the clusters are."""
         return (f"Stability: refitting k-means on {self.stability_.n} bootstrap samples reproduces the "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats as st
 
 Z95 = float(st.norm.ppf(0.975))
@@ -76,8 +75,3 @@ def proportion(successes: int, n: int, method: str = "Wilson") -> Estimate:
     se = float(np.sqrt(p * (1 - p) / n)) if n else float("nan")
     lo, hi = wilson_interval(successes, n) if n else (np.nan, np.nan)
     return Estimate(float(p), se, float(lo), float(hi), int(n), method)
-
-
-def estimates_frame(rows: dict[str, Estimate], key: str = "group") -> pd.DataFrame:
-    """A tidy frame (one row per estimate) from a mapping of labels to estimates."""
-    return pd.DataFrame([{key: k, **v.to_dict()} for k, v in rows.items()])
