@@ -17,11 +17,12 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from custlib.contract import ANALYSES
+from custlib.errors import CustlibDataError
 from custlib.params import load_params, unit_ids
 from custlib.sources import UnitData, open_unit_source, unit_problem, validate
 
@@ -168,6 +169,7 @@ class Inputs:
     data_fingerprints: dict
     refused: dict[str, str]
     unavailable: dict[tuple[str, str], list[str]]
+    data: dict[str, UnitData] = field(default_factory=dict, repr=False)  # the opened unit data
 
 
 def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None,
@@ -177,11 +179,13 @@ def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None
     Raises CustlibDataError (exit code 2) for bad parameters or bad data. A unit whose data
     holds nothing to report on (no customers, or no transactions up to its observation end) is
     refused; reports whose required tables the unit lacks are marked not available.
+    ``data_source`` replaces every unit's own.
     """
     analyses = analyses or list(ANALYSES)
     known = unit_ids(root / "params")
-    params, fingerprints, checked = {}, {}, {}
+    params, fingerprints, checked, opened = {}, {}, {}, {}
     refused, unavailable = {}, {}
+    owners: dict[tuple, list[str]] = {}  # source -> units that see every customer of it
     run_date = date.today()
     for u in units:
         p = load_params(u, root / "params")
@@ -194,7 +198,10 @@ def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None
             validate(src, known)
             checked[key] = src.fingerprint()
         fingerprints[u] = checked[key]
-        data = UnitData(p, src, root, run_date)
+        data = opened[u] = UnitData(p, src, root, run_date)
+        if data.rows("customers") and data.rows("customers") == src.raw("customers").count().execute():
+            owners.setdefault(key, []).append(u)
+        _check_shared(owners.get(key, []), p.data_source)
         problem = unit_problem(data)
         if problem:
             refused[u] = problem
@@ -203,7 +210,19 @@ def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None
             missing = data.missing_for(a)
             if missing:
                 unavailable[(u, a)] = missing
-    return Inputs(params, fingerprints, refused, unavailable)
+    return Inputs(params, fingerprints, refused, unavailable, opened)
+
+
+def _check_shared(units: list[str], location: str) -> None:
+    """Units that share a source must not each see all of it: that happens when the files have
+    no business_unit column, which each unit then fills with its own id."""
+    if len(units) > 1:
+        raise CustlibDataError(
+            f"units {units[0]} and {units[1]} read the same files and each would see every customer: "
+            "the files have no business_unit column to tell the units apart", file=location,
+            column="business_unit", rule="shared source",
+            hint="Give each unit its own data_source, or add a business_unit column (or a constant "
+                 "under sources.<table>.constants in each unit's params).")
 
 
 def describe_inputs(root: str | Path = ".", units: list[str] | None = None,
@@ -218,9 +237,9 @@ def describe_inputs(root: str | Path = ".", units: list[str] | None = None,
     inputs = check_inputs(root, units, data_source=data_source)
     lines = []
     for u in units:
-        p = load_params(u, root / "params").model_copy(update={"data_source": inputs.parameters[u]["data_source"]})
+        data = inputs.data[u]
+        p = data.params
         lines.append(f"{u} · {p.display_name} · observation end {p.observation_end:%Y-%m-%d}")
-        data = UnitData(p, open_unit_source(p, root), root, date.today())
         counts = overview.table_counts(data)
         for r in counts.to_dict("records"):
             span = f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else r["note"]

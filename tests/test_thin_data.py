@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from custlib import runner
+from custlib.errors import CustlibDataError
 from conftest import ROOT
 from thin_data import make_project
 
@@ -123,3 +124,17 @@ def test_orders_only_unit_renders_segmentation_and_lifecycle(tmp_path):
     assert "CLV" in lifecycle and "cl-unavailable" in lifecycle  # the funnel: no leads
     churn = pd.read_csv(root / "reports" / "cdnow" / "data" / "lifecycle" / "targets" / "churn_risk.csv")
     assert churn["customer_id"].str.startswith("C").all()
+
+
+def test_units_sharing_files_without_business_unit_are_refused(tmp_path):
+    """Without a business_unit column a source belongs to the one unit that reads it; two units
+    reading it would each see every customer."""
+    root = make_project(tmp_path, {"east": (5, "full")})
+    for f in (root / "data" / "east").glob("*.parquet"):
+        pd.read_parquet(f).drop(columns="business_unit").to_parquet(f)
+    assert runner.check_inputs(root, ["east"]).refused == {}
+    west = (root / "params" / "business_units" / "east.yaml").read_text().replace("id: east", "id: west")
+    (root / "params" / "business_units" / "west.yaml").write_text(west)
+    with pytest.raises(CustlibDataError) as e:
+        runner.check_inputs(root, ["east", "west"])
+    assert (e.value.column, e.value.rule) == ("business_unit", "shared source")
