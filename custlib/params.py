@@ -257,6 +257,8 @@ class UnitParams(_Strict):
                                                        "are converted to it before taking the date")
     observation_end: date
     currency: str = "CNY"
+    language: Literal["en", "zh"] = Field("en", description="Language of the unit's reports: en (English) "
+                                                             "or zh (Chinese)")
     small_sample_n: int = Field(30, ge=1, description="Below this n an estimate carries a warning")
     category_tiers: dict[str, PriceTier] = Field(default_factory=dict)
     segmentation: SegmentationParams = SegmentationParams()

@@ -24,6 +24,7 @@ from pathlib import Path
 from custlib.contract import ANALYSES
 from custlib.errors import CustlibDataError
 from custlib.params import load_params, unit_ids
+from custlib.present.i18n import set_language, t
 from custlib.sources import UnitData, open_unit_source, unit_problem, validate
 
 CSS = (Path(__file__).parent / "templates" / "report.css").read_text(encoding="utf-8")
@@ -56,17 +57,20 @@ def write_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
-def page(title: str, body: str) -> str:
+def page(title: str, body: str, language: str = "en") -> str:
     """A complete, self-contained HTML page with the shared stylesheet."""
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    return (f'<!DOCTYPE html>\n<html lang="{"zh-CN" if language == "zh" else "en"}"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head>"
             f"<body><main>{body}</main></body></html>\n")
 
 
-def export_html(nb, title: str) -> str:
-    """Report HTML from an executed notebook: outputs and narrative only, no code, no stderr,
-    no error tracebacks, no bare object reprs; images embedded; nothing loaded from the web."""
+def export_html(nb, title: str, language: str = "en") -> str:
+    """Report HTML from an executed notebook: the outputs only — no code, no markdown cells
+    (they speak to the analyst in JupyterLab; the report's headings and narrative come from the
+    language catalogue), no stderr, no error tracebacks, no bare object reprs; images embedded;
+    nothing loaded from the web."""
+
     from nbconvert import HTMLExporter
 
     for cell in nb.cells:
@@ -77,10 +81,12 @@ def export_html(nb, title: str) -> str:
                 and o.output_type != "error"
                 and not (o.output_type == "execute_result" and set(o.get("data", {})) <= {"text/plain"})
             ]
-    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True, anchor_link_text="")
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_markdown=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True, anchor_link_text="")
     body, _ = exporter.from_notebook_node(nb)
-    return page(title, body + f'<footer>Customer Insights Workbook · generated {datetime.now():%Y-%m-%d %H:%M}</footer>')
+    set_language(language)
+    footer = t("report.footer", when=f"{datetime.now():%Y-%m-%d %H:%M}")
+    return page(title, body + f"<footer>{html.escape(footer)}</footer>", language)
 
 
 def _ipc_kernel_manager():
@@ -104,7 +110,7 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
     import nbformat
     import papermill as pm
 
-    nb_file, title = ANALYSES[analysis].notebook, ANALYSES[analysis].title
+    nb_file = ANALYSES[analysis].notebook
     out_dir = root / "reports" / unit
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -119,8 +125,10 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
             extra_arguments=["--IPKernelApp.log_level=ERROR"], kernel_manager_class=_ipc_kernel_manager(),
         )
         nb = nbformat.read(tmp_nb, as_version=4)
-        display = load_params(unit, root / "params").display_name
-        write_atomic(out_dir / f"{analysis}.html", export_html(nb, f"{title} · {display}"))
+        p = load_params(unit, root / "params")
+        set_language(p.language)
+        write_atomic(out_dir / f"{analysis}.html", export_html(nb, f"{t(f'analysis.{analysis}')} · {p.display_name}",
+                                                              p.language))
         os.chmod(tmp_nb, 0o644)
         os.replace(tmp_nb, out_dir / f"{analysis}.ipynb")
         failed = out_dir / f"{analysis}.failed.ipynb"
@@ -242,7 +250,8 @@ def describe_inputs(root: str | Path = ".", units: list[str] | None = None,
         lines.append(f"{u} · {p.display_name} · observation end {p.observation_end:%Y-%m-%d}")
         counts = overview.table_counts(data)
         for r in counts.to_dict("records"):
-            span = f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else r["note"]
+            span = (f"{r['from']:%Y-%m-%d} to {r['to']:%Y-%m-%d}" if r["rows"] else
+                    {"no rows": "no rows for this unit", "not in source": "not in the data source"}[r["note"]])
             lines.append(f"  {r['table']:<18}{r['rows']:>12,}  {span}")
         if u in inputs.refused:
             lines.append(f"  refused: {inputs.refused[u]}")

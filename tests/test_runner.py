@@ -19,10 +19,10 @@ STUB = [
     ("code", "from custlib import overview, report, sources\n"
              "from custlib.plots import overview as overview_plots\n"
              "data = sources.load_unit(business_unit, project_root, run_date, check=check_data)\n"
-             "report.header(data)", {}),
+             "report.header(data, 'segmentation')", {}),
     ("markdown", "## Revenue", {}),
     ("code", 'import sys; print("for analysts", file=sys.stderr)\n'
-             'overview_plots.monthly_bars(overview.monthly_activity(data), "revenue", "Revenue", "CNY")', {}),
+             'overview_plots.monthly_bars(overview.monthly_activity(data), value="revenue", title="Revenue", ylabel="CNY")', {}),
 ]
 
 
