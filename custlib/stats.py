@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import stats as st
@@ -43,22 +43,39 @@ class Estimate:
 
 
 @dataclass(frozen=True)
-class Unavailable:
-    """In place of a result that this unit's data cannot support: says why, in a sentence that
-    names the data that would enable it (shown by :func:`custlib.report.available`)."""
+class Term:
+    """A word or phrase from the language catalogue (its dotted key), for :class:`Unavailable`
+    values that are wording rather than data."""
 
-    reason: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """In place of a result that this unit's data cannot support: says why. ``key`` is the
+    catalogue key of the sentence and ``values`` fill it in (numbers and data values as they are,
+    :class:`Term` for wording), so the reason reads in the report's language (shown by
+    :func:`custlib.report.available`)."""
+
+    key: str
+    values: dict = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        """The sentence in the current report language."""
+        from custlib.present.i18n import unavailable_reason  # wording lives in the catalogue
+
+        return unavailable_reason(self)
 
     @classmethod
     def needs_table(cls, table: str, what: str) -> "Unavailable":
-        """``what`` needs an optional table the unit does not have (absent or without rows)."""
-        return cls(f"{what} needs the {table} table, which has no rows for this unit; "
-                   f"add {table} to the data source to see it.")
+        """``what`` (a catalogue key) needs an optional table the unit does not have."""
+        return cls("unavailable.needs_table", {"table": table, "what": Term(what)})
 
     @classmethod
-    def too_few(cls, what: str, n: int, needed: int, of: str = "customers") -> "Unavailable":
-        """Too few observations to estimate ``what``."""
-        return cls(f"Too few to estimate {what}: {n:,} {of}, at least {needed:,} needed.")
+    def too_few(cls, what: str, n: int, needed: int, of: str = "unavailable.of.customers") -> "Unavailable":
+        """Too few observations (``of``, a catalogue key) to estimate ``what`` (a catalogue key)."""
+        return cls("unavailable.too_few", {"what": Term(what), "n": int(n), "needed": int(needed), "of": Term(of)})
 
 
 def wilson_interval(successes, n, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -75,3 +75,20 @@ def name(kind: str, value) -> str:
     regions or Chinese CRM values, are shown as they are)."""
     key = f"names.{kind}.{value}"
     return t(key) if has(key) else str(value)
+
+
+def unavailable_reason(u) -> str:
+    """The sentence of a :class:`custlib.stats.Unavailable` in the current language: catalogue
+    terms translated, table names shown by their display name, whole numbers with separators."""
+    from custlib.stats import Term
+
+    def show(k, v):
+        if isinstance(v, Term):
+            return t(v.key)
+        if k == "table":
+            return name("table", v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return str(v)
+
+    return t(u.key, **{k: show(k, v) for k, v in u.values.items()})
