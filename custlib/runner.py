@@ -338,37 +338,13 @@ def write_manifest(reports: Path, results: list[ReportResult], inputs: Inputs, s
         "reports": sorted(entries.values(), key=lambda r: (r["unit"], list(ANALYSES).index(r["analysis"]))),
     }
     write_atomic(path, json.dumps(manifest, indent=2, ensure_ascii=False, default=str))
-    write_atomic(reports / "index.html", index_html(manifest))
+    write_atomic(reports / "index.html", index_html(manifest, reports))
     return manifest
 
 
-def index_html(manifest: dict) -> str:
-    """The index page: reports grouped by unit with status, time and a link."""
-    parts = ['<div class="cl-header"><h1>Customer Insights Workbook</h1>'
-             f'<p class="cl-meta">Last run {html.escape(manifest["run_finished"])} · run date '
-             f'{html.escape(manifest["run_date"])}</p></div>']
-    by_unit: dict[str, list[dict]] = {}
-    for r in manifest["reports"]:
-        by_unit.setdefault(r["unit"], []).append(r)
-    for unit, rows in by_unit.items():
-        display = manifest["parameters"].get(unit, {}).get("display_name", unit)
-        parts.append(f"<h2>{html.escape(display)} <small>({html.escape(unit)})</small></h2>")
-        refusals = {r["error"] for r in rows if r["status"] == "refused"}
-        parts += [f'<div class="cl-warning">⚠ {html.escape(reason)}</div>' for reason in sorted(refusals)]
-        parts.append("<table><tr><th>Report</th><th>Status</th><th>Finished</th><th>Duration</th></tr>")
-        for r in rows:
-            title = ANALYSES[r["analysis"]].title
-            link = (f'<a href="{html.escape(r["html"])}">{html.escape(title)}</a>'
-                    if r.get("html") else html.escape(title))
-            status = f'<span class="status-{r["status"].replace(" ", "-")}">{r["status"]}</span>'
-            if r["status"] == "refused":  # the reason stands once above the table
-                status += '<div class="cl-reason">last good report kept</div>' if r.get("html") else ""
-            elif r["status"] != "ok":
-                kept = " — last good report kept" if r.get("html") else ""
-                css = "cl-reason" if r["status"] == "not available" else "cl-error"
-                status += f'<div class="{css}">{html.escape(r.get("error") or "")}{kept}</div>'
-            duration = f"{r['duration_s']:.1f} s" if r["status"] in ("ok", "failed") else "–"
-            parts.append(f"<tr><td>{link}</td><td>{status}</td><td>{html.escape(r['finished_at'])}</td>"
-                         f"<td>{duration}</td></tr>")
-        parts.append("</table>")
-    return page("Customer Insights Workbook — reports", "".join(parts))
+def index_html(manifest: dict, reports: Path) -> str:
+    """The portfolio page: the units side by side on their KPIs, then links to every report."""
+    from custlib.present.portfolio import page_body
+
+    title, body, language = page_body(manifest, reports)
+    return page(title, body, language)

@@ -116,7 +116,7 @@ def value(x, kind: str = "number", *, currency: str = "", signed: bool | None = 
     return _sign(text, x) if signed else text
 
 
-def _bounds(e, kind: str, currency: str, signed: bool | None, digits: int | None):
+def _bounds(e, kind: str, currency: str, signed: bool | None, digits: int | None, compact: bool = False):
     est, lo, hi = (_get(e, f) for f in ("estimate", "ci_low", "ci_high"))
     if digits is None and kind in ("pct", "change", "pp"):
         digits = _pct_digits(est, lo, hi)
@@ -124,14 +124,14 @@ def _bounds(e, kind: str, currency: str, signed: bool | None, digits: int | None
         digits = 0 if max(abs(v) for v in (est, lo, hi) if not _missing(v)) >= 1000 else 2
     elif digits is None and kind in ("number", "ratio"):
         digits = max(_number_digits(v) for v in (est, lo, hi) if not _missing(v)) if not _missing(est) else 2
-    f = lambda v: value(v, kind, currency=currency, signed=signed, digits=digits)  # noqa: E731
+    f = lambda v: value(v, kind, currency=currency, signed=signed, digits=digits, compact=compact)  # noqa: E731
     return est, lo, hi, f
 
 
 def interval(e, kind: str = "number", *, currency: str = "", signed: bool | None = None,
-             digits: int | None = None) -> str:
+             digits: int | None = None, compact: bool = False) -> str:
     """The 95% interval alone: "34%–38%", or "−15 to +3" when a bound is negative."""
-    _, lo, hi, f = _bounds(e, kind, currency, signed, digits)
+    _, lo, hi, f = _bounds(e, kind, currency, signed, digits, compact)
     if _missing(lo) or _missing(hi):
         return "–"
     sep = "–" if lo >= 0 and not (signed if signed is not None else kind in SIGNED) else t("fmt.to")
@@ -149,13 +149,13 @@ def estimate(e, kind: str = "number", *, currency: str = "", signed: bool | None
 
 
 def cell(e, kind: str = "number", *, currency: str = "", signed: bool | None = None,
-         digits: int | None = None, small_n: int = 0) -> str:
+         digits: int | None = None, small_n: int = 0, compact: bool = False) -> str:
     """"36% (34%–38%)" for a table cell; below ``small_n`` observations "too few (n = 12)"."""
     n = _get(e, "n")
     if small_n and not _missing(n) and n < small_n:
         return t("fmt.too_few", n=value(n, "count"))
-    est, _, _, f = _bounds(e, kind, currency, signed, digits)
-    return f"{f(est)} ({interval(e, kind, currency=currency, signed=signed, digits=digits)})"
+    est, _, _, f = _bounds(e, kind, currency, signed, digits, compact)
+    return f"{f(est)} ({interval(e, kind, currency=currency, signed=signed, digits=digits, compact=compact)})"
 
 
 def pvalue(p: float) -> str:
