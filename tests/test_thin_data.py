@@ -54,7 +54,7 @@ def test_statuses_follow_the_data(thin_run):
     manifest = json.loads((root / "reports" / "manifest.json").read_text())
     assert {r["status"] for r in manifest["reports"]} == {"ok", "not available", "refused"}
     index = (root / "reports" / "index.html").read_text()
-    assert "needs survey_responses" in index and "status-not-available" in index
+    assert "needs Survey responses" in index and "status-not-available" in index
 
 
 def test_reports_explain_what_is_missing(thin_run):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from custlib.contract import ANALYSES
 from custlib.present import fmt
-from custlib.present.i18n import set_language, t
+from custlib.present.i18n import name, set_language, t
 
 # (analysis whose kpis.json holds it, key, catalogue label); kinds come from the file
 KPI_ROWS = [
@@ -106,8 +106,9 @@ def _report_links(rows: list[dict]) -> str:
         link = f'<a href="{html.escape(r["html"])}">{title}</a>' if r.get("html") else title
         status = f'<span class="status-{r["status"].replace(" ", "-")}">{html.escape(t("portfolio.status." + r["status"]))}</span>'
         detail = ""
-        if r["status"] == "not available" and r.get("error"):
-            detail = f' <span class="cl-reason">{html.escape(r["error"])}</span>'
+        if r["status"] == "not available" and r.get("error"):  # error: "needs <table>, <table>"
+            tables = ", ".join(name("table", x) for x in r["error"].removeprefix("needs ").split(", "))
+            detail = f' <span class="cl-reason">{html.escape(t("portfolio.needs", tables=tables))}</span>'
         elif r["status"] == "failed":
             detail = f' <span class="cl-error">{html.escape(r.get("error") or "")}</span>'
         items.append(f"<li>{link} · {status}{detail}</li>")
