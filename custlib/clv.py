@@ -18,6 +18,7 @@ customers fit in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -303,23 +304,31 @@ class ClvTotal:
     annual_discount_rate: float
 
 
-def total_clv(purchases: BetaGeoModel, spend: GammaGammaModel, summary: pd.DataFrame,
-              horizon_months: int, annual_discount_rate: float, period_days: float = 7.0) -> ClvTotal:
-    """Sum of discounted CLV with a 95% interval from the fitted parameters' covariance
-    (delta method; the two models are fitted independently, as the Gamma-Gamma model assumes).
-    The interval is for the expected total, not for the realised future revenue."""
+def delta_total(purchases: BetaGeoModel, spend: GammaGammaModel,
+                total: Callable[[pd.Series, pd.Series], float], n: int, method: str) -> Estimate:
+    """A total that depends on both models' parameters (``total(bg_params, gg_params)``, in
+    currency) with a 95% Wald interval from the parameters' covariance (delta method; the two
+    models are fitted independently, as the Gamma-Gamma model assumes). ``n``: customers summed."""
     theta = np.concatenate([purchases.params_.to_numpy(), spend.params_.to_numpy()])
 
-    def total(th):
-        bg = pd.Series(th[:4], index=BetaGeoModel.names)
-        gg = pd.Series(th[4:], index=GammaGammaModel.names)
-        return discounted_clv(purchases, spend, summary, horizon_months, annual_discount_rate,
-                              period_days, bg, gg).sum()
+    def at(th):
+        return total(pd.Series(th[:4], index=BetaGeoModel.names), pd.Series(th[4:], index=GammaGammaModel.names))
 
-    grad = approx_fprime(theta, total, epsilon=theta * 1e-5, centered=True)
+    grad = approx_fprime(theta, at, epsilon=theta * 1e-5, centered=True)
     cov = np.zeros((7, 7))
     cov[:4, :4] = purchases.covariance_.to_numpy()
     cov[4:, 4:] = spend.covariance_.to_numpy()
     se = float(np.sqrt(grad @ cov @ grad))
-    est = Estimate.normal(total(theta), se, len(summary), "BG/NBD x Gamma-Gamma, delta method")
+    return Estimate.normal(at(theta), se, n, method)
+
+
+def total_clv(purchases: BetaGeoModel, spend: GammaGammaModel, summary: pd.DataFrame,
+              horizon_months: int, annual_discount_rate: float, period_days: float = 7.0) -> ClvTotal:
+    """Sum of discounted CLV with a 95% delta-method interval (:func:`delta_total`). The
+    interval is for the expected total, not for the realised future revenue."""
+    def total(bg: pd.Series, gg: pd.Series) -> float:
+        return discounted_clv(purchases, spend, summary, horizon_months, annual_discount_rate,
+                              period_days, bg, gg).sum()
+
+    est = delta_total(purchases, spend, total, len(summary), "BG/NBD x Gamma-Gamma, delta method")
     return ClvTotal(est, horizon_months, annual_discount_rate)

@@ -61,10 +61,9 @@ def _step_rows(leads: pd.DataFrame, observation_end: date, group: str) -> list[d
 class Funnel:
     """Funnel result: ``conversion`` (one row per source and step, ``source == "all sources"``
     for the pooled funnel), the ``bottleneck`` row (lowest pooled conversion; None while no
-    step has a decided lead), the stage terms."""
+    step has a decided lead). Numbers only; :mod:`custlib.present.lifecycle` shows it."""
 
     conversion: pd.DataFrame
-    stage_terms: dict
 
     @property
     def overall(self) -> pd.DataFrame:
@@ -75,38 +74,8 @@ class Funnel:
         o = self.overall.dropna(subset=["conversion"])
         return o.loc[o["conversion"].idxmin()] if len(o) else None
 
-    def step_name(self, row: pd.Series) -> str:
-        """'opportunity 商机 → won 成交'."""
-        term = lambda s: f"{s} {self.stage_terms.get(s, '')}".strip()  # noqa: E731
-        return f"{term(row['from_stage'])} → {term(row['to_stage'])}"
 
-    def headline(self, small_n: int = 0) -> str:
-        """The bottleneck in a sentence; below ``small_n`` decided leads it is flagged as too few."""
-        b = self.bottleneck
-        if b is None:
-            leads = int(self.overall["reached"].iloc[0])
-            return (f"Funnel bottleneck 销售漏斗瓶颈: none of the {leads:,} leads has been decided "
-                    "(advanced or lost) at any step yet, so no conversion can be estimated.")
-        few = f" (too few decided leads to act on; at least {small_n:,} needed)" if b["n"] < small_n else ""
-        days = b["median_days_in_stage"]
-        median = f"; median {days:.0f} days to a decision" if np.isfinite(days) else ""
-        return (f"Funnel bottleneck 销售漏斗瓶颈: {self.step_name(b)} converts "
-                f"{b['conversion']:.0%} (95% CI {b['ci_low']:.0%}–{b['ci_high']:.0%}, n = {int(b['n']):,} "
-                f"decided leads){few}, the lowest of the {len(self.overall)} steps{median}.")
-
-    def table(self) -> pd.DataFrame:
-        """Presentation table: step names with the client's terms, rates in percent."""
-        t = self.conversion.copy()
-        t["step"] = t.apply(self.step_name, axis=1)
-        t["conversion %"] = (100 * t["conversion"]).round(1)
-        t["95% CI"] = [f"{100 * lo:.1f}–{100 * hi:.1f}" if n else "–"
-                       for lo, hi, n in zip(t["ci_low"], t["ci_high"], t["n"])]
-        t["median days in stage"] = t["median_days_in_stage"].map(lambda d: "–" if pd.isna(d) else f"{d:,.0f}")
-        return t[["source", "step", "reached", "advanced", "lost", "open", "conversion %", "95% CI",
-                  "median days in stage"]]
-
-
-def sales_funnel(leads: pd.DataFrame, observation_end: date, stage_terms: dict | None = None) -> Funnel:
+def sales_funnel(leads: pd.DataFrame, observation_end: date) -> Funnel:
     """Conversion of each funnel step by lead source and pooled, with Wilson 95% intervals.
 
     ``leads``: one row per lead with ``source``, ``created_date``, ``qualified_date``,
@@ -123,4 +92,4 @@ def sales_funnel(leads: pd.DataFrame, observation_end: date, stage_terms: dict |
     rows = _step_rows(df, observation_end, ALL_SOURCES)
     for source, part in df.groupby("source", sort=True):
         rows += _step_rows(part, observation_end, source)
-    return Funnel(pd.DataFrame(rows), dict(stage_terms or {}))
+    return Funnel(pd.DataFrame(rows))

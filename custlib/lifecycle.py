@@ -14,14 +14,15 @@ Stages (rules in ``params.lifecycle``; the first matching rule wins, in this ord
 * ``repeat`` — everyone else (two or more purchase days).
 
 Purchases are purchase *days* (several orders on one day are one purchase); returns are left out.
+
+:func:`analyse` returns a :class:`LifecycleResult` of numbers only; what a report shows (tables,
+findings, notes, output files) is built from it by :mod:`custlib.present.lifecycle`.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,12 +34,14 @@ from sklearn.metrics import roc_curve
 
 from custlib import clv, features, funnel
 from custlib.params import LIFECYCLE_STAGES, LifecycleParams
-from custlib.stats import Estimate, Unavailable, proportion
+from custlib.stats import Estimate, Term, Unavailable, proportion
 
 ACTIVE_STAGES = ("new", "repeat", "loyal", "at_risk")
 CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", "value_if_retained",
                  "value_at_risk", "became_at_risk"]
 WEEK = 7.0
+TRANSITION_MONTHS = 12  # month-to-month moves pooled in the transition matrix
+CHURN_SCORES = ("bgnbd_p_no_purchase", "recency_weeks")  # the model's churn score, the plain rule
 
 
 # -- stages ------------------------------------------------------------------------------------
@@ -93,7 +96,6 @@ class StageHistory:
     columns and ``p_alive``. ``counts``: ``snapshot, stage, entities``."""
 
     panel: pd.DataFrame
-    rules: LifecycleParams
 
     @property
     def snapshots(self) -> list[pd.Timestamp]:
@@ -118,12 +120,11 @@ class StageHistory:
         prev = p[(p["snapshot"] == self.snapshots[-2]) & p["is_customer"]]
         return prev.set_index("key")["stage"].rename_axis("customer_id")
 
-    def transitions(self, months: int = 12) -> pd.DataFrame | Unavailable:
+    def transitions(self, months: int = TRANSITION_MONTHS) -> pd.DataFrame | Unavailable:
         """Stage-to-stage moves between consecutive snapshots, pooled over the last ``months``
         pairs: ``from_stage, to_stage, entities, share`` (share of the from-stage row)."""
         if len(self.snapshots) < 2:
-            return Unavailable("Moves between stages need at least two month ends; the data cover one. "
-                               "A longer history would show them.")
+            return Unavailable("lifecycle.unavailable.transitions_one_month")
         snaps = self.snapshots[-(months + 1):]
         p = self.panel[self.panel["snapshot"].isin(snaps)][["key", "snapshot", "stage"]]
         nxt = {a: b for a, b in zip(snaps[:-1], snaps[1:])}
@@ -134,26 +135,15 @@ class StageHistory:
         t["share"] = t["entities"] / t.groupby("from_stage", observed=False)["entities"].transform("sum")
         return t
 
-    def stage_table(self, current_model: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Stages at the last snapshot with the client's names, share (Wilson 95% CI) and
-        strategy; with per-customer values, the expected CLV per stage."""
+    def stage_mix(self) -> pd.DataFrame:
+        """Stages at the last snapshot: ``stage, entities`` (customers and open leads) and their
+        share of all entities with its Wilson 95% interval (``estimate, se, ci_low, ci_high, n``)."""
         c = self.counts
         c = c[c["snapshot"] == self.snapshots[-1]]
         total = int(c["entities"].sum())
-        rows = []
-        for stage, k in zip(c["stage"], c["entities"]):
-            est = proportion(int(k), total)
-            s = self.rules.stages.get(stage)
-            rows.append({"stage": stage, "name": self.rules.stage_label(stage),
-                         "phase": s.phase if s else "", "customers": int(k),
-                         "share %": round(100 * est.estimate, 1),
-                         "95% CI": f"{100 * est.ci_low:.1f}–{100 * est.ci_high:.1f}",
-                         "strategy": s.strategy if s else ""})
-        out = pd.DataFrame(rows)
-        if current_model is not None:
-            v = current_model.groupby("stage", observed=False)["clv"].sum()
-            out.insert(5, "expected CLV", out["stage"].map(v).fillna(0.0))
-        return out
+        rows = [{"stage": str(stage), "entities": int(k), **proportion(int(k), total).to_dict()}
+                for stage, k in zip(c["stage"], c["entities"])]
+        return pd.DataFrame(rows)
 
 
 def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, observation_end: date,
@@ -190,7 +180,7 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
     buyers = panel["purchase_days"] > 0
     panel = pd.concat([_with_p_alive(panel[buyers], model), panel[~buyers]]).sort_index()
     panel["stage"] = assign_stages(panel, rules)
-    return StageHistory(panel.reset_index(drop=True), rules)
+    return StageHistory(panel.reset_index(drop=True))
 
 
 # -- acquisition cohorts -----------------------------------------------------------------------
@@ -206,9 +196,7 @@ def cohort_retention(panel: pd.DataFrame) -> pd.DataFrame | Unavailable:
     into a month after the first purchase.
     """
     if not (panel["months_since_first"] >= 1).any():
-        return Unavailable("Cohort retention needs customers followed into at least one month after "
-                           "their first purchase; the data cover a single month. A longer history would "
-                           "enable it.")
+        return Unavailable("lifecycle.unavailable.cohorts_one_month")
     size = panel[panel["months_since_first"] == 0].groupby("first_month").size().rename("cohort_size")
     g = panel.groupby(["first_month", "months_since_first"]).agg(active=("active", "sum"),
                                                                   revenue=("spend", "sum"))
@@ -227,6 +215,13 @@ def retention_at(cohorts: pd.DataFrame, months: int) -> Estimate:
     return proportion(int(c["active"].sum()), int(c["cohort_size"].sum()))
 
 
+def pooled_retention(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`retention_at` for every month after the first purchase that a cohort reaches:
+    ``months, estimate, se, ci_low, ci_high, n, method``."""
+    months = range(1, int(cohorts["months_since_first"].max()) + 1)
+    return pd.DataFrame([{"months": m, **retention_at(cohorts, m).to_dict()} for m in months])
+
+
 # -- time to lapse -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -243,32 +238,22 @@ class LapseCurves:
     medians: pd.DataFrame
     logrank: dict
 
-    def display(self) -> pd.DataFrame:
-        """The medians for the report: whole days with their 95% CI, "–" where the curve (or
-        its bound) does not reach 50%."""
-        days = lambda v: "–" if pd.isna(v) else f"{v:,.0f}"  # noqa: E731
-        m = self.medians
-        return pd.DataFrame({self.by.replace("_", " "): m["group"], "customers": m["n"], "lapses": m["lapses"],
-                             "median days to lapse": m["median_days"].map(days),
-                             "95% CI": [f"{days(lo)} to {days(hi)}" for lo, hi in zip(m["ci_low"], m["ci_high"])]})
-
 
 def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves | Unavailable:
     """Kaplan–Meier estimate per value of ``by`` on ``features.lapse_times`` rows (``days_to_lapse``,
     ``lapsed``) and a multivariate log-rank test; groups smaller than ``min_n`` are left out.
+    ``by``: ``acquisition_channel`` or ``first_order_tier`` (the groupings the report names).
     Unavailable with fewer than two such groups or without any lapse in them."""
     d = lapses.dropna(subset=[by])
     sizes = d[by].value_counts()
     d = d[d[by].isin(sizes[sizes >= min_n].index)]
-    what = f"Time to lapse by {by.replace('_', ' ')}"
+    what = Term(f"lifecycle.what.lapse_by.{by}")
     groups = d[by].nunique()
     if groups < 2:
-        return Unavailable(f"{what} needs at least two groups of {min_n:,} or more customers to compare; "
-                           f"{len(lapses):,} customers can be followed and {groups} group(s) are that large. "
-                           "More customers would enable it.")
+        return Unavailable("lifecycle.unavailable.lapse_groups",
+                           {"what": what, "min_n": int(min_n), "n": len(lapses), "groups": int(groups)})
     if not d["lapsed"].any():
-        return Unavailable(f"{what}: none of the {len(d):,} customers followed has lapsed yet, so there is "
-                           "no lapse curve to compare. A longer history would enable it.")
+        return Unavailable("lifecycle.unavailable.lapse_none", {"what": what, "n": len(d)})
     curves, medians = [], []
     for group, part in d.groupby(by, sort=True):
         kmf = KaplanMeierFitter().fit(part["days_to_lapse"], part["lapsed"], label=str(group))
@@ -287,12 +272,21 @@ def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves
                         "p_value": float(test.p_value)})
 
 
-def logrank_text(curves: LapseCurves) -> str:
-    """One sentence on the log-rank test of equal lapse curves."""
-    t = curves.logrank
-    verdict = "differ" if t["p_value"] < 0.05 else "do not differ detectably"
-    return (f"Log-rank test: the curves {verdict} between groups of {curves.by.replace('_', ' ')} "
-            f"(chi-square {t['statistic']:.1f}, df {t['df']}, p = {t['p_value']:.2g}).")
+def median_time_to_lapse(lapses: pd.DataFrame) -> Estimate | Unavailable:
+    """Kaplan–Meier median days from the first purchase to the lapse over all customers
+    followed (``features.lapse_times`` rows), with its 95% interval (NaN bound where the band
+    does not reach 50%); unavailable while fewer than half have lapsed."""
+    lapsed = int(lapses["lapsed"].sum()) if len(lapses) else 0
+    if not lapsed:
+        return Unavailable("lifecycle.unavailable.lapse_none", {"what": Term("lifecycle.what.lapse"),
+                                                                "n": len(lapses)})
+    kmf = KaplanMeierFitter().fit(lapses["days_to_lapse"], lapses["lapsed"])
+    median = float(kmf.median_survival_time_)
+    if not np.isfinite(median):
+        return Unavailable("lifecycle.unavailable.lapse_median", {"n": len(lapses), "lapses": lapsed})
+    lo, hi = (float(x) for x in median_survival_times(kmf.confidence_interval_).iloc[0])
+    return Estimate(median, float("nan"), lo, hi if np.isfinite(hi) else float("nan"), len(lapses),
+                    "Kaplan–Meier median")
 
 
 # -- CLV and its validation --------------------------------------------------------------------
@@ -304,18 +298,38 @@ class CustomerValue:
     ``table`` (indexed by customer_id): ``p_alive``, ``expected_purchases`` (over the horizon),
     ``expected_spend`` (per purchase, currency), ``clv`` (discounted, currency),
     ``value_if_retained`` (CLV if the customer is still active: clv / p_alive) and
-    ``p_no_purchase`` (no purchase in the next ``window_weeks``)."""
+    ``p_no_purchase`` (no purchase in the next ``window_weeks``); ``summary``: the weekly
+    customer summary the models were fitted on."""
 
     purchases: clv.BetaGeoModel
     spend: clv.GammaGammaModel
     table: pd.DataFrame
     total: clv.ClvTotal
     window_weeks: int
+    summary: pd.DataFrame
+
+    def total_of(self, customers, horizon_months: int, annual_discount_rate: float,
+                 if_retained: bool = False) -> Estimate:
+        """Sum of the discounted CLV of ``customers`` (ids; ``if_retained``: of their value if
+        still active, CLV / P(alive)) with a delta-method 95% interval for this fixed group."""
+        s = self.summary.loc[list(customers)]
+
+        def total(bg: pd.Series, gg: pd.Series) -> float:
+            value = clv.discounted_clv(self.purchases, self.spend, s, horizon_months, annual_discount_rate,
+                                       purchase_params=bg, spend_params=gg)
+            if if_retained:
+                p = self.purchases.probability_alive(s, bg)
+                value = np.where(p > 0, value / p.where(p > 0, 1.0), 0.0)
+            return float(np.sum(value))
+
+        method = "CLV if retained (CLV / P(alive)), delta method" if if_retained else "CLV, delta method"
+        return clv.delta_total(self.purchases, self.spend, total, len(s), method)
 
 
 def _degenerate(models: dict) -> str:
-    """Why the fitted models (name -> model) are degenerate; empty when all converged."""
-    return "; ".join(f"{name}: {'; '.join(m.warnings_)}" for name, m in models.items() if not m.converged_)
+    """The names of the fitted models (name -> model) that did not converge (their ``warnings_``
+    say why); empty when all converged."""
+    return ", ".join(name for name, m in models.items() if not m.converged_)
 
 
 def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int) -> CustomerValue | Unavailable:
@@ -323,16 +337,15 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int) 
     with fewer than ``small_n`` buyers or repeat buyers, or when a fit is degenerate."""
     repeat_buyers = len(clv.GammaGammaModel.repeat_buyers(summary))
     if len(summary) < small_n:
-        return Unavailable.too_few("the purchase model (BG/NBD) and CLV", len(summary), small_n, "buyers")
+        return Unavailable.too_few("lifecycle.what.bgnbd", len(summary), small_n, "lifecycle.of.buyers")
     if repeat_buyers < small_n:
-        return Unavailable.too_few("the spend model (Gamma-Gamma) and CLV", repeat_buyers, small_n,
-                                   "repeat buyers")
+        return Unavailable.too_few("lifecycle.what.gamma_gamma", repeat_buyers, small_n,
+                                   "lifecycle.of.repeat_buyers")
     bg = clv.BetaGeoModel().fit(summary)
     gg = clv.GammaGammaModel().fit(summary)
     problem = _degenerate({"BG/NBD": bg, "Gamma-Gamma": gg})
     if problem:
-        return Unavailable(f"CLV is not estimated: the models cannot be fitted reliably on these data "
-                           f"({problem}). More customers with repeat purchases would enable it.")
+        return Unavailable("lifecycle.unavailable.degenerate", {"models": problem})
     horizon_weeks = rules.clv_horizon_months * clv.DAYS_PER_MONTH / WEEK
     value = clv.discounted_clv(bg, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
     p_alive = bg.probability_alive(summary)
@@ -345,7 +358,7 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int) 
         "p_no_purchase": bg.probability_no_purchase(rules.holdout_weeks, summary),
     }, index=summary.index)
     total = clv.total_clv(bg, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
-    return CustomerValue(bg, gg, table, total, rules.holdout_weeks)
+    return CustomerValue(bg, gg, table, total, rules.holdout_weeks, summary)
 
 
 @dataclass(frozen=True)
@@ -420,7 +433,8 @@ def _top_lift(y: np.ndarray, score: np.ndarray, share: float = 0.1) -> float:
 
 def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed: int = 0) -> pd.DataFrame:
     """AUC and top-decile lift per score, and the AUC difference of the first two, with paired
-    bootstrap 95% intervals (resamples that hold one class only are left out)."""
+    bootstrap 95% intervals (resamples that hold one class only are left out); the difference
+    row has ``score == "difference"``."""
     rng = np.random.default_rng(seed)
     names = list(scores)
     point = {k: (_auc(y, s), _top_lift(y, s)) for k, s in scores.items()}
@@ -432,13 +446,13 @@ def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed
     rows = []
     for k in names:
         b = np.array(boot[k])
-        for j, metric in enumerate(("AUC", "top-decile lift")):
+        for j, metric in enumerate(("auc", "top_decile_lift")):
             lo, hi = np.nanpercentile(b[:, j], [2.5, 97.5])
             rows.append({"score": k, "metric": metric, "estimate": point[k][j], "ci_low": lo,
                          "ci_high": hi, "n": len(y)})
     diff = np.array(boot[names[0]])[:, 0] - np.array(boot[names[1]])[:, 0]
     lo, hi = np.nanpercentile(diff, [2.5, 97.5])
-    rows.append({"score": f"{names[0]} − {names[1]}", "metric": "AUC difference",
+    rows.append({"score": "difference", "metric": "auc_difference",
                  "estimate": point[names[0]][0] - point[names[1]][0], "ci_low": lo, "ci_high": hi, "n": len(y)})
     return pd.DataFrame(rows)
 
@@ -447,13 +461,10 @@ def churn_ranking(y: np.ndarray, scores: dict[str, np.ndarray], small_n: int) ->
     """AUC, top-decile lift and ROC of each score for the outcome ``y`` (1: no purchase in the
     window); unavailable with fewer than ``small_n`` customers or one outcome only."""
     if len(y) < small_n:
-        return Unavailable.too_few("how well the churn ranking finds lapses (AUC)", len(y), small_n,
-                                   "customers active at the start of the holdout window")
+        return Unavailable.too_few("lifecycle.what.ranking", len(y), small_n, "lifecycle.of.holdout_customers")
     if y.min() == y.max():
-        outcome = "bought nothing" if y[0] else "bought again"
-        return Unavailable(f"How well the churn ranking finds lapses cannot be checked: all {len(y):,} "
-                           f"customers active at the start of the holdout window {outcome} in it, and AUC "
-                           "needs customers of both kinds. A longer or later holdout window would enable it.")
+        outcome = "lifecycle.outcome.bought_nothing" if y[0] else "lifecycle.outcome.bought_again"
+        return Unavailable("lifecycle.unavailable.ranking_one_outcome", {"n": len(y), "outcome": Term(outcome)})
     roc = []
     for k, s in scores.items():
         fpr, tpr, _ = roc_curve(y, s)
@@ -474,20 +485,19 @@ def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_en
     Unavailable with fewer than ``small_n`` calibration customers or a degenerate fit.
     """
     if len(calibration) < small_n:
-        return Unavailable.too_few("the purchase model for the holdout check", len(calibration), small_n,
-                                   f"buyers before the holdout window (the last {rules.holdout_weeks} weeks)")
+        return Unavailable.too_few("lifecycle.what.holdout_model", len(calibration), small_n,
+                                   "lifecycle.of.buyers_before_holdout")
     model = clv.BetaGeoModel().fit(calibration)
-    problem = _degenerate({"BG/NBD": model})
-    if problem:
-        return Unavailable(f"The holdout check is not possible: the purchase model fitted on the data before "
-                           f"the holdout window is degenerate ({problem}). More repeat buyers would enable it.")
+    if _degenerate({"BG/NBD": model}):
+        return Unavailable("lifecycle.unavailable.holdout_degenerate")
     window = float(calibration["duration_holdout"].iloc[0])
     predicted = model.expected_purchases(window, calibration)
     silence_weeks = calibration["T"] - calibration["recency"]
     active = calibration[silence_weeks * WEEK <= rules.lapsed_after_days]
     y = (active["frequency_holdout"] == 0).to_numpy(int)
-    scores = {"BG/NBD P(no purchase)": model.probability_no_purchase(window, active).to_numpy(),
-              "recency rule (weeks silent)": (active["T"] - active["recency"]).to_numpy()}
+    model_score, rule_score = CHURN_SCORES
+    scores = {model_score: model.probability_no_purchase(window, active).to_numpy(),
+              rule_score: (active["T"] - active["recency"]).to_numpy()}
     return HoldoutCheck(calibration_end, model, _frequency_buckets(calibration, predicted),
                         _tracking(model, daily, calibration_end), churn_ranking(y, scores, small_n))
 
@@ -521,40 +531,47 @@ def churn_list(value: CustomerValue | Unavailable, stages: StageHistory,
                rules: LifecycleParams) -> pd.DataFrame | Unavailable:
     """The churn-risk list (:func:`churn_risk`), or why there is none: no CLV, or nobody flagged."""
     if isinstance(value, Unavailable):
-        return Unavailable("The churn-risk list ranks customers by CLV, which this unit's data cannot "
-                           "support yet (see the CLV section).")
+        return Unavailable("lifecycle.unavailable.churn_no_clv")
     out = churn_risk(value.table, stages.current()["stage"], stages.previous_stage(), rules)
     if out.empty:
-        return Unavailable("No valuable active customer is at risk at the observation end, so the "
-                           "churn-risk list is empty.")
+        return Unavailable("lifecycle.unavailable.churn_empty")
     return out
 
 
-# -- the whole report --------------------------------------------------------------------------
+# -- the whole analysis ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class LifecycleAnalysis:
-    """Everything the lifecycle report shows for one business unit; a part this unit's data
-    cannot support is a :class:`custlib.stats.Unavailable` saying why."""
+class LifecycleResult:
+    """Everything the lifecycle analysis of one business unit estimates, numbers only; a part
+    this unit's data cannot support is a :class:`custlib.stats.Unavailable` saying why.
 
-    unit: str
-    currency: str
-    small_sample_n: int
-    rules: LifecycleParams
+    ``stage_mix``: :meth:`StageHistory.stage_mix`; ``stage_value``: expected CLV per stage of
+    the customers in it (``stage, estimate, se, ci_low, ci_high, n``, currency, delta method);
+    ``transitions`` pooled over the last ``transition_months`` month-to-month moves;
+    ``retention``: :func:`pooled_retention`; ``lapse``: median days to lapse of all customers
+    followed; ``value_at_risk``: what the customers on the churn list are worth if retained
+    (sum of CLV / P(alive) over the horizon, currency, delta method)."""
+
     stages: StageHistory
+    stage_mix: pd.DataFrame
+    stage_value: pd.DataFrame | Unavailable
     open_leads: int | Unavailable
+    transitions: pd.DataFrame | Unavailable
+    transition_months: int
     cohorts: pd.DataFrame | Unavailable
+    retention: pd.DataFrame | Unavailable
+    lapse: Estimate | Unavailable
     lapse_by_channel: LapseCurves | Unavailable
     lapse_by_tier: LapseCurves | Unavailable
     value: CustomerValue | Unavailable
     holdout: HoldoutCheck | Unavailable
     churn: pd.DataFrame | Unavailable
+    value_at_risk: Estimate | Unavailable
     funnel: funnel.Funnel | Unavailable
-    customers: pd.DataFrame = field(repr=False)
 
     def output_table(self) -> pd.DataFrame:
-        """lifecycle.parquet: customer_id, stage, p_alive, expected_purchases, expected_spend, clv
-        (the model columns empty without CLV)."""
+        """One row per customer: customer_id, stage, p_alive, expected_purchases, expected_spend,
+        clv (the model columns empty without CLV)."""
         cols = ["p_alive", "expected_purchases", "expected_spend", "clv"]
         values = self.value.table[cols] if self.has_value else pd.DataFrame(columns=cols, dtype=float)
         out = self.stages.current()[["stage"]].join(values, how="left")
@@ -570,186 +587,29 @@ class LifecycleAnalysis:
         """The holdout check of the churn ranking, or why there is none."""
         if isinstance(self.holdout, HoldoutCheck):
             return self.holdout.ranking
-        return Unavailable("How well the churn ranking finds real lapses is checked in the holdout window, "
-                           "which this unit's data cannot support yet (see the holdout check).")
+        return Unavailable("lifecycle.unavailable.ranking_no_holdout")
 
     @property
     def n_staged(self) -> int:
         """Customers and open leads at the observation end."""
-        p = self.stages.panel
-        return int((p["snapshot"] == self.stages.snapshots[-1]).sum())
+        return int(self.stage_mix["entities"].sum())
 
-    def prospect_note(self) -> str:
-        """Where the prospects come from (use when ``open_leads`` is available)."""
-        p = self.stages.panel
-        prospects = int(((p["snapshot"] == self.stages.snapshots[-1]) & (p["stage"] == "prospect")).sum())
-        if not prospects:
-            return "No prospects at the observation end: no open sales lead and no customer without a purchase."
-        return (f"Prospects at the observation end: {prospects:,}, of which open sales leads without a customer "
-                f"record {self.open_leads:,} and customers who signed up without buying "
-                f"{prospects - self.open_leads:,}.")
-
-    def stage_table(self) -> pd.DataFrame:
-        """Stages at the observation end with names, shares, expected CLV (when available) and
-        strategies."""
-        if not self.has_value:
-            return self.stages.stage_table()
-        current = self.stages.current()[["stage"]].join(self.value.table[["clv"]], how="left")
-        return self.stages.stage_table(current)
-
-    def model_table(self) -> pd.DataFrame:
-        """Fitted BG/NBD (weekly) and Gamma-Gamma parameters with standard errors and 95% CIs."""
-        v = self.value
-        parts = [v.purchases.summary.assign(model="BG/NBD purchases (per week)"),
-                 v.spend.summary.assign(model=f"Gamma-Gamma spend ({self.currency})")]
-        t = pd.concat(parts, ignore_index=True)
-        t["log-likelihood"] = [v.purchases.log_likelihood_] * 4 + [v.spend.log_likelihood_] * 3
-        for c in ("estimate", "se", "ci_low", "ci_high"):
-            t[c] = t[c].map("{:,.4g}".format)
-        t["95% CI"] = t["ci_low"] + " to " + t["ci_high"]
-        t = t.rename(columns={"se": "standard error", "n": "customers"})
-        return t[["model", "parameter", "estimate", "standard error", "95% CI", "customers", "log-likelihood"]]
-
-    def ranking_table(self) -> pd.DataFrame:
-        """AUC and lift per score with their bootstrap 95% CI, two decimals."""
-        t = self.ranking.table
-        return pd.DataFrame({"score": t["score"], "measure": t["metric"], "estimate": t["estimate"].map("{:.2f}".format),
-                             "95% CI": [f"{lo:.2f} to {hi:.2f}" for lo, hi in zip(t["ci_low"], t["ci_high"])]})
-
-    def churn_display(self) -> pd.DataFrame:
-        """The churn-risk list for the report: probabilities in %, money in whole currency units."""
-        c, money = self.churn, "{:,.0f}".format
-        return pd.DataFrame({"customer": c["customer_id"], "rank": c["risk_rank"],
-                             "P(still active)": c["p_alive"].map("{:.0%}".format),
-                             "P(no purchase in the horizon)": c["p_no_purchase"].map("{:.0%}".format),
-                             f"CLV ({self.currency})": c["clv"].map(money),
-                             f"value if retained ({self.currency})": c["value_if_retained"].map(money),
-                             f"value at risk ({self.currency})": c["value_at_risk"].map(money),
-                             "newly at risk": c["became_at_risk"].map({1: "yes", 0: ""})})
-
-    def retention_table(self) -> pd.DataFrame:
-        """Pooled cohort retention at each month (Wilson 95% CI; a note instead below
-        ``small_sample_n`` customers)."""
-        months = range(1, int(self.cohorts["months_since_first"].max()) + 1)
-        rows = [(m, retention_at(self.cohorts, m)) for m in months]
-        return pd.DataFrame({"months since first purchase": [m for m, _ in rows],
-                             "retention (95% CI)": [e.short("{:.1%}", self.small_sample_n) for _, e in rows],
-                             "n": [e.n for _, e in rows]})
-
-    def retention(self) -> dict[int, Estimate]:
-        if isinstance(self.cohorts, Unavailable):
-            return {}
-        return {m: retention_at(self.cohorts, m) for m in self.rules.retention_months}
-
-    def _count(self, k: int, n: int, of: str) -> str:
-        """'298 of 466 buyers (63.9%, 95% CI 59.5%–68.2%)', or a too-few note instead of the rate."""
-        if n < self.small_sample_n:
-            return f"{k:,} of {n:,} {of} (too few for a reliable rate; at least {self.small_sample_n:,} needed)"
-        e = proportion(k, n)
-        return f"{k:,} of {n:,} {of} ({e.estimate:.1%}, 95% CI {e.ci_low:.1%}–{e.ci_high:.1%})"
-
-    def headline(self) -> list[str]:
-        """Headline numbers in the executive reading order."""
-        cur = self.stages.current()
-        buyers = cur[cur["purchase_days"] > 0]
-        active = int(buyers["stage"].isin(ACTIVE_STAGES).sum())
-        repeat = int((buyers["purchase_days"] >= 2).sum())
-        c = self.currency
-        out = [
-            f"Active customers 活跃客户: {self._count(active, len(buyers), 'buyers')} bought within the "
-            f"last {self.rules.lapsed_after_days} days.",
-            f"Repeat rate 复购率: {self._count(repeat, len(buyers), 'buyers')} bought on two or more days.",
-        ]
-        ret = "; ".join(f"{m} months {r.estimate:.1%} (95% CI {r.ci_low:.1%}–{r.ci_high:.1%}, n = {r.n:,})"
-                        for m, r in self.retention().items() if r.n >= self.small_sample_n)
-        if isinstance(self.cohorts, Unavailable):
-            out.append(f"Cohort retention: {self.cohorts.reason}")
-        else:
-            ret = ret or f"too few customers followed that long (at least {self.small_sample_n:,} needed)"
-            out.append(f"Cohort retention (bought again in month k after the first purchase): {ret}.")
-        if self.has_value:
-            tot = self.value.total.estimate
-            out.append(f"Expected CLV 客户生命周期价值 of all buyers over the next "
-                       f"{self.rules.clv_horizon_months} months: {tot.estimate:,.0f} {c} "
-                       f"(95% CI {tot.ci_low:,.0f}–{tot.ci_high:,.0f}, n = {tot.n:,}; discounted at {self.rules.annual_discount_rate:.0%} a year).")
-        else:
-            out.append(f"Expected CLV 客户生命周期价值: {self.value.reason}")
-        if isinstance(self.churn, Unavailable):
-            out.append(f"Churn-risk warning 流失预警: {self.churn.reason}")
-        else:
-            text = (f"Churn-risk warning 流失预警: {len(self.churn):,} valuable customers are at risk, "
-                    f"{self.churn['value_at_risk'].sum():,.0f} {c} of expected value at stake "
-                    f"(their value if retained: {self.churn['value_if_retained'].sum():,.0f} {c})")
-            if isinstance(self.ranking, ChurnRanking):
-                auc = self.ranking.table.set_index(["score", "metric"])["estimate"].xs("AUC", level="metric")
-                text += (f"; the ranking found real lapses in the holdout window with AUC {auc.iloc[0]:.2f} "
-                         f"vs {auc.iloc[1]:.2f} for days since the last purchase")
-            out.append(text + ".")
-        if isinstance(self.funnel, funnel.Funnel):
-            out.append(self.funnel.headline(self.small_sample_n))
-        return out
-
-    def caveats(self) -> list[str]:
-        """Warnings an executive must see (small samples, weak validation, rules left out)."""
-        out = []
-        buyers = int((self.stages.current()["purchase_days"] > 0).sum())
-        if buyers < self.small_sample_n:
-            out.append(f"This unit has {buyers:,} buyers only (fewer than {self.small_sample_n:,}): read the "
-                       "stage shares and cohort figures as counts, not as rates to act on.")
-        for m, r in self.retention().items():
-            if r.n < self.small_sample_n:
-                out.append(f"Retention at {m} months rests on {r.n} customers only; not shown as a finding.")
-        if not self.has_value:
-            out.append("The at-risk stage uses the purchase-gap rules only: the purchase model's probability "
-                       "of being active is not available for this unit.")
-        if isinstance(self.funnel, funnel.Funnel):
-            small = self.funnel.conversion[self.funnel.conversion["n"] < self.small_sample_n]
-            if len(small):
-                out.append(f"{len(small)} funnel steps have fewer than {self.small_sample_n} decided leads; "
-                           "their rates are too uncertain to act on.")
-        if isinstance(self.churn, pd.DataFrame) and len(self.churn) < self.small_sample_n:
-            out.append(f"Only {len(self.churn)} customers are on the churn-risk list.")
-        if isinstance(self.ranking, ChurnRanking):
-            diff = self.ranking.table[self.ranking.table["metric"] == "AUC difference"].iloc[0]
-            if diff["ci_low"] <= 0:
-                out.append("In the holdout window the model's churn ranking was not clearly better than "
-                           "ranking by days since the last purchase.")
-        return out
-
-    def show_caveats(self) -> None:
-        """Render each caveat as a visible warning."""
-        from custlib import report
-
-        for text in self.caveats():
-            report.warning(text)
-
-    def write_outputs(self, output_dir) -> list:
-        """lifecycle.parquet, funnel.csv (with leads; a stale one is removed without) and
-        targets/churn_risk.csv (empty when nobody is listed), via report.write_output."""
-        from custlib import report
-
-        d = Path(output_dir)
-        churn = self.churn if isinstance(self.churn, pd.DataFrame) else pd.DataFrame(columns=CHURN_COLUMNS)
-        paths = [report.write_output(self.output_table(), d / "lifecycle.parquet")]
-        if isinstance(self.funnel, funnel.Funnel):
-            paths.append(report.write_output(self.funnel.conversion, d / "funnel.csv"))
-        else:
-            (d / "funnel.csv").unlink(missing_ok=True)
-        return [*paths, report.write_output(churn, d / "targets" / "churn_risk.csv")]
+    @property
+    def buyers(self) -> int:
+        """Customers with at least one purchase by the observation end."""
+        return int((self.stages.current()["purchase_days"] > 0).sum())
 
 
-def output_files(paths: list) -> pd.DataFrame:
-    """The written output files (relative to their common folder) with their rows, for the report."""
-    root = Path(os.path.commonpath(paths))
-    rows = []
-    for path in paths:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        rows.append({"file": path.relative_to(root).as_posix(), "rows": len(df),
-                     "columns": ", ".join(df.columns)})
+def _stage_value(value: CustomerValue, stages: StageHistory, rules: LifecycleParams) -> pd.DataFrame:
+    """Expected CLV per stage (buyers only; prospects have none) with delta-method intervals."""
+    stage = stages.current()["stage"].reindex(value.table.index)
+    rows = [{"stage": str(s), **value.total_of(ids.index, rules.clv_horizon_months,
+                                               rules.annual_discount_rate).to_dict()}
+            for s, ids in stage.groupby(stage, observed=True)]
     return pd.DataFrame(rows)
 
 
-def analyse(data) -> LifecycleAnalysis:
+def analyse(data) -> LifecycleResult:
     """Run the lifecycle analysis of one unit (``sources.UnitData``); parts its data cannot
     support (no leads, too few customers, no repeat buyers, ...) are :class:`Unavailable`."""
     p = data.params
@@ -778,11 +638,24 @@ def analyse(data) -> LifecycleAnalysis:
     if data.has("leads"):
         panel = stages.panel
         open_leads = int(((panel["snapshot"] == stages.snapshots[-1]) & ~panel["is_customer"]).sum())
-        fun = funnel.sales_funnel(leads, end, rules.funnel_stages)
+        fun = funnel.sales_funnel(leads, end)
     else:
-        open_leads = Unavailable.needs_table("leads", "Counting open sales leads as prospects 潜在客户")
-        fun = Unavailable.needs_table("leads", "The sales funnel 销售漏斗")
-    return LifecycleAnalysis(p.id, p.currency, small, rules, stages, open_leads, cohorts,
-                             time_to_lapse(lapses, "acquisition_channel", small),
-                             time_to_lapse(lapses, "first_order_tier", small),
-                             value, holdout, churn_list(value, stages, rules), fun, customers)
+        open_leads = Unavailable.needs_table("leads", "lifecycle.what.prospect_leads")
+        fun = Unavailable.needs_table("leads", "lifecycle.what.funnel")
+    churn = churn_list(value, stages, rules)
+    stage_value = _stage_value(value, stages, rules) if isinstance(value, CustomerValue) else value
+    if isinstance(churn, pd.DataFrame):
+        at_risk = value.total_of(churn["customer_id"], rules.clv_horizon_months, rules.annual_discount_rate,
+                                 if_retained=True)
+    else:
+        at_risk = churn
+    transitions = stages.transitions(TRANSITION_MONTHS)
+    return LifecycleResult(
+        stages=stages, stage_mix=stages.stage_mix(), stage_value=stage_value, open_leads=open_leads,
+        transitions=transitions, transition_months=min(TRANSITION_MONTHS, len(stages.snapshots) - 1),
+        cohorts=cohorts,
+        retention=pooled_retention(cohorts) if isinstance(cohorts, pd.DataFrame) else cohorts,
+        lapse=median_time_to_lapse(lapses),
+        lapse_by_channel=time_to_lapse(lapses, "acquisition_channel", small),
+        lapse_by_tier=time_to_lapse(lapses, "first_order_tier", small),
+        value=value, holdout=holdout, churn=churn, value_at_risk=at_risk, funnel=fun)

@@ -62,8 +62,8 @@ def unit_kpis(data: UnitData) -> dict:
     end = data.params.observation_end
     cut, start = end - timedelta(days=365), end - timedelta(days=730)
     t = data.transactions
-    t = t.filter(t.order_date.date() > start)
-    recent = t.order_date.date() > cut
+    t = t.filter(t.order_date > start)
+    recent = t.order_date > cut
     per_customer = t.group_by("customer_id").aggregate(
         current=ibis.ifelse(recent, t.amount, 0).sum(), previous=ibis.ifelse(recent, 0, t.amount).sum(),
         active=(recent & (t.amount > 0)).any())

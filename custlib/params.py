@@ -144,6 +144,7 @@ class LifecycleStage(_Strict):
     chinese: str = ""
     phase: str = ""
     strategy: str = ""
+    strategy_chinese: str = Field("", description="The strategy in Chinese (reports with language zh)")
 
 
 class LifecycleParams(_Strict):

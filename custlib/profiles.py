@@ -8,6 +8,7 @@ chi-square (scipy); each cell is judged by its adjusted standardized residual
 is significant after Holm's correction across variables and the residual exceeds the Bonferroni
 critical value for the cells of that table, so the family-wise error rate stays at ``alpha``.
 The index is 100 x (share of the category in the group) / (share in the whole population).
+Numbers only: the report tables are made by :mod:`custlib.present.segmentation`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ import pandas as pd
 from scipy import stats as st
 from statsmodels.stats.multitest import multipletests
 
-from custlib import report
-from custlib.stats import Unavailable, wilson_interval
+from custlib.stats import Term, Unavailable, wilson_interval
 
 TAG_YES = "yes"
 CELL_COLUMNS = ["variable", "group", "category", "n_group", "count", "share", "ci_low", "ci_high",
@@ -60,55 +60,14 @@ class Profile:
         f = f.reindex(f["adj_residual"].abs().sort_values(ascending=False).index)
         return f.head(top) if top else f
 
-    def display(self, top: int = 25) -> pd.DataFrame:
-        """The strongest significant skews, formatted for a report table."""
-        f = self.flagged(top)
-        return pd.DataFrame({
-            "group": f["group"], "variable": f["variable"], "category": f["category"],
-            "share in group": [f"{s:.0%} ({lo:.0%}–{hi:.0%})" for s, lo, hi in
-                               zip(f["share"], f["ci_low"], f["ci_high"])],
-            "share overall": f["share_overall"].map("{:.0%}".format),
-            "index": f["index"].round(0).astype(int),
-            "adj. residual": f["adj_residual"].round(1),
-            "n (group)": f["n_group"],
-        })
-
-    def show_skews(self, caption: str, top: int = 25) -> None:
-        """The strongest significant skews as a report table, or a note that there are none."""
-        if self.flagged().empty:
-            report.note(f"No category is significantly over- or under-represented in any group "
-                        f"(family-wise error rate {self.alpha:.0%}, n = {self.n:,}).")
-        else:
-            report.table(self.display(top), caption, n=self.n)
-
-    def display_tests(self) -> pd.DataFrame:
-        """The variable-level tests, formatted for a report table (untested variables: '–')."""
-        t = self.tests
-        tested = t["dof"] > 0
-        return pd.DataFrame({
-            "variable": t["variable"], "chi-square": t["chi2"].round(1).where(tested), "df": t["dof"],
-            "p (Holm)": t["p_holm"].map(lambda p: "<0.001" if p < 0.001 else f"{p:.3f}").where(tested, "–"),
-            "Cramér's V": t["cramers_v"].round(2).where(tested), "n": t["n"],
-            "related to the grouping": np.where(t["significant"], "yes",
-                                                np.where(tested, "no", "not tested: one category or group")),
-        })
-
     def variable_cells(self, variable: str) -> pd.DataFrame | Unavailable:
-        """The cells of one variable, or why it could not be compared between the groups."""
+        """The cells of one variable, or why it could not be compared between the groups (the
+        reason names the variable by its catalogue name ``names.profile_variable.<variable>``)."""
         cells = self.cells[self.cells["variable"] == variable]
         if len(cells):
             return cells
-        label = variable.replace("_", " ")
-        return Unavailable(f"{label.capitalize()} cannot be compared between the groups: the customers "
-                           f"with a {label} recorded all share one {label} or one group; it needs "
-                           f"customers with at least two different values of {label} in two groups.")
-
-    def top_skews(self, group: str, top: int = 2) -> list[str]:
-        """Short phrases for the strongest over-representations of one group."""
-        f = self.flagged()
-        f = f[(f["group"] == group) & (f["direction"] == "over")].head(top)
-        return [f"{v.replace('_', ' ')}{'' if c == TAG_YES else ' ' + str(c)} (index {i:.0f})"
-                for v, c, i in zip(f["variable"], f["category"], f["index"])]
+        return Unavailable("segmentation.unavailable.variable_not_compared",
+                           {"variable": Term(f"names.profile_variable.{variable}")})
 
 
 def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.DataFrame, dict]:
@@ -146,21 +105,20 @@ def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.D
 
 def profile(groups: pd.Series, attributes: pd.DataFrame, alpha: float = 0.05,
             tag_columns: tuple[str, ...] = (), min_n: int = 1,
-            what: str = "the groups") -> Profile | Unavailable:
+            what: str = "segmentation.what.profiles_groups") -> Profile | Unavailable:
     """Profile ``groups`` (one label per row) over the categorical columns of ``attributes``.
 
     Missing values are left out per variable (e.g. age of enterprise accounts), so each test
     uses the rows where the variable is known. ``tag_columns`` are multi-label columns
     (``"a;b"``): each tag becomes a yes/no variable and only its "yes" cells are reported.
-    Unavailable (naming ``what``) with fewer than ``min_n`` labelled rows or fewer than two groups.
+    Unavailable (naming ``what``, a catalogue key) with fewer than ``min_n`` labelled rows or
+    fewer than two groups.
     """
     n, n_groups = int(groups.notna().sum()), groups.nunique()
     if n < min_n:
-        return Unavailable.too_few(f"profiles of {what}", n, min_n)
+        return Unavailable.too_few(what, n, min_n)
     if n_groups < 2:
-        return Unavailable(f"Profiles of {what} compare groups, but all {n:,} customers are in "
-                           f"{'one group' if n_groups else 'no group'}; customers in at least two "
-                           "groups would enable it.")
+        return Unavailable("segmentation.unavailable.one_group", {"what": Term(what), "n": n})
     attrs = attributes.drop(columns=list(tag_columns))
     for c in tag_columns:
         attrs = attrs.join(expand_tags(attributes[c], c))

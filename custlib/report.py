@@ -122,7 +122,7 @@ def table_html(df: pd.DataFrame, caption: str, n: int | None = None, index: bool
     offset = shown.index.nlevels if index else 0
     right = [offset + i + 1 for i, c in enumerate(shown.columns) if _looks_numeric(shown[c])]
     style = ",".join(f"#{table_id} td:nth-child({k})" for k in right)
-    style = f"<style>{style}{{text-align:right}}</style>" if right else ""
+    style = f"<style>{style}{{text-align:right;white-space:nowrap}}</style>" if right else ""
     return (f'<figure class="cl-fig">{style}<figcaption>{html.escape(caption)} ({n_text})</figcaption>'
             f"{body}</figure>")
 

@@ -12,13 +12,17 @@ experience drive it, which fix comes first, and whether dissatisfaction costs cu
   importance × performance priority matrix.
 * **Retention**: a Cox proportional-hazards model (lifelines) of lapse after the survey on NPS
   group, controlling for tenure and value, and the revenue at stake.
+
+Numbers only: :func:`analyse` returns a :class:`SatisfactionResult`; what the report shows of
+it (wording, display tables, findings, charts, output files) is built by
+:mod:`custlib.present.satisfaction`. A part the responses cannot support is a
+:class:`custlib.stats.Unavailable` whose key is in the ``satisfaction.unavailable`` catalogue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from math import factorial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,20 +30,13 @@ from scipy import stats as st
 
 from custlib import contract, features
 from custlib.params import SatisfactionParams, UnitParams
-from custlib.stats import Z95, Estimate, Unavailable, proportion
+from custlib.stats import Z95, Estimate, Term, Unavailable, proportion
 
 GROUPS = ("promoter", "passive", "detractor")
 ATTRIBUTES = contract.SURVEY_ATTRIBUTES
-CUSTOMER_TYPE_NAMES = {"individual": "individual 个人客户", "enterprise": "enterprise 企业客户"}
 # report dimension -> column of the survey frame
 DIMENSIONS = {"unit": "business_unit", "segment": "segment", "channel": "order_channel",
               "region": "region", "customer type": "customer_type", "month": "month"}
-
-
-def signed(x: float, digits: int = 0) -> str:
-    """A number with its sign, '+12' or '-3', that never reads '-0' (zero is shown unsigned)."""
-    text = f"{x:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text
 
 
 # -- scores ------------------------------------------------------------------------------------
@@ -141,48 +138,33 @@ def score_table(responses: pd.DataFrame, cfg: SatisfactionParams = SatisfactionP
     return pd.DataFrame(rows)
 
 
-def score_display(scores: pd.DataFrame, group: str) -> pd.DataFrame:
-    """One dimension of :func:`score_table` formatted for the report; estimates on fewer than
-    the small-sample threshold of responses are replaced by "n too small"."""
-    d = scores[scores["group"] == group]
-    value = d["group_value"].map(lambda v: CUSTOMER_TYPE_NAMES.get(v, v))
-    nps_text = d.apply(lambda r: f"{signed(r.nps)} ({signed(r.ci_low)} to {signed(r.ci_high)})", axis=1)
-    csat_text = d.apply(lambda r: f"{r.csat:.0%} ({r.csat_ci_low:.0%}–{r.csat_ci_high:.0%})", axis=1)
-    small = d["small_n"].to_numpy()
-    return pd.DataFrame({
-        group: value, "n": d["n"],
-        "NPS (95% CI)": np.where(small, "n too small", nps_text),
-        "promoters": np.where(small, "–", d["promoters"].map("{:.0%}".format)),
-        "detractors": np.where(small, "–", d["detractors"].map("{:.0%}".format)),
-        "CSAT (95% CI)": np.where(small, "n too small", csat_text),
-    }).reset_index(drop=True)
-
-
 def group_rows(scores: pd.DataFrame, group: str, small_n: int) -> pd.DataFrame | Unavailable:
     """The rows of one dimension of :func:`score_table`, or why NPS cannot be compared across
     its values: none recorded, a single value, or fewer than two values with at least
     ``small_n`` responses."""
     d = scores[scores["group"] == group]
+    dimension = Term(f"satisfaction.dimension.{group}")
     if d.empty:
-        return Unavailable(f"No {group} is recorded for the survey respondents, so there is no NPS by {group}.")
+        return Unavailable("satisfaction.unavailable.group_none", {"dimension": dimension})
     if len(d) == 1:
-        return Unavailable(f"All {int(d['n'].iloc[0]):,} responses come from one {group} "
-                           f"({d['group_value'].iloc[0]}): there is nothing to compare by {group}.")
+        return Unavailable("satisfaction.unavailable.group_one",
+                           {"dimension": dimension, "n": int(d["n"].iloc[0]), "value": d["group_value"].iloc[0]})
     enough = int((d["n"] >= small_n).sum())
     if enough < 2:
-        return Unavailable(f"Too few responses to compare NPS by {group}: {enough} of {len(d)} {group} values "
-                           f"have at least {small_n:,} responses (the largest has {int(d['n'].max()):,}); "
-                           f"at least two are needed.")
+        return Unavailable("satisfaction.unavailable.group_few",
+                           {"dimension": dimension, "enough": enough, "values": len(d), "needed": small_n,
+                            "largest": int(d["n"].max())})
     return d
 
 
 # -- change between two periods -----------------------------------------------------------------
 @dataclass(frozen=True)
 class PeriodChange:
-    """NPS and CSAT in two periods and the change from the earlier to the later one."""
+    """NPS and CSAT in two periods (first and last day of each) and the change from the earlier
+    to the later one."""
 
-    previous: str
-    recent: str
+    previous: tuple[pd.Timestamp, pd.Timestamp]
+    recent: tuple[pd.Timestamp, pd.Timestamp]
     nps_previous: NPSEstimate
     nps_recent: NPSEstimate
     nps_change: Estimate
@@ -194,41 +176,14 @@ class PeriodChange:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Tidy: measure, period, estimate, ci_low, ci_high, n (NPS in points, CSAT shares)."""
-        rows = [("NPS", self.previous, self.nps_previous), ("NPS", self.recent, self.nps_recent),
-                ("NPS", "change", self.nps_change), ("CSAT", self.previous, self.csat_previous),
-                ("CSAT", self.recent, self.csat_recent), ("CSAT", "change", self.csat_change)]
+        """Tidy: measure (``nps`` in points, ``csat`` as a share), period (``previous``,
+        ``recent``, ``change``), estimate, ci_low, ci_high, n, p_value (of the change)."""
+        rows = [("nps", "previous", self.nps_previous, np.nan), ("nps", "recent", self.nps_recent, np.nan),
+                ("nps", "change", self.nps_change, self.nps_p_value),
+                ("csat", "previous", self.csat_previous, np.nan), ("csat", "recent", self.csat_recent, np.nan),
+                ("csat", "change", self.csat_change, self.csat_p_value)]
         return pd.DataFrame([{"measure": m, "period": p, "estimate": e.estimate, "ci_low": e.ci_low,
-                              "ci_high": e.ci_high, "n": e.n} for m, p, e in rows])
-
-    def display(self, small_n: int = 0) -> pd.DataFrame:
-        """The summary formatted for the report (NPS in points, CSAT in %); a period with fewer
-        than ``small_n`` responses, and the change when either period has, read "n too small"."""
-        d = self.summary
-        scale = np.where(d["measure"] == "NPS", 1.0, 100.0)
-        unit = np.where(d["measure"] == "NPS", " points", "%")
-        few = min(self.nps_previous.n, self.nps_recent.n) < small_n
-        text = ["n too small" if (few if p == "change" else n < small_n)
-                else f"{signed(e, 1)}{u} (95% CI {signed(lo, 1)} to {signed(hi, 1)})" if p == "change"
-                else f"{e:.1f}{u} ({lo:.1f}–{hi:.1f})"
-                for e, lo, hi, u, p, n in zip(d["estimate"] * scale, d["ci_low"] * scale, d["ci_high"] * scale,
-                                              unit, d["period"], d["n"])]
-        return pd.DataFrame({"measure": d["measure"], "period": d["period"], "estimate (95% CI)": text,
-                             "n": d["n"]})
-
-    def sentence(self, small_n: int = 30) -> str:
-        """The change in one sentence; a caution instead when a period has fewer than ``small_n``
-        responses."""
-        a, b, c, d = self.nps_previous, self.nps_recent, self.nps_change, self.csat_change
-        if min(a.n, b.n) < small_n:
-            return (f"Too few responses to judge the change of NPS: n = {a.n:,} in {self.previous} and "
-                    f"n = {b.n:,} in {self.recent}.")
-        verdict = "a significant change" if self.nps_p_value < 0.05 else "no significant change"
-        return (f"NPS {self.recent}: {signed(b.estimate)} (n = {b.n:,}) against {signed(a.estimate)} in "
-                f"{self.previous} (n = {a.n:,}): change {signed(c.estimate, 1)} points (95% CI "
-                f"{signed(c.ci_low, 1)} to {signed(c.ci_high, 1)}, p = {self.nps_p_value:.2f}), {verdict}; "
-                f"CSAT change {signed(100 * d.estimate, 1)} percentage points (95% CI {signed(100 * d.ci_low, 1)} "
-                f"to {signed(100 * d.ci_high, 1)}, p = {self.csat_p_value:.2f}).")
+                              "ci_high": e.ci_high, "n": e.n, "p_value": pv} for m, p, e, pv in rows])
 
 
 def compare_periods(observation_end, months: int) -> tuple[tuple[pd.Timestamp, pd.Timestamp], ...]:
@@ -250,18 +205,18 @@ def change_test(responses: pd.DataFrame, observation_end, cfg: SatisfactionParam
     from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
 
     periods = compare_periods(observation_end, cfg.compare_months)
-    labels, npss, csats, counts = [], [], [], []
+    npss, csats, counts = [], [], []
     for start, end in periods:
         part = responses[responses["response_date"].between(start, end)]
-        labels.append(f"{start:%Y-%m} to {end:%Y-%m}")
         npss.append(nps(part["nps"], cfg.promoter_min, cfg.detractor_max))
         csats.append(csat(part["csat"], cfg.csat_satisfied_min))
         counts.append(int((part["csat"] >= cfg.csat_satisfied_min).sum()))
     a, b = npss
     if min(a.n, b.n) == 0:
-        empty = " and ".join(label for label, e in zip(labels, npss) if e.n == 0)
-        return Unavailable(f"No survey responses in {empty}: the change of NPS and CSAT between "
-                           f"{labels[0]} and {labels[1]} cannot be tested.")
+        (a0, a1), (b0, b1) = periods
+        return Unavailable("satisfaction.unavailable.change_empty",
+                           {"previous_start": f"{a0:%Y-%m}", "previous_end": f"{a1:%Y-%m}", "n_previous": a.n,
+                            "recent_start": f"{b0:%Y-%m}", "recent_end": f"{b1:%Y-%m}", "n_recent": b.n})
     diff = Estimate.normal(b.estimate - a.estimate, float(np.hypot(a.se, b.se)), a.n + b.n,
                            "difference of NPS, independent samples")
     p_nps = float(2 * st.norm.sf(abs(diff.estimate / diff.se))) if diff.se > 0 else float("nan")
@@ -271,7 +226,7 @@ def change_test(responses: pd.DataFrame, observation_end, cfg: SatisfactionParam
         p_csat = float(test_proportions_2indep(counts[1], cb.n, counts[0], ca.n, method="score").pvalue)
     csat_diff = Estimate(float(cb.estimate - ca.estimate), float((hi - lo) / (2 * Z95)), float(lo), float(hi),
                          ca.n + cb.n, "difference of shares, Newcombe")
-    return PeriodChange(labels[0], labels[1], a, b, diff, p_nps, ca, cb, csat_diff, p_csat)
+    return PeriodChange(periods[0], periods[1], a, b, diff, p_nps, ca, cb, csat_diff, p_csat)
 
 
 # -- key drivers ---------------------------------------------------------------------------------
@@ -366,42 +321,21 @@ class KeyDrivers:
         self.summary = s.sort_values("rank", ignore_index=True)
         return self
 
-    def display(self) -> pd.DataFrame:
-        """The summary formatted for the report."""
-        d = self.summary
-        return pd.DataFrame({
-            "rank": d["rank"], "attribute": d["attribute"].map(_name),
-            "importance (95% CI)": _ci_text(d["importance"], d["ci_low"], d["ci_high"]),
-            "top two in resamples": d["top2_share"].map("{:.0%}".format),
-            "mean rating (95% CI)": _ci_text(d["mean_score"], d["mean_score_ci_low"],
-                                             d["mean_score_ci_high"]),
-            "standardized coefficient (95% CI)": _ci_text(d["std_coef"], d["std_coef_ci_low"],
-                                                          d["std_coef_ci_high"]),
-        })
-
-    def sentence(self) -> str:
-        a, b = (r for r in self.summary.head(2).itertuples())
-        return (f"Top drivers of the {self.outcome.upper()} score: {_name(a.attribute)}, accounting for "
-                f"{a.importance:.2f} of R² (95% CI {a.ci_low:.2f}–{a.ci_high:.2f}), and {_name(b.attribute)}, "
-                f"{b.importance:.2f} (95% CI {b.ci_low:.2f}–{b.ci_high:.2f}); the {len(self.attributes)} "
-                f"attributes together explain R² = {self.r2_:.2f} (n = {self.n_:,}). These two rank top two "
-                f"in {min(a.top2_share, b.top2_share):.0%} of bootstrap resamples.")
-
-
 def driver_attributes(responses: pd.DataFrame, outcome: str = "nps",
-                      attributes: tuple[str, ...] = ATTRIBUTES) -> dict[str, str]:
+                      attributes: tuple[str, ...] = ATTRIBUTES) -> dict[str, Unavailable]:
     """The attributes that cannot enter the key-driver model, with why: rated by no respondent,
     or rated the same by every respondent who rated the overall score and all rated attributes."""
     rated = [a for a in attributes if responses[a].notna().any()]
     complete = responses[[outcome, *rated]].dropna()
-    out = {a: "rated by no respondent" for a in attributes if a not in rated}
+    out = {a: Unavailable("satisfaction.left_out.not_rated") for a in attributes if a not in rated}
     if len(complete):
-        out |= {a: f"rated {complete[a].iloc[0]:g} by every respondent" for a in rated if complete[a].nunique() < 2}
+        out |= {a: Unavailable("satisfaction.left_out.constant", {"rating": f"{complete[a].iloc[0]:g}"})
+                for a in rated if complete[a].nunique() < 2}
     return out
 
 
 def key_drivers(responses: pd.DataFrame, cfg: SatisfactionParams, small_n: int,
-                left_out: dict[str, str] | None = None) -> KeyDrivers | Unavailable:
+                left_out: dict[str, Unavailable] | None = None) -> KeyDrivers | Unavailable:
     """:class:`KeyDrivers` fitted on the attributes not ``left_out`` (see
     :func:`driver_attributes`), or why the responses cannot support it: fewer than two
     attributes, fewer complete responses than ``small_n`` (and than attributes + 2), an overall
@@ -409,24 +343,24 @@ def key_drivers(responses: pd.DataFrame, cfg: SatisfactionParams, small_n: int,
     attributes = tuple(a for a in ATTRIBUTES if a not in (left_out or {}))
     outcome = cfg.driver_outcome
     if len(attributes) < 2:
-        return Unavailable(f"Key drivers need at least two attributes whose ratings vary; "
-                           f"{len(attributes)} of {len(ATTRIBUTES)} do.")
+        return Unavailable("satisfaction.unavailable.drivers_attributes",
+                           {"n": len(attributes), "total": len(ATTRIBUTES)})
     d = responses[[outcome, *attributes]].dropna()
     needed = max(small_n, len(attributes) + 2)
     if len(d) < needed:
-        return Unavailable.too_few("the key drivers", len(d), needed,
-                                   of="responses with the overall score and every attribute rated")
+        return Unavailable.too_few("satisfaction.what.drivers", len(d), needed,
+                                   of="satisfaction.of.complete_responses")
     if d[outcome].nunique() < 2:
-        return Unavailable(f"All {len(d):,} responses give the same {outcome.upper()} score "
-                           f"({d[outcome].iloc[0]:g}): there is no variation for the attributes to explain.")
+        return Unavailable("satisfaction.unavailable.drivers_flat",
+                           {"n": len(d), "outcome": outcome.upper(), "score": f"{d[outcome].iloc[0]:g}"})
     if not _regular(np.corrcoef(d.to_numpy(dtype=float), rowvar=False)):
-        return Unavailable(f"The attribute ratings of the {len(d):,} responses are collinear (one is a linear "
-                           f"combination of the others): their separate importance cannot be estimated.")
+        return Unavailable("satisfaction.unavailable.drivers_collinear", {"n": len(d)})
     return KeyDrivers(outcome, attributes, cfg.bootstrap_reps, cfg.bootstrap_seed).fit(responses)
 
 
-QUADRANTS = {(True, True): "fix first 优先改进", (True, False): "keep up 保持优势",
-             (False, True): "watch 次要改进", (False, False): "maintain 维持"}
+# (high importance, low score) -> quadrant code of the priority matrix
+QUADRANTS = {(True, True): "fix_first", (True, False): "keep_up", (False, True): "watch",
+             (False, False): "maintain"}
 
 
 def priority_matrix(drivers: pd.DataFrame, satisfied_score: float = 4.0, top_score: float = 5.0
@@ -436,7 +370,8 @@ def priority_matrix(drivers: pd.DataFrame, satisfied_score: float = 4.0, top_sco
     High importance: at least the average importance (R² / p). Low score: a mean rating below
     ``satisfied_score`` (the rating that counts as satisfied, 4 of 5), a fixed benchmark rather
     than the average of the attributes, whose differences are often within noise. High
-    importance and a low score = fix first 优先改进. ``first_fix`` marks the most important
+    importance and a low score = ``fix_first`` (the other quadrants: ``keep_up``, ``watch``,
+    ``maintain``; see :data:`QUADRANTS`). ``first_fix`` marks the most important
     attribute in that quadrant (if it is empty, the one with the largest importance-weighted gap
     ``importance × (top_score − mean_score)``).
     """
@@ -450,35 +385,6 @@ def priority_matrix(drivers: pd.DataFrame, satisfied_score: float = 4.0, top_sco
     first = candidates["importance"].idxmax() if len(candidates) else d["weighted_gap"].idxmax()
     d["first_fix"] = d.index == first
     return d.sort_values("importance", ascending=False, ignore_index=True)
-
-
-def first_fix_sentence(priority: pd.DataFrame, satisfied_score: float = 4.0) -> str:
-    r = priority[priority["first_fix"]].iloc[0]
-    why = (f"the most important driver with a mean rating below {satisfied_score:g} ('satisfied')"
-           if r.quadrant.startswith("fix first") else "the largest importance-weighted gap to the top rating")
-    return (f"Fix first 优先改进: {_name(r.attribute)} — {why}: importance {r.importance:.2f} "
-            f"(95% CI {r.ci_low:.2f}–{r.ci_high:.2f}), mean rating {r.mean_score:.2f} of 5 "
-            f"(95% CI {r.mean_score_ci_low:.2f}–{r.mean_score_ci_high:.2f}, n = {r.n:,}).")
-
-
-def priority_display(priority: pd.DataFrame) -> pd.DataFrame:
-    """The priority matrix formatted for the report."""
-    d = priority
-    return pd.DataFrame({
-        "attribute": d["attribute"].map(_name), "quadrant": d["quadrant"],
-        "importance (95% CI)": _ci_text(d["importance"], d["ci_low"], d["ci_high"]),
-        "mean rating (95% CI)": _ci_text(d["mean_score"], d["mean_score_ci_low"], d["mean_score_ci_high"]),
-        "first fix": np.where(d["first_fix"], "yes", ""),
-    })
-
-
-def _name(attribute: str) -> str:
-    return attribute.replace("_", " ")
-
-
-def _ci_text(estimate, low, high, fmt: str = "{:.2f}") -> list[str]:
-    return [f"{fmt.format(e)} ({fmt.format(lo)}–{fmt.format(hi)})"
-            for e, lo, hi in zip(estimate, low, high)]
 
 
 # -- satisfaction -> retention ------------------------------------------------------------------
@@ -506,16 +412,6 @@ def lapse_frame(responses: pd.DataFrame) -> pd.DataFrame:
         "log_value": np.log1p(d["revenue_year_before"].clip(lower=0)),
         "revenue_year_before": d["revenue_year_before"],
     }).dropna().reset_index(drop=True)
-
-
-def lapse_definition(responses: pd.DataFrame, frame: pd.DataFrame, lapse_days: int) -> str:
-    """The lapse definition and the follow-up of :func:`lapse_frame`, in one sentence."""
-    end = responses["followup_end"].iloc[0]
-    after = int((responses["response_date"] > end).sum())
-    return (f"Lapsed: more than {lapse_days} days without a purchase. Follow-up runs to {end:%Y-%m-%d}, "
-            f"{lapse_days} days before the observation end; {after:,} responses after that date have no "
-            f"follow-up yet. Modelled: {len(frame):,} customers (their first response), "
-            f"{int(frame['lapsed'].sum()):,} lapses.")
 
 
 @dataclass(frozen=True)
@@ -593,43 +489,25 @@ class LapseModel:
 
         return RevenueAtStake(horizon_days, len(det), est(lapses), est(money))
 
-    def sentence(self, at_stake: RevenueAtStake, currency: str) -> str:
-        hr = self.hazard_ratio()
-        r, x = at_stake.revenue, at_stake.excess_lapses
-        figures = (f"hazard ratio {hr.estimate:.2f} (95% CI {hr.ci_low:.2f}–{hr.ci_high:.2f}, "
-                   f"n = {hr.n:,}, {self.events_:,} lapses) against promoters 推荐者, controlling for "
-                   f"tenure and value")
-        if hr.ci_low <= 1 <= hr.ci_high:
-            return (f"No evidence that detractors 贬损者 lapse sooner: {figures}; the interval includes 1, "
-                    f"so no revenue can be attributed to dissatisfaction-driven lapse.")
-        return (f"Detractors 贬损者 lapse {'sooner' if hr.ci_low > 1 else 'later'}: {figures}. Among the "
-                f"{at_stake.detractors:,} surveyed detractors that is about {x.estimate:,.0f} extra lapses "
-                f"within {at_stake.horizon_days} days of the survey (95% CI {x.ci_low:,.0f}–{x.ci_high:,.0f}), "
-                f"with {r.estimate:,.0f} {currency} of annual revenue at stake "
-                f"(95% CI {r.ci_low:,.0f}–{r.ci_high:,.0f}).")
-
-
 def lapse_model(frame: pd.DataFrame, small_n: int) -> LapseModel | Unavailable:
     """:class:`LapseModel` fitted on :func:`lapse_frame`, or why the frame cannot support the
     detractors' hazard ratio: fewer than ``small_n`` customers, no promoters or no detractors
     (the comparison itself), no lapses, or a fit that does not converge (complete separation)."""
     from lifelines.exceptions import ConvergenceError
 
-    what = "the lapse hazard of detractors against promoters"
     if len(frame) < small_n:
-        return Unavailable.too_few(what, len(frame), small_n, of="surveyed customers with follow-up")
+        return Unavailable.too_few("satisfaction.what.lapse_hazard", len(frame), small_n,
+                                   of="satisfaction.of.followup_customers")
     absent = [g for g in ("promoter", "detractor") if not (frame["nps_group"] == g).any()]
     if absent:
-        return Unavailable(f"No {' and no '.join(g + 's' for g in absent)} among the {len(frame):,} surveyed "
-                           f"customers with follow-up: {what} cannot be estimated.")
+        which = absent[0] if len(absent) == 1 else "both"
+        return Unavailable(f"satisfaction.unavailable.lapse_absent.{which}", {"n": len(frame)})
     if not frame["lapsed"].any():
-        return Unavailable(f"None of the {len(frame):,} surveyed customers with follow-up has lapsed: "
-                           f"{what} cannot be estimated.")
+        return Unavailable("satisfaction.unavailable.lapse_no_events", {"n": len(frame)})
     try:
         return LapseModel().fit(frame)
     except ConvergenceError:
-        return Unavailable(f"The Cox model of lapse does not converge on these {len(frame):,} customers (a group "
-                           f"or covariate separates lapsed from retained customers): {what} cannot be estimated.")
+        return Unavailable("satisfaction.unavailable.lapse_no_convergence", {"n": len(frame)})
 
 
 def lapse_by_group(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -652,54 +530,65 @@ def lapse_by_group(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def lapse_display(by_group: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams(),
-                  small_n: int = 0) -> pd.DataFrame:
-    """:func:`lapse_by_group` formatted for the report, with the client's group names; groups
-    of fewer than ``small_n`` customers read "n too small"."""
-    d = by_group
-    shares = _ci_text(d["lapsed_share"], d["ci_low"], d["ci_high"], "{:.0%}")
-    return pd.DataFrame({
-        "NPS group": [f"{g} {cfg.nps_group_names[g]}" for g in d["nps_group"]], "n": d["n"],
-        "lapses observed": d["lapses"],
-        "share lapsed (95% CI)": np.where(d["n"] < small_n, "n too small", shares),
-    })
+# -- comments ------------------------------------------------------------------------------------
+COMMENT_GROUPS = ("detractor", "promoter")  # comments of detractors against promoters
 
 
-def hazard_display(summary: pd.DataFrame) -> pd.DataFrame:
-    """The Cox model's hazard ratios formatted for the report."""
-    names = {"detractor": "detractors 贬损者 vs promoters 推荐者", "passive": "passives 被动者 vs promoters 推荐者",
-             "tenure_years": "per year of tenure",
-             "log_value": "per unit of log(1 + revenue of the prior year)"}
-    return pd.DataFrame({
-        "term": summary["term"].map(names),
-        "hazard ratio (95% CI)": _ci_text(summary["hazard_ratio"], summary["ci_low"], summary["ci_high"]),
-        "p-value": summary["p_value"].map(lambda p: "< 0.001" if p < 0.001 else f"{p:.3f}"),
-    })
+def comment_terms(terms: pd.DataFrame, language: str, n: int, min_comments: int) -> pd.DataFrame | Unavailable:
+    """:func:`custlib.text.top_terms` of one language (``"zh"`` or ``"en"``) from
+    :func:`custlib.text.distinctive_terms` of detractors against promoters, or why there are
+    none: no comments of that language from one of the two groups, fewer than ``min_comments``
+    comments from both together, or no term distinctive enough (|z| above 1.96)."""
+    from custlib import text
 
+    counts = {g: terms.attrs["comments"].get((language, g), 0) for g in COMMENT_GROUPS}
+    lang = Term(f"satisfaction.language.{language}")
+    missing = [g for g, k in counts.items() if k == 0]
+    if missing:
+        which = missing[0] if len(missing) == 1 else "both"
+        return Unavailable(f"satisfaction.unavailable.comments_none.{which}", {"language": lang})
+    total = sum(counts.values())
+    if total < min_comments:
+        return Unavailable("satisfaction.unavailable.comments_few",
+                           {"language": lang, "n": total, "needed": min_comments})
+    top = text.top_terms(terms, n, language)
+    if top.empty:
+        return Unavailable("satisfaction.unavailable.comments_flat", {"language": lang, "n": total})
+    return top
 
-# -- the whole analysis ---------------------------------------------------------------------------
+# -- the whole analysis ------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SatisfactionAnalysis:
-    """The satisfaction analysis of one unit (numbers only; :func:`analyse` builds it). A part
+class SatisfactionResult:
+    """The satisfaction analysis of one unit, numbers only (:func:`analyse` builds it). A part
     the unit's responses cannot support is a :class:`custlib.stats.Unavailable` saying why.
 
-    ``groups``: the rows of ``scores`` per dimension of :data:`DIMENSIONS` other than the unit
-    (see :func:`group_rows`); ``left_out``: attributes not in the key-driver model, with why;
-    ``lapse_groups``: :func:`lapse_by_group`; ``comments``: per language, the terms most typical
-    of detractors and of promoters (:func:`custlib.text.language_terms`).
+    ``nps`` / ``csat``: the unit's scores (points / share); ``scores``: :func:`score_table`;
+    ``groups``: its rows per dimension of :data:`DIMENSIONS` other than the unit (see
+    :func:`group_rows`); ``change``: :func:`change_test`; ``left_out``: attributes not in the
+    key-driver model, with why; ``drivers`` / ``priority``: :func:`key_drivers`,
+    :func:`priority_matrix`; ``lapse_data``: :func:`lapse_frame`, followed up to
+    ``followup_end`` (observation end − ``lapse_days``), ``responses_after_followup`` responses
+    come later; ``lapse_groups``: :func:`lapse_by_group`; ``lapse`` / ``at_stake``:
+    :func:`lapse_model` and its :meth:`LapseModel.revenue_at_stake`; ``terms``:
+    :func:`custlib.text.distinctive_terms` of detractors against promoters; ``comments``: per
+    language, :func:`comment_terms`.
     """
 
     cfg: SatisfactionParams
     small_n: int
-    currency: str
+    lapse_days: int
+    nps: NPSEstimate
+    csat: Estimate
     responses: pd.DataFrame
     scores: pd.DataFrame
     groups: dict[str, pd.DataFrame | Unavailable]
     change: PeriodChange | Unavailable
-    left_out: dict[str, str]
+    left_out: dict[str, Unavailable]
     drivers: KeyDrivers | Unavailable
     priority: pd.DataFrame | Unavailable
     lapse_data: pd.DataFrame
+    followup_end: pd.Timestamp
+    responses_after_followup: int
     lapse_groups: pd.DataFrame | Unavailable
     lapse: LapseModel | Unavailable
     at_stake: RevenueAtStake | Unavailable
@@ -711,95 +600,15 @@ class SatisfactionAnalysis:
         """The unit row of ``scores``."""
         return self.scores[self.scores["group"] == "unit"].iloc[0]
 
-    def headline(self) -> list[str]:
-        """The executive findings: NPS and CSAT with intervals and the change, the top drivers and
-        the first fix, what detractors cost; a part the data cannot support says why."""
-        o, cfg = self.overall, self.cfg
-        if o["n"] < self.small_n:
-            return [f"Only {o['n']:,} survey responses: too few for reliable satisfaction estimates "
-                    f"(at least {self.small_n:,} needed)."]
-        findings = [
-            f"NPS 净推荐值 {signed(o['nps'])} (95% CI {signed(o['ci_low'])} to {signed(o['ci_high'])}, "
-            f"n = {o['n']:,}): {o['promoters']:.0%} promoters 推荐者, {o['passives']:.0%} passives 被动者, "
-            f"{o['detractors']:.0%} detractors 贬损者. CSAT 客户满意度 (rating {cfg.csat_satisfied_min}-5 of 5) "
-            f"{o['csat']:.0%} (95% CI {o['csat_ci_low']:.0%}–{o['csat_ci_high']:.0%}, n = {o['n']:,}).",
-            _said(self.change, lambda c: c.sentence(self.small_n)),
-            _said(self.drivers, KeyDrivers.sentence),
-        ]
-        if not isinstance(self.drivers, Unavailable):
-            findings.append(first_fix_sentence(self.priority, cfg.csat_satisfied_min))
-        findings.append(_said(self.lapse, lambda m: m.sentence(self.at_stake, self.currency)))
-        return findings
 
-    def warnings(self, section: str) -> list[str]:
-        """Cautions of one section: ``"scores"`` (groups with too few responses, an NPS group
-        nobody is in), ``"drivers"`` (attributes left out) or ``"lapse"`` (few promoters or
-        detractors behind the hazard ratio)."""
-        if section == "scores":
-            return self._score_warnings()
-        if section == "drivers" and not isinstance(self.drivers, Unavailable):
-            return [f"Left out of the key drivers: {_name(a)}, {why}." for a, why in self.left_out.items()]
-        if section == "lapse" and not isinstance(self.lapse, Unavailable):
-            counts = self.lapse.data_["nps_group"].value_counts()
-            few = [f"{counts[g]:,} {g}s" for g in ("promoter", "detractor") if counts[g] < self.small_n]
-            if few:
-                return [f"Only {' and '.join(few)} behind the hazard ratio (fewer than {self.small_n:,} each): "
-                        f"treat it as indicative."]
-        return []
-
-    def _score_warnings(self) -> list[str]:
-        out = []
-        shown = [d for d in self.groups.values() if not isinstance(d, Unavailable)]
-        small = pd.concat([self.scores[self.scores["group"] == "unit"], *shown])
-        small = small[small["small_n"]]
-        months = small["group"] == "month"
-        names = [f"{g} {v} (n = {n:,})" for g, v, n in small.loc[~months, ["group", "group_value", "n"]].itertuples(
-            index=False)]
-        if months.any():
-            names.append(f"{int(months.sum())} months")
-        if names:
-            out.append(f"Fewer than {self.small_n:,} responses, too few for a reliable estimate (shown as "
-                       f"'n too small'): {', '.join(names)}.")
-        cfg = self.cfg
-        bands = {"promoter": f"{cfg.promoter_min}-10", "detractor": f"0-{cfg.detractor_max}"}
-        for group, band in bands.items():
-            if self.overall[f"{group}s"] == 0 and self.overall["n"] >= self.small_n:
-                out.append(f"No {group}s {cfg.nps_group_names[group]} (scores {band}) among the "
-                           f"{self.overall['n']:,} responses: the NPS rests on the other groups alone, and "
-                           f"nothing can be compared with {group}s.")
-        return out
-
-    def show_warnings(self, section: str) -> None:
-        """Each caution of ``section`` (see :meth:`warnings`) as a visible report warning."""
-        from custlib import report
-
-        for text_ in self.warnings(section):
-            report.warning(text_)
-
-    def write_outputs(self, folder: str | Path) -> list[Path]:
-        """``nps.csv`` (:func:`score_table`) and, when estimated, ``drivers.csv`` (the key
-        drivers' summary), written atomically; returns the paths."""
-        from custlib import report
-
-        folder = Path(folder)
-        paths = [report.write_output(self.scores, folder / "nps.csv")]
-        if not isinstance(self.drivers, Unavailable):
-            paths.append(report.write_output(self.drivers.summary, folder / "drivers.csv"))
-        return paths
-
-
-def _said(part, sentence) -> str:
-    """The part's sentence, or the reason it is unavailable."""
-    return part.reason if isinstance(part, Unavailable) else sentence(part)
-
-
-def analyse(data) -> SatisfactionAnalysis:
+def analyse(data) -> SatisfactionResult:
     """Run the satisfaction analysis of one unit (``data``: :class:`custlib.sources.UnitData`
     with survey responses)."""
     from custlib import text
 
     p, cfg = data.params, data.params.satisfaction
     small_n = small_sample_n(p)
+    lapse_days = p.lifecycle.lapsed_after_days
     responses = survey_frame(data)
     scores = score_table(responses, cfg, small_n)
     groups = {g: group_rows(scores, g, small_n) for g in DIMENSIONS if g != "unit"}
@@ -808,13 +617,16 @@ def analyse(data) -> SatisfactionAnalysis:
     priority = (drivers if isinstance(drivers, Unavailable)
                 else priority_matrix(drivers.summary, cfg.csat_satisfied_min))
     lapse_data = lapse_frame(responses)
+    followup_end = pd.Timestamp(p.observation_end) - pd.Timedelta(days=lapse_days)
     lapse_groups = (lapse_by_group(lapse_data, cfg.horizon_days) if len(lapse_data) >= small_n else
-                    Unavailable.too_few("the share lapsed by NPS group", len(lapse_data), small_n,
-                                        of="surveyed customers with follow-up"))
+                    Unavailable.too_few("satisfaction.what.lapse_by_group", len(lapse_data), small_n,
+                                        of="satisfaction.of.followup_customers"))
     lapse = lapse_model(lapse_data, small_n)
     at_stake = lapse if isinstance(lapse, Unavailable) else lapse.revenue_at_stake(cfg.horizon_days)
-    terms = text.distinctive_terms(responses["comment"], responses["nps_group"], "detractor", "promoter")
-    comments = {lang: text.language_terms(terms, lang, cfg.top_terms, small_n) for lang in text.LANGUAGES}
-    return SatisfactionAnalysis(cfg, small_n, p.currency, responses, scores, groups,
-                                change_test(responses, p.observation_end, cfg), left_out, drivers, priority,
-                                lapse_data, lapse_groups, lapse, at_stake, terms, comments)
+    terms = text.distinctive_terms(responses["comment"], responses["nps_group"], *COMMENT_GROUPS)
+    comments = {lang: comment_terms(terms, lang, cfg.top_terms, small_n) for lang in text.LANGUAGES}
+    return SatisfactionResult(
+        cfg, small_n, lapse_days, nps(responses["nps"], cfg.promoter_min, cfg.detractor_max),
+        csat(responses["csat"], cfg.csat_satisfied_min), responses, scores, groups,
+        change_test(responses, p.observation_end, cfg), left_out, drivers, priority, lapse_data, followup_end,
+        int((responses["response_date"] > followup_end).sum()), lapse_groups, lapse, at_stake, terms, comments)

@@ -3,14 +3,14 @@ behavioural clusters, a strategy playbook with CRM target lists, and segment mig
 
 Per-customer aggregates come from the engine (:mod:`custlib.features`); everything here works
 on one row per customer. Profiles of the groups use :mod:`custlib.profiles`; k-means,
-silhouette and the adjusted Rand index come from scikit-learn.
+silhouette and the adjusted Rand index come from scikit-learn. Numbers only: tables, findings
+and output files are made by :mod:`custlib.present.segmentation`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from custlib import contract, features, report
+from custlib import features
 from custlib.errors import CustlibDataError
 from custlib.params import ClassDimension, ClusteringParams, SegmentationParams
 from custlib.profiles import Profile, profile
@@ -30,10 +30,11 @@ DAYS_PER_MONTH = 365.25 / 12
 PROFILE_VARIABLES = ("age_band", "gender", "income_band", "region", "city", "customer_type",
                      "acquisition_channel", "interests")
 PROFILE_TAGS = ("interests",)
+TOP_SHARE = 0.2  # concentration: share of net revenue made by this top share of buyers
+CONCENTRATION_REPS = 200  # bootstrap resamples of the Gini and top-share intervals
 NOT_YET = "Not yet a customer"
 SEGMENT_FIELDS = ("rfm_segment", "value_tier", "cluster", "cluster_name")
-LEADS_SECTION = next(s for s, t in contract.ANALYSES["segmentation"].sections.items() if t == "leads")
-NO_LEADS = Unavailable.needs_table("leads", LEADS_SECTION)
+NO_LEADS = Unavailable.needs_table("leads", "segmentation.what.open_leads")
 
 
 # -- estimates ---------------------------------------------------------------------------------
@@ -111,34 +112,25 @@ class Prospects:
     and ``share`` of all prospects (Estimate)."""
 
     summary: pd.DataFrame
-    small_n: int
 
     @property
     def n(self) -> int:
         return int(self.summary["prospects"].sum())
 
-    def display(self) -> pd.DataFrame:
-        s = self.summary
-        return pd.DataFrame({
-            "acquisition channel / lead source": s["channel"], "registered, no purchase": s["registered"],
-            "open leads": s["open_leads"], "prospects": s["prospects"],
-            "share of prospects": [e.short("{:.1%}", self.small_n) for e in s["share"]],
-        })
 
-
-def prospects(table: pd.DataFrame, small_n: int = 30) -> Prospects | Unavailable:
+def prospects(table: pd.DataFrame) -> Prospects | Unavailable:
     """Registered customers without a purchase and open leads of ``table`` (see
     :func:`customer_table`) per acquisition channel, largest first."""
     p = table[table["orders"] == 0]
     if p.empty:
-        return Unavailable("No prospects: every registered customer has bought and no lead is open.")
+        return Unavailable("segmentation.unavailable.no_prospects")
     counts = pd.crosstab(p["acquisition_channel"], p["record"]).reindex(columns=["customer", "lead"], fill_value=0)
     counts = counts.assign(total=counts.sum(axis=1)).sort_values("total", ascending=False)
     n = int(counts["total"].sum())
     return Prospects(pd.DataFrame({
         "channel": counts.index, "registered": counts["customer"].to_numpy(),
         "open_leads": counts["lead"].to_numpy(), "prospects": counts["total"].to_numpy(),
-        "share": [proportion(int(k), n) for k in counts["total"]]}), small_n)
+        "share": [proportion(int(k), n) for k in counts["total"]]}))
 
 
 # -- RFM --------------------------------------------------------------------------------------
@@ -211,26 +203,10 @@ class RfmSegments:
 
     customers: pd.DataFrame
     summary: pd.DataFrame
-    chinese: dict[str, str]
-    small_n: int
 
     @property
     def n(self) -> int:
         return len(self.customers)
-
-    def display(self) -> pd.DataFrame:
-        s = self.summary
-        return pd.DataFrame({
-            "segment": [f"{g} {self.chinese.get(g, '')}".strip() for g in s["segment"]],
-            "customers": s["customers"],
-            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
-            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
-            "mean recency (days)": s["mean_recency"].round(0).astype(int),
-            "mean orders": s["mean_frequency"].map("{:.1f}".format),
-            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_monetary"]],
-            "mean R / F / M score": [f"{r:.1f} / {f:.1f} / {m:.1f}" for r, f, m in
-                                     zip(s["mean_r"], s["mean_f"], s["mean_m"])],
-        })
 
     def grid(self) -> pd.DataFrame:
         """Customers per recency x frequency score (rows R 5..1, columns F 1..5)."""
@@ -258,13 +234,18 @@ def _rfm_summary(seg: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def rfm_segments(table: pd.DataFrame, params: SegmentationParams, small_n: int = 30) -> RfmSegments:
+def rfm_segments(table: pd.DataFrame, params: SegmentationParams) -> RfmSegments:
     """Score the buyers of ``table`` (see :func:`customer_table`) and name their segments."""
     scores = rfm_scores(table)
     scores["rfm_segment"] = assign_rfm_segments(scores, params)
     order = [r.name for r in params.rfm_segments]
-    return RfmSegments(scores, _rfm_summary(scores, order), {r.name: r.chinese for r in params.rfm_segments},
-                       small_n)
+    return RfmSegments(scores, _rfm_summary(scores, order))
+
+
+def lapsing_segments(params: SegmentationParams) -> list[str]:
+    """The RFM segments of once-frequent buyers who have stopped ordering: recency score at most
+    2 and frequency score at least 3 by their rules (e.g. At risk, Can't lose them)."""
+    return [r.name for r in params.rfm_segments if r.r[1] <= 2 and r.f[0] >= 3]
 
 
 def current_segments(data) -> pd.Series:
@@ -308,13 +289,29 @@ def lorenz_curve(values: np.ndarray, points: int = 201) -> pd.DataFrame:
     return pd.DataFrame({"customer_share": grid, "revenue_share": np.interp(grid, pop, cum)})
 
 
-def _bootstrap_gini(x: np.ndarray, reps: int, rng: np.random.Generator) -> Estimate:
+def top_share(values: np.ndarray, top: float = TOP_SHARE) -> float:
+    """Share of the total of non-negative ``values`` held by the largest ``top`` share of them
+    (rounded up to whole customers)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    return float(x[len(x) - int(np.ceil(top * len(x))):].sum() / x.sum())
+
+
+def _bootstrap_concentration(x: np.ndarray, reps: int, rng: np.random.Generator) -> tuple[Estimate, Estimate]:
+    """Gini coefficient and top-20% revenue share of ``x`` with percentile intervals from the
+    same ``reps`` bootstrap resamples of the customers; n is the number of customers."""
     n = len(x)
     sample = np.sort(x[rng.integers(0, n, (reps, n))], axis=1)
     i = np.arange(1, n + 1)
-    g = 2 * (sample * i).sum(axis=1) / (n * sample.sum(axis=1)) - (n + 1) / n
-    lo, hi = np.percentile(g, [2.5, 97.5])
-    return Estimate(gini(x), float(g.std(ddof=1)), float(lo), float(hi), n, f"bootstrap ({reps})")
+    totals = sample.sum(axis=1)
+    g = 2 * (sample * i).sum(axis=1) / (n * totals) - (n + 1) / n
+    top = sample[:, n - int(np.ceil(TOP_SHARE * n)):].sum(axis=1) / totals
+    method = f"bootstrap ({reps})"
+
+    def estimate(point: float, boot: np.ndarray) -> Estimate:
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        return Estimate(point, float(boot.std(ddof=1)), float(lo), float(hi), n, method)
+
+    return estimate(gini(x), g), estimate(top_share(x), top)
 
 
 @dataclass(frozen=True)
@@ -322,8 +319,9 @@ class ValueTiers:
     """Value tiers, the Lorenz curve and the Gini coefficient of revenue per customer.
 
     ``tiers``: tier per buyer; ``summary``: per tier customers, share and revenue share
-    (Estimates) and mean revenue; ``gini``: Estimate (bootstrap interval); ``top20``: revenue
-    share of the top 20% of customers (Estimate).
+    (Estimates) and mean revenue (currency); ``gini``: Estimate (bootstrap interval);
+    ``top20``: share of net revenue made by the top 20% of buyers (Estimate, bootstrap interval
+    from the same resamples; n = buyers).
     """
 
     tiers: pd.Series
@@ -331,23 +329,12 @@ class ValueTiers:
     lorenz: pd.DataFrame
     gini: Estimate
     top20: Estimate
-    chinese: dict[str, str]
-    small_n: int
-
-    def display(self) -> pd.DataFrame:
-        s = self.summary
-        return pd.DataFrame({
-            "tier": [f"{t} {self.chinese.get(t, '')}".strip() for t in s["tier"]],
-            "customers": s["customers"],
-            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
-            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
-            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_revenue"]],
-        })
 
 
-def value_analysis(monetary: pd.Series, params: SegmentationParams, small_n: int = 30,
-                   reps: int = 200, seed: int = 0) -> ValueTiers:
-    """Tiers, concentration curve, Gini (bootstrap 95% interval) of revenue per buyer."""
+def value_analysis(monetary: pd.Series, params: SegmentationParams, reps: int = CONCENTRATION_REPS,
+                   seed: int = 0) -> ValueTiers:
+    """Tiers, concentration curve, Gini and top-20% share (bootstrap 95% intervals) of
+    revenue per buyer (negative revenue counts as 0)."""
     labels = tuple(t.name for t in params.value_tiers)
     tiers = value_tiers(monetary, params.value_tier_cuts, labels)
     x = monetary.clip(lower=0).to_numpy(dtype=float)
@@ -356,11 +343,8 @@ def value_analysis(monetary: pd.Series, params: SegmentationParams, small_n: int
         m = (tiers == t).to_numpy()
         rows.append({"tier": t, "customers": int(m.sum()), "share": proportion(int(m.sum()), len(m)),
                      "revenue_share": share_of_total(x, m), "mean_revenue": mean_estimate(monetary[m])})
-    top = np.zeros(len(x), dtype=bool)
-    top[np.argsort(-x, kind="stable")[: int(np.ceil(0.2 * len(x)))]] = True
-    return ValueTiers(tiers, pd.DataFrame(rows), lorenz_curve(x),
-                      _bootstrap_gini(x, reps, np.random.default_rng(seed)), share_of_total(x, top),
-                      {t.name: t.chinese for t in params.value_tiers}, small_n)
+    concentration = _bootstrap_concentration(x, reps, np.random.default_rng(seed))
+    return ValueTiers(tiers, pd.DataFrame(rows), lorenz_curve(x), *concentration)
 
 
 # -- the client's classes -----------------------------------------------------------------------
@@ -380,44 +364,30 @@ def classify(table: pd.DataFrame, dimension: ClassDimension) -> pd.Series:
 
 @dataclass(frozen=True)
 class Classes:
-    """The client's classifications: ``summary`` per dimension and class with customers,
-    share, revenue share (Estimates), mean orders and mean revenue; leads count as customers
-    without purchases."""
+    """The client's classifications: ``summary`` per dimension (params key) and class (name)
+    with customers, open leads among them, share, revenue share (Estimates), mean orders and
+    mean revenue (currency, Estimate); leads count as customers without purchases."""
 
     summary: pd.DataFrame
-    small_n: int
-
-    def display(self, dimension: str | None = None) -> pd.DataFrame:
-        s = self.summary if dimension is None else self.summary[self.summary["dimension"] == dimension]
-        return pd.DataFrame({
-            "classification": s["dimension_label"], "class": s["label"], "customers": s["customers"],
-            "of which open leads": s["leads"],
-            "share of customers": [e.short("{:.1%}", self.small_n) for e in s["share"]],
-            "share of revenue": [e.short("{:.1%}", self.small_n) for e in s["revenue_share"]],
-            "mean orders": s["mean_orders"].map("{:.1f}".format),
-            "mean revenue (95% CI)": [e.short("{:,.0f}", self.small_n) for e in s["mean_revenue"]],
-        })
 
 
-def class_summary(table: pd.DataFrame, params: SegmentationParams, small_n: int = 30) -> Classes:
+def class_summary(table: pd.DataFrame, params: SegmentationParams) -> Classes:
     """Size and value of each class of each classification in ``params.classes``."""
     rows = []
     revenue = table["revenue"].fillna(0).clip(lower=0)
     for key, dim in params.classes.items():
-        labels = {r.name: r.text for r in dim.rules} | {dim.otherwise.name: dim.otherwise.text}
-        for name, text in labels.items():
+        for name in dict.fromkeys([*(r.name for r in dim.rules), dim.otherwise.name]):
             m = (table[key] == name).to_numpy()
             if not m.any():
                 continue
             rows.append({
-                "dimension": key, "dimension_label": f"{dim.title} {dim.chinese}".strip(),
-                "class": name, "label": text, "customers": int(m.sum()),
+                "dimension": key, "class": name, "customers": int(m.sum()),
                 "leads": int((table["record"][m] == "lead").sum()),
                 "share": proportion(int(m.sum()), len(m)), "revenue_share": share_of_total(revenue, m),
                 "mean_orders": table["orders"][m].mean(),
                 "mean_revenue": mean_estimate(table["revenue"][m].fillna(0)),
             })
-    return Classes(pd.DataFrame(rows), small_n)
+    return Classes(pd.DataFrame(rows))
 
 
 # -- behavioural clusters ---------------------------------------------------------------------
@@ -430,11 +400,13 @@ class BehaviourClustering:
     (average order value or revenue, per params) plus the optional features, with k chosen by the
     silhouette over ``k_min..k_max``.
 
-    After :meth:`fit`: ``features_`` (the features used), ``k_``, ``silhouette_`` (k, silhouette), ``labels_`` (cluster 1..k per
-    customer, 1 = largest), ``names_`` (cluster -> readable name), ``centroids_`` (per cluster
-    size, share and the mean of each feature in original units), ``zscores_`` (cluster means of
-    the standardized features), ``stability_`` (adjusted Rand index of bootstrap refits against
-    the fitted clustering, Estimate).
+    After :meth:`fit`: ``features_`` (the features used), ``k_``, ``silhouette_`` (k,
+    silhouette), ``labels_`` (cluster 1..k per customer, 1 = largest), ``descriptors_`` (cluster
+    -> the words of ``params.words`` that describe it, strongest features in feature order),
+    ``names_`` (cluster -> those words as a name, e.g. 'frequent full-price buyers', as written to
+    the outputs), ``centroids_`` (per cluster size, share and the mean of each feature in
+    original units), ``zscores_`` (cluster means of the standardized features), ``stability_``
+    (adjusted Rand index of bootstrap refits against the fitted clustering, Estimate).
     """
 
     def __init__(self, params: ClusteringParams):
@@ -488,7 +460,8 @@ class BehaviourClustering:
         self.model_ = km
         self.labels_ = pd.Series(rank[km.labels_], index=buyers.index, name="cluster")
         self.zscores_ = pd.DataFrame(z, columns=self.features_).groupby(self.labels_.to_numpy()).mean()
-        self.names_ = self._names(self.zscores_)
+        self.descriptors_ = self._descriptors(self.zscores_)
+        self.names_ = self._names(self.descriptors_)
         orig = buyers[self.features_].astype(float).groupby(self.labels_).mean()
         counts = self.labels_.value_counts().sort_index()
         self.centroids_ = orig.assign(customers=counts, share=counts / n).reset_index(names="cluster")
@@ -496,23 +469,27 @@ class BehaviourClustering:
         self.stability_ = self._stability(z, km.labels_)
         return self
 
-    def _names(self, zscores: pd.DataFrame, threshold: float = 0.5) -> dict[int, str]:
-        """Two strongest descriptors (|z| >= threshold) per cluster in feature order, e.g.
-        'frequent full-price buyers'; a third one, then the number, when names collide."""
+    def _descriptors(self, zscores: pd.DataFrame, threshold: float = 0.5) -> dict[int, tuple[str, ...]]:
+        """The words of the two strongest features (|z| >= threshold) per cluster in feature
+        order, e.g. ('frequent', 'full-price'); three when two clusters would share two."""
         words = self.params.words
 
-        def describe(row: pd.Series, top: int) -> str:
+        def describe(row: pd.Series, top: int) -> tuple[str, ...]:
             cand = [(abs(z), i, words[f][int(z > 0)]) for i, (f, z) in enumerate(row.items())
                     if f in words and abs(z) >= threshold and words[f][int(z > 0)]]
-            chosen = sorted(sorted(cand, reverse=True)[:top], key=lambda c: c[1])
-            return " ".join(w for _, _, w in chosen) + " buyers" if chosen else "average buyers"
+            return tuple(w for _, _, w in sorted(sorted(cand, reverse=True)[:top], key=lambda c: c[1]))
 
-        names = {c: describe(zscores.loc[c], 2) for c in zscores.index}
+        out = {c: describe(zscores.loc[c], 2) for c in zscores.index}
+        dup = pd.Series(out).duplicated(keep=False)
+        return out | {c: describe(zscores.loc[c], 3) for c in dup[dup].index}
+
+    @staticmethod
+    def _names(descriptors: dict[int, tuple[str, ...]]) -> dict[int, str]:
+        """'frequent full-price buyers' ('average buyers' without descriptors); the cluster
+        number is added when names still collide."""
+        names = {c: " ".join(w) + " buyers" if w else "average buyers" for c, w in descriptors.items()}
         dup = pd.Series(names).duplicated(keep=False)
-        names |= {c: describe(zscores.loc[c], 3) for c in dup[dup].index}
-        dup = pd.Series(names).duplicated(keep=False)
-        names |= {c: f"{names[c]} ({c})" for c in dup[dup].index}
-        return names
+        return names | {c: f"{names[c]} ({c})" for c in dup[dup].index}
 
     def _stability(self, z: np.ndarray, labels: np.ndarray) -> Estimate:
         rng = np.random.default_rng(self.params.seed)
@@ -527,24 +504,6 @@ class BehaviourClustering:
         return Estimate(float(ari.mean()), float(ari.std(ddof=1)), float(lo), float(hi), reps,
                         f"bootstrap refits ({reps})")
 
-    def stability_text(self) -> str:
-        """One sentence on how reproducible the clusters are."""
-        return (f"Stability: refitting k-means on {self.stability_.n} bootstrap samples reproduces the "
-                f"clusters with a mean adjusted Rand index of {self.stability_.text('{:.2f}')} "
-                "(1 = identical, 0 = chance agreement).")
-
-    def display(self, currency: str = "") -> pd.DataFrame:
-        c = self.centroids_
-        out = pd.DataFrame({"cluster": c["cluster"], "name": c["name"], "customers": c["customers"],
-                            "share": c["share"].map("{:.1%}".format),
-                            "recency (days)": c["recency_days"].round(0).astype(int),
-                            "orders": c["orders"].map("{:.1f}".format)})
-        m = self.params.monetary
-        out[f"{m.replace('_', ' ')} ({currency})".replace(" ()", "")] = c[m].round(0).astype(int)
-        for f in (f for f in self.params.extra_features if f in self.features_):
-            share = f.endswith(("share", "rate"))
-            out[f.replace("_", " ")] = c[f].map("{:.0%}".format) if share else c[f].round(0)
-        return out
 
 
 def cluster_buyers(table: pd.DataFrame, params: ClusteringParams,
@@ -554,12 +513,11 @@ def cluster_buyers(table: pd.DataFrame, params: ClusteringParams,
     model = BehaviourClustering(params)
     buyers, needed = int((table["orders"] > 0).sum()), max(small_n, params.k_min + 1)
     if buyers < needed:
-        return Unavailable.too_few("behavioural clusters", buyers, needed, "buyers")
+        return Unavailable.too_few("segmentation.what.clusters", buyers, needed, "segmentation.of.buyers")
     distinct = model.distinct_points(table)
     if distinct < params.k_min:
-        return Unavailable(f"Behavioural clusters need buyers who differ: all {buyers:,} buyers have the same "
-                           f"recency, orders and spend features ({distinct} distinct), at least "
-                           f"{params.k_min} different ones needed.")
+        return Unavailable("segmentation.unavailable.clusters_alike",
+                           {"n": buyers, "distinct": distinct, "needed": params.k_min})
     return model.fit(table)
 
 
@@ -569,34 +527,19 @@ def cluster_buyers(table: pd.DataFrame, params: ClusteringParams,
 class Playbook:
     """Recommended actions per group, and the customers each action targets.
 
-    ``groups``: per playbook field and group its size, revenue share (Estimates) and actions;
-    ``actions``: per action the customers targeted and the revenue share they hold;
-    ``targets``: per action a frame of customer_id and segment fields (no personal data).
+    ``groups``: per playbook field and group its customers (with a customer record), buyers
+    among them, revenue share (Estimate) and ``actions`` (tuple of action keys);
+    ``actions``: per action (key) its target list ``file``, the customers targeted and the
+    revenue share they hold; ``targets``: per action a frame of customer_id and segment fields
+    (no personal data).
     """
 
     groups: pd.DataFrame
     actions: pd.DataFrame
     targets: dict[str, pd.DataFrame]
-    small_n: int
-
-    def display(self) -> pd.DataFrame:
-        g = self.groups
-        return pd.DataFrame({
-            "segment field": g["field"], "group": g["label"], "customers": g["customers"],
-            "share of revenue": [e.short("{:.1%}", self.small_n) for e in g["revenue_share"]],
-            "recommended actions": g["actions"],
-        })
-
-    def display_actions(self) -> pd.DataFrame:
-        a = self.actions
-        return pd.DataFrame({
-            "action": a["label"], "target list": a["file"], "customers": a["customers"],
-            "share of revenue held": [e.short("{:.1%}", self.small_n) for e in a["revenue_share"]],
-        })
 
 
-def build_playbook(table: pd.DataFrame, params: SegmentationParams, labels: dict[str, dict[str, str]],
-                   small_n: int = 30) -> Playbook:
+def build_playbook(table: pd.DataFrame, params: SegmentationParams) -> Playbook:
     """Apply ``params.playbook`` (segment field -> group -> actions) to ``table``.
 
     Target lists hold customers with a customer record (open leads have none) and the columns
@@ -613,22 +556,22 @@ def build_playbook(table: pd.DataFrame, params: SegmentationParams, labels: dict
                                    column=f"segmentation.playbook.{fld}", kind="params")
         for group, acts in groups.items():
             m = (table[fld].astype(str) == group) & customers
-            rows.append({"field": fld, "group": group, "label": labels.get(fld, {}).get(group, group),
-                         "customers": int(m.sum()), "revenue_share": share_of_total(revenue, m),
-                         "actions": "; ".join(params.actions[a].text for a in acts)})
+            rows.append({"field": fld, "group": group, "customers": int(m.sum()),
+                         "buyers": int((m & (table["orders"] > 0)).sum()),
+                         "revenue_share": share_of_total(revenue, m), "actions": tuple(acts)})
             for a in acts:
                 reasons[a][f"{fld}={group}"] = m
     fields = [c for c in (*SEGMENT_FIELDS, *params.classes) if c in table]
     targets, arows = {}, []
-    for a, spec in params.actions.items():
+    for a in params.actions:
         why = pd.DataFrame(reasons[a], index=table.index, dtype=bool)
         hit = why.any(axis=1)
         matched = why[hit].dot(why.columns + "; ").str.rstrip("; ") if len(why.columns) else ""
         targets[a] = (table.loc[hit, fields].assign(matched=matched)
                       .reset_index().sort_values("customer_id", ignore_index=True))
-        arows.append({"action": a, "label": spec.text, "file": f"targets/{a}.csv",
+        arows.append({"action": a, "file": f"targets/{a}.csv",
                       "customers": int(hit.sum()), "revenue_share": share_of_total(revenue, hit)})
-    return Playbook(pd.DataFrame(rows), pd.DataFrame(arows), targets, small_n)
+    return Playbook(pd.DataFrame(rows), pd.DataFrame(arows), targets)
 
 
 # -- migration ----------------------------------------------------------------------------------
@@ -646,17 +589,16 @@ class Migration:
     later: date
     matrix: pd.DataFrame
     flows: pd.DataFrame
-    small_n: int
 
     def row_shares(self) -> pd.DataFrame:
+        """Share of each earlier segment (row) now in each segment (column); rows add up to 1."""
         return self.matrix.div(self.matrix.sum(axis=1), axis=0)
 
-    def display_flows(self, top: int = 12) -> pd.DataFrame:
+    def moves(self) -> pd.DataFrame:
+        """The flows between two different segments among customers who were buyers at the
+        earlier date, largest first."""
         f = self.flows[(self.flows["from"] != self.flows["to"]) & (self.flows["from"] != NOT_YET)]
-        f = f.sort_values("customers", ascending=False).head(top)
-        return pd.DataFrame({"from (earlier)": f["from"], "to (now)": f["to"], "customers": f["customers"],
-                             "share of the earlier segment": [e.short("{:.1%}", self.small_n) for e in f["share"]],
-                             "n (earlier segment)": [e.n for e in f["share"]]})
+        return f.sort_values("customers", ascending=False, kind="stable")
 
 
 def migration(transactions, earlier: date, later: date, later_segments: RfmSegments,
@@ -666,11 +608,10 @@ def migration(transactions, earlier: date, later: date, later_segments: RfmSegme
     scored against that date's customers) to the segments at the observation end; Unavailable
     with fewer than ``min_n`` buyers by ``earlier``."""
     agg = features.customer_aggregates(transactions, earlier, category_tiers)
-    before = rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params, later_segments.small_n)
+    before = rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params)
     if before.n < min_n:
-        return Unavailable(f"Too few to show segment migration since {earlier:%Y-%m-%d}: {before.n:,} buyers "
-                           f"had ordered by that date, at least {min_n:,} needed; it needs more order "
-                           "history before that date (segmentation.migration_from in params sets the date).")
+        return Unavailable("segmentation.unavailable.migration_too_few",
+                           {"date": f"{earlier:%Y-%m-%d}", "n": before.n, "needed": min_n})
     now = later_segments.customers["rfm_segment"]
     was = before.customers["rfm_segment"].reindex(now.index).fillna(NOT_YET)
     order = [r.name for r in params.rfm_segments]
@@ -681,15 +622,26 @@ def migration(transactions, earlier: date, later: date, later_segments: RfmSegme
         total = int(row.sum())
         for t, k in row.items():
             rows.append({"from": f, "to": t, "customers": int(k), "share": proportion(int(k), total)})
-    return Migration(earlier, later, matrix, pd.DataFrame(rows), later_segments.small_n)
+    return Migration(earlier, later, matrix, pd.DataFrame(rows))
 
 
 # -- the whole analysis -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class SegmentationReport:
+class SegmentGroup:
+    """Buyers in any of ``segments`` (RFM segment names): how many and the share of net revenue
+    they hold (Estimate, ratio estimator)."""
+
+    segments: tuple[str, ...]
+    customers: int
+    revenue_share: Estimate
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
     """Everything notebook 01 shows for one unit; ``customers`` is the per-customer table with
-    the segment and class fields added. A part the unit's data cannot support is
+    the segment and class fields added; ``lapsing``: the once-frequent buyers who stopped
+    ordering (:func:`lapsing_segments`). A part the unit's data cannot support is
     :class:`custlib.stats.Unavailable`."""
 
     unit: str
@@ -704,105 +656,24 @@ class SegmentationReport:
     playbook: Playbook
     migration: Migration | Unavailable
     profiles: dict[str, Profile | Unavailable]
+    lapsing: SegmentGroup
     params: SegmentationParams
     small_n: int
-    notes: list[str] = field(default_factory=list)
 
     @property
     def buyers(self) -> int:
         return self.rfm.n
 
     @property
-    def _too_few(self) -> str:
-        return f"too few (fewer than {self.small_n})"
+    def registered_without_purchase(self) -> int:
+        """Customers with a customer record and no purchase."""
+        c = self.customers
+        return int(((c["orders"] == 0) & (c["record"] == "customer")).sum())
 
-    def _revenue_share(self, member: pd.Series) -> Estimate:
-        return share_of_total(self.rfm.customers["monetary"].clip(lower=0), member)
-
-    def headline(self) -> list[str]:
-        """The findings an executive reads first: sizes, value concentration, top actions."""
-        c, rfm, sp = self.customers, self.rfm.customers, self.params
-        registered = int(((c["orders"] == 0) & (c["record"] == "customer")).sum())
-        leads = int((c["record"] == "lead").sum())
-        top_rule = sp.rfm_segments[0].name
-        lapsing = [r.name for r in sp.rfm_segments if r.r[1] <= 2 and r.f[0] >= 3]
-        prospects = (f"plus {registered + leads:,} prospects ({registered:,} registered customers without "
-                     f"a purchase and {leads:,} open leads)" if self.prospects != NO_LEADS else
-                     f"plus {registered:,} registered customers without a purchase (open leads not "
-                     "counted: no leads data)")
-        out = [f"{self.buyers:,} buyers at {self.observation_end:%Y-%m-%d}, {prospects}."]
-        if self.buyers >= self.small_n:
-            high = self.value.summary.iloc[0]
-            out.append(f"Revenue is concentrated: the {sp.value_tiers[0].text} tier is "
-                       f"{high['share'].estimate:.1%} of buyers ({high['customers']:,} customers) and makes "
-                       f"{high['revenue_share'].estimate:.0%} of revenue; the top 20% of buyers make "
-                       f"{self.value.top20.text('{:.1%}')}; Gini coefficient "
-                       f"{self.value.gini.text('{:.2f}')}.")
-        top = rfm["rfm_segment"] == top_rule
-        out.append(f"{top_rule}: " + (
-            f"{proportion(int(top.sum()), len(top)).text('{:.1%}')} of buyers hold "
-            f"{self._revenue_share(top).text('{:.1%}')} of revenue." if top.sum() >= self.small_n else
-            f"{int(top.sum()):,} of {self.buyers:,} buyers, {self._too_few} to estimate their share of revenue."))
-        m = rfm["rfm_segment"].isin(lapsing)
-        if m.any():
-            out.append(f"{int(m.sum()):,} once-frequent buyers are slipping away ({', '.join(lapsing)}); "
-                       + (f"they hold {self._revenue_share(m).text('{:.1%}')} of revenue"
-                          if m.sum() >= self.small_n else f"{self._too_few} to estimate their share of revenue")
-                       + ": contact them first.")
-        if isinstance(self.clusters, BehaviourClustering):
-            shares = self.clusters.centroids_
-            who = self.profiles["cluster_name"]
-            skews = who.top_skews if isinstance(who, Profile) else lambda name, top: []
-            out.append(f"Behaviour falls into {self.clusters.k_} clusters: "
-                       + "; ".join(f"{n} ({s:.0%}{''.join(', ' + t for t in skews(n, 1))})"
-                                   for n, s in zip(shares["name"], shares["share"]))
-                       + f" (stability, adjusted Rand index {self.clusters.stability_.text('{:.2f}')}).")
-        acts = self.playbook.actions.assign(rev=[e.estimate for e in self.playbook.actions["revenue_share"]])
-        acts = acts[acts["customers"] > 0].sort_values(["rev", "customers"], ascending=False).head(3)
-        if len(acts):
-            out.append("Top actions by revenue at stake: " + "; ".join(
-                f"{lab} ({k:,} customers{f', {r:.0%} of revenue' if k >= self.small_n else ''})"
-                for lab, k, r in zip(acts["label"], acts["customers"], acts["rev"])) + ".")
-        was_top = (self.migration.flows[self.migration.flows["from"] == top_rule]
-                   if isinstance(self.migration, Migration) else [])
-        if len(was_top):
-            stay = was_top[was_top["to"] == top_rule]
-            out_flow = was_top[was_top["to"] != top_rule].sort_values("customers").tail(1)
-            n_top = was_top["customers"].sum()
-            if n_top < self.small_n:
-                still = f"{int(stay['customers'].sum()):,}"
-            else:
-                still = stay["share"].iloc[0].text("{:.0%}") if len(stay) else "0%"
-            text = f"Since {self.migration.earlier:%Y-%m-%d}: of {n_top:,} {top_rule}, {still} are still {top_rule}"
-            if len(out_flow):
-                text += (f"; the largest outflow is to {out_flow['to'].iloc[0]} "
-                         f"({out_flow['customers'].iloc[0]:,} customers)")
-            out.append(text + ".")
-        return out
-
-    def warnings(self) -> list[str]:
-        """Too few buyers, groups too small for confident numbers and unstable clusters."""
-        w = []
-        if self.buyers < self.small_n:
-            w.append(f"Only {self.buyers:,} buyers, fewer than {self.small_n}: every share and mean in this "
-                     "report is indicative only, and the parts that need more customers are left out.")
-        small = self.rfm.summary[self.rfm.summary["customers"] < self.small_n]["segment"].tolist()
-        if small:
-            w.append(f"RFM segments with fewer than {self.small_n} customers (shares not shown): "
-                     f"{', '.join(small)}.")
-        cl = self.classes.summary[self.classes.summary["customers"] < self.small_n]
-        if len(cl):
-            w.append(f"Classes with fewer than {self.small_n} customers (shares not shown): "
-                     + ", ".join(f"{d}: {c}" for d, c in zip(cl["dimension_label"], cl["label"])) + ".")
-        if isinstance(self.clusters, BehaviourClustering) and self.clusters.stability_.estimate < 0.6:
-            w.append(f"Behavioural clusters are not stable (adjusted Rand index of bootstrap refits "
-                     f"{self.clusters.stability_.text('{:.2f}')}): treat them as indicative only.")
-        return w + self.notes
-
-    def show_warnings(self) -> None:
-        """Each warning as a visible caution in the report."""
-        for text in self.warnings():
-            report.warning(text)
+    @property
+    def open_leads(self) -> int:
+        """Open leads without a customer record (0 when the unit has no leads data)."""
+        return int((self.customers["record"] == "lead").sum())
 
     def segments(self) -> pd.DataFrame:
         """The machine-readable output: one row per customer record with RFM values, scores,
@@ -819,14 +690,32 @@ class SegmentationReport:
         return out.reset_index()
 
 
-def analyse(data) -> SegmentationReport:
+def segment_group(rfm: RfmSegments, segments: list[str]) -> SegmentGroup:
+    """Size and revenue share of the buyers in any of ``segments``."""
+    member = rfm.customers["rfm_segment"].isin(segments)
+    return SegmentGroup(tuple(segments), int(member.sum()),
+                        share_of_total(rfm.customers["monetary"].clip(lower=0), member))
+
+
+def migration_date(params) -> date:
+    """The earlier date of the migration: ``segmentation.migration_from``, or
+    ``migration_months`` before the observation end (``params``: UnitParams)."""
+    sp = params.segmentation
+    return sp.migration_from or (pd.Timestamp(params.observation_end) - pd.DateOffset(months=sp.migration_months)).date()
+
+
+PROFILE_WHAT = {"rfm_segment": "segmentation.what.profiles_rfm", "value_tier": "segmentation.what.profiles_value",
+                "cluster_name": "segmentation.what.profiles_clusters"}
+
+
+def analyse(data) -> SegmentationResult:
     """Run the whole segmentation of one unit (``data``: :class:`custlib.sources.UnitData`)."""
     p = data.params
     sp, small, end = p.segmentation, p.small_sample_n, p.observation_end
     table = customer_table(data)
-    leads = prospects(table, small) if data.has("leads") else NO_LEADS
-    rfm = rfm_segments(table, sp, small)
-    value = value_analysis(rfm.customers["monetary"], sp, small, seed=sp.clustering.seed)
+    leads = prospects(table) if data.has("leads") else NO_LEADS
+    rfm = rfm_segments(table, sp)
+    value = value_analysis(rfm.customers["monetary"], sp, seed=sp.clustering.seed)
     table = table.join(rfm.customers[["r_score", "f_score", "m_score", "rfm_segment"]])
     table["value_tier"] = value.tiers
     clusters = cluster_buyers(table, sp.clustering, small)
@@ -836,35 +725,13 @@ def analyse(data) -> SegmentationReport:
     table["cluster_name"] = table["cluster"].map(clusters.names_ if fitted else {})
     for key, dim in sp.classes.items():
         table[key] = classify(table, dim)
-    labels = {"rfm_segment": {r.name: r.text for r in sp.rfm_segments},
-              "value_tier": {t.name: t.text for t in sp.value_tiers}}
-    labels |= {k: {r.name: r.text for r in d.rules} | {d.otherwise.name: d.otherwise.text}
-               for k, d in sp.classes.items()}
-    earlier = sp.migration_from or (pd.Timestamp(end) - pd.DateOffset(months=sp.migration_months)).date()
-    mig = migration(data.transactions, earlier, end, rfm, sp, p.category_tiers, min_n=small)
+    mig = migration(data.transactions, migration_date(p), end, rfm, sp, p.category_tiers, min_n=small)
     known = table[table["record"] == "customer"]
-    groupings = {"rfm_segment": "RFM segments", "value_tier": "value tiers",
-                 "cluster_name": "behavioural clusters",
-                 **{k: f"{d.title.lower()} classes" for k, d in sp.classes.items()}}
+    groupings = {"rfm_segment": PROFILE_WHAT["rfm_segment"], "value_tier": PROFILE_WHAT["value_tier"],
+                 "cluster_name": PROFILE_WHAT["cluster_name"],
+                 **{k: "segmentation.what.profiles_classes" for k in sp.classes}}
     profiles = {g: profile(known[g], known[[v for v in PROFILE_VARIABLES if v != g]], sp.profile_alpha,
                            PROFILE_TAGS, min_n=small, what=what) for g, what in groupings.items()}
-    return SegmentationReport(p.id, p.currency, end, table, leads, rfm, value,
-                              class_summary(table, sp, small), clusters, build_playbook(table, sp, labels, small), mig, profiles, sp, small)
-
-
-def write_outputs(seg: SegmentationReport, output_dir: str | Path) -> pd.DataFrame:
-    """Write ``segments.parquet`` and one CRM target list per action (``targets/<action>.csv``)
-    into ``output_dir``, segmentation's own folder (``data.outputs("segmentation")``), with
-    :func:`custlib.report.write_output`; target lists there of actions no longer in the playbook
-    are removed, and nothing outside that folder is touched. Returns the files written with
-    their rows."""
-    out = Path(output_dir)
-    rows = [{"file": "segments.parquet", "rows": len(seg.segments())}]
-    report.write_output(seg.segments(), out / "segments.parquet")
-    for action, df in seg.playbook.targets.items():
-        report.write_output(df, out / "targets" / f"{action}.csv")
-        rows.append({"file": f"targets/{action}.csv", "rows": len(df)})
-    for stale in (out / "targets").glob("*.csv"):
-        if stale.stem not in seg.playbook.targets:
-            stale.unlink()
-    return pd.DataFrame(rows)
+    return SegmentationResult(p.id, p.currency, end, table, leads, rfm, value, class_summary(table, sp),
+                              clusters, build_playbook(table, sp), mig, profiles,
+                              segment_group(rfm, lapsing_segments(sp)), sp, small)

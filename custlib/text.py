@@ -1,9 +1,13 @@
 """Comment text: tokens for English and Chinese comments, and the terms most distinctive of one
-group of comments against another.
+group of comments against another (numbers only; the report's wording is in
+:mod:`custlib.present.satisfaction`).
 
-English is tokenised by scikit-learn's word analyzer (lower case, English stop words removed);
-Chinese is segmented with jieba and short function words are removed. Both give words and
-two-word phrases. Distinctiveness is the weighted log-odds ratio with an informative Dirichlet
+English is split into words as scikit-learn's word analyzer does (lower case, words of two or
+more letters); Chinese is segmented with jieba. Terms are words and two-word phrases; a phrase
+joins two words that are adjacent in the comment, and neither may be a stop word (English stop
+words of scikit-learn; Chinese function words and intensifiers), so removing stop words never
+joins words that were apart ("broke after a week" gives "broke" and "week", not "broke week").
+Distinctiveness is the weighted log-odds ratio with an informative Dirichlet
 prior (Monroe, Colaresi & Quinn 2008, "Fightin' words", eq. 22): the prior is the term's count
 in all comments of the language, so rare terms are shrunk towards no difference, and the
 z-score divides the log-odds by its approximate standard error.
@@ -11,6 +15,7 @@ z-score divides the log-odds by its approximate standard error.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from functools import lru_cache
@@ -18,11 +23,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from custlib.stats import Unavailable
-
-LANGUAGES = {"zh": "Chinese 中文", "en": "English"}
+LANGUAGES = ("zh", "en")
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 WORD = re.compile(r"\w")
+ENGLISH_WORD = re.compile(r"(?u)\b\w+\b")
 # Function words and intensifiers that carry no topic (的, 了, 很, 太, ...); negations such as 不 stay.
 CHINESE_STOPWORDS = frozenset(
     "的 了 着 过 地 得 就 都 也 还 又 再 和 与 及 或 而 但 是 在 有 我 你 他 她 它 我们 你们 他们 "
@@ -36,13 +40,6 @@ def language(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _english_analyzer():
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    return CountVectorizer(stop_words="english", ngram_range=(1, 2)).build_analyzer()
-
-
-@lru_cache(maxsize=1)
 def _jieba():
     import jieba
 
@@ -50,14 +47,25 @@ def _jieba():
     return jieba
 
 
-def tokens(text: str) -> list[str]:
-    """Words and two-word phrases of one comment (Chinese phrases are joined without a space)."""
+def _words(text: str) -> list[str | None]:
+    """The words of one comment in order, lower case; ``None`` for a word that cannot be a term
+    (a stop word, a one-letter English word, punctuation or space), so it separates phrases."""
     if language(text) == "en":
-        return _english_analyzer()(text)
+        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+        return [w if len(w) > 1 and w not in ENGLISH_STOP_WORDS else None
+                for w in ENGLISH_WORD.findall(text.lower())]
     words = [w.strip().lower() for w in _jieba().lcut(text)]
-    words = [w for w in words if WORD.search(w) and w not in CHINESE_STOPWORDS]
-    phrases = [a + ("" if CJK.search(a) and CJK.search(b) else " ") + b for a, b in zip(words, words[1:])]
-    return words + phrases
+    return [w if WORD.search(w) and w not in CHINESE_STOPWORDS else None for w in words]
+
+
+def tokens(text: str) -> list[str]:
+    """Words and two-word phrases of one comment: a phrase is two adjacent words of the comment,
+    neither a stop word (Chinese phrases are joined without a space)."""
+    words = _words(text)
+    phrases = [a + ("" if CJK.search(a) and CJK.search(b) else " ") + b
+               for a, b in itertools.pairwise(words) if a and b]
+    return [w for w in words if w] + phrases
 
 
 def weighted_log_odds(count_a: np.ndarray, count_b: np.ndarray, prior: np.ndarray) -> pd.DataFrame:
@@ -137,37 +145,3 @@ def top_terms(terms: pd.DataFrame, n: int = 10, language: str | None = None) -> 
            .drop(columns="strength").reset_index(drop=True))
     out.attrs["groups"] = (a, b)
     return out
-
-
-def language_terms(terms: pd.DataFrame, language: str, n: int, min_comments: int) -> pd.DataFrame | Unavailable:
-    """:func:`top_terms` of one language, or why there are none: no comments of that language
-    from one of the two groups, fewer than ``min_comments`` comments from both together, or no
-    term distinctive enough."""
-    a, b = terms.attrs["groups"]
-    counts = {g: terms.attrs["comments"].get((language, g), 0) for g in (a, b)}
-    name = LANGUAGES[language]
-    missing = [f"{g}s" for g, k in counts.items() if k == 0]
-    if missing:
-        return Unavailable(f"No {name} comments from {' or '.join(missing)}: the terms typical of {a}s and of "
-                           f"{b}s cannot be compared.")
-    total = sum(counts.values())
-    if total < min_comments:
-        return Unavailable.too_few(f"the terms typical of {a}s and of {b}s in {name} comments", total,
-                                   min_comments, of=f"comments from {a}s and {b}s")
-    top = top_terms(terms, n, language)
-    if top.empty:
-        return Unavailable(f"No term of the {total:,} {name} comments is used clearly more by {a}s or by {b}s "
-                           f"(|z| above 1.96).")
-    return top
-
-
-def terms_display(top: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:
-    """:func:`top_terms` formatted for the report: typical of (group name), term, uses in each
-    group (``n_a``, ``n_b`` named after the groups) and z."""
-    a, b = top.attrs.get("groups", ("a", "b"))
-    names = names or {}
-    return pd.DataFrame({
-        "typical of": top["side"].map(lambda g: f"{g} {names.get(g, '')}".strip()),
-        "term": top["term"], f"uses by {a}s": top["n_a"], f"uses by {b}s": top["n_b"],
-        "z": top["z"].round(1),
-    })

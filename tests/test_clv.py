@@ -149,6 +149,9 @@ def test_gamma_gamma_expected_spend_and_clv_by_hand(cdnow, cdnow_bg):
                                spend * (e1 / 1.01 + (e2 - e1) / 1.01 ** 2))
     total = clv.total_clv(cdnow_bg, gg, cdnow, 12, 0.1).estimate
     assert total.ci_low < total.estimate < total.ci_high and total.n == len(cdnow)
+    # the delta method of a total that is one parameter is that parameter's standard error
+    r = clv.delta_total(cdnow_bg, gg, lambda bg, _: bg["r"], 1, "r")
+    assert (r.estimate, r.se) == (pytest.approx(cdnow_bg.params_["r"]), pytest.approx(cdnow_bg.standard_errors_["r"], rel=1e-4))
     assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_bg, gg, cdnow, 12, 0.1).sum())
 
 

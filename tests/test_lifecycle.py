@@ -1,8 +1,9 @@
 """Lifecycle: stage rules, snapshots and transitions, cohorts, time to lapse, churn risk —
-hand-computed examples, then one unit end to end on the demo data."""
+hand-computed examples, then one unit end to end on the demo data and its presentation."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date
 
@@ -10,11 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from thin_data import make_project
 
 from custlib import contract, features, lifecycle, sources
 from custlib.params import LifecycleParams
+from custlib.present import i18n
+from custlib.present import lifecycle as present
 from custlib.stats import Unavailable
-from thin_data import make_project
+
+
+@pytest.fixture(autouse=True)
+def english():
+    i18n.set_language("en")
+    yield
+    i18n.set_language("en")
+
 
 RULES = LifecycleParams(new_within_days=90, lapsed_after_days=365, at_risk_gap_factor=2.0,
                         at_risk_p_alive=0.5, loyal_min_purchases=5, loyal_recent_days=180)
@@ -142,10 +153,21 @@ def test_auc_matches_scikit_learn_with_ties():
     assert lifecycle._auc(y, s) == pytest.approx(roc_auc_score(y, s))
 
 
-def test_lifecycle_end_to_end_on_one_unit(demo_unit, tmp_path):
+@pytest.fixture(scope="module")
+def stores(demo_unit):
     data = demo_unit("stores")
-    lc = lifecycle.analyse(data)
-    paths = lc.write_outputs(tmp_path)
+    return data, lifecycle.analyse(data)
+
+
+def _writing_to(data, root):
+    """The unit's data with its report outputs under ``root`` (not the repository)."""
+    return dataclasses.replace(data, project_root=root)
+
+
+def test_lifecycle_end_to_end_on_one_unit(stores, tmp_path):
+    data, lc = stores
+    paths = present.write_outputs(lc, _writing_to(data, tmp_path))
+    tmp_path = tmp_path / "reports" / "stores" / "data" / "lifecycle"
     ids = set(data.customers.customer_id.execute())
     out = pd.read_parquet(tmp_path / "lifecycle.parquet")
     assert list(out.columns) == ["customer_id", "stage", "p_alive", "expected_purchases", "expected_spend", "clv"]
@@ -163,16 +185,86 @@ def test_lifecycle_end_to_end_on_one_unit(demo_unit, tmp_path):
     # the holdout check: the model forecasts holdout purchases of the calibration customers
     track = lc.holdout.tracking.iloc[-1]
     assert track["predicted"] == pytest.approx(track["actual"], rel=0.05)
-    assert len(lc.headline()) == 6
+    # the CLV of the stages adds up to the total; the value at risk is the list's value if retained
+    total = lc.value.total.estimate
+    assert lc.stage_value["estimate"].sum() == pytest.approx(total.estimate)
+    assert (lc.stage_value["ci_low"] < lc.stage_value["estimate"]).all()
+    risk = lc.value_at_risk
+    assert risk.estimate == pytest.approx(lc.churn["value_if_retained"].sum())
+    assert risk.ci_low < risk.estimate < risk.ci_high and risk.n == len(lc.churn)
+    assert lc.retention.set_index("months").loc[3, "estimate"] == lifecycle.retention_at(lc.cohorts, 3).estimate
+
+
+# -- presentation: text from params, findings, tables for executives -----------------------------
+
+def _with_lifecycle(params, **changes):
+    return params.model_copy(update={"lifecycle": params.lifecycle.model_copy(update=changes)})
+
+
+@pytest.mark.parametrize("language, days", [("en", "{} days"), ("zh", "{}天")])
+def test_thresholds_in_the_text_follow_params(stores, language, days):
+    data, lc = stores
+    i18n.set_language(language)
+    for lapse, new in ((365, 90), (200, 45)):
+        params = _with_lifecycle(data.params, lapsed_after_days=lapse, new_within_days=new)
+        rules = present.stage_rules(params)
+        assert days.format(lapse) in rules["lapsed"]
+        assert days.format(new) in rules["new"] and days.format(new) in rules["at_risk"]
+        text = " ".join(f.text for f in present.findings(lc, params))
+        assert days.format(lapse) in text
+        table = present.stage_table(lc, params)
+        assert days.format(new) in " ".join(table.iloc[:, 1])
+    other = present.stage_rules(_with_lifecycle(data.params, at_risk_p_alive=0.3, loyal_min_purchases=7))
+    assert "30%" in other["at_risk"] and "7" in other["loyal"]
+    assert "%" not in present.stage_rules(data.params, with_model=False)["at_risk"]
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_at_most_five_findings_each_with_an_action(stores, language):
+    data, lc = stores
+    i18n.set_language(language)
+    found = present.findings(lc, data.params)
+    assert 1 <= len(found) <= 5 and all(f.text and f.action for f in found)
+    if language == "zh":
+        words = re.compile(r"[A-Za-z][a-z]+(?:[ -][A-Za-z][a-z]+){2,}")
+        assert not [f for f in found if words.search(f.text + f.action)]
+        assert data.params.lifecycle.stages["lapsed"].chinese in " ".join(present.stage_names(data.params).values())
+
+
+def test_tables_for_executives_show_display_values(stores):
+    data, lc = stores
+    stage = present.stage_table(lc, data.params)
+    clv_column = next(c for c in stage.columns if "CLV" in c)
+    assert data.params.currency in clv_column and "se" not in stage.columns
+    assert not stage[clv_column].str.contains(r"\.\d\d\b").any()  # no fen above 1,000
+    retention = present.retention_table(lc, data.params)
+    assert retention.iloc[:, 0].tolist()[:3] == [1, 2, 3] and retention.iloc[:, 1].str.contains("%").all()
+    churn = present.churn_table(lc, data.params)
+    assert len(churn) == present.CHURN_ROWS_SHOWN and not set(churn.columns) & set(lifecycle.CHURN_COLUMNS)
+    assert all(churn[c].astype(str).str.strip().ne("").any() for c in churn.columns)  # no empty column
+    lapse = present.lapse_table(lc.lapse_by_channel)
+    assert lapse.iloc[:, -1].str.match(r"^\d[\d,]* days \(").all()
+
+
+def test_kpis_for_the_portfolio(stores):
+    data, lc = stores
+    k = present.kpis(lc, data.params)
+    assert k["clv_total"]["kind"] == k["value_at_risk"]["kind"] == "money"
+    assert k["clv_total"]["currency"] == data.params.currency
+    assert k["value_at_risk"]["ci_low"] < k["value_at_risk"]["estimate"] < k["value_at_risk"]["ci_high"]
+    assert k["at_risk_customers"] == len(lc.churn) and 1 <= len(k["actions"]) <= 3
 
 
 # -- thin and partial data: a sentence instead of a number ---------------------------------------
 
 def test_parts_the_data_cannot_support_are_unavailable_by_hand():
-    one_group = pd.DataFrame({"days_to_lapse": [1.0, 2, 3, 4], "lapsed": [1, 0, 1, 1], "g": ["a"] * 4})
-    assert "two groups" in lifecycle.time_to_lapse(one_group, "g", min_n=2).reason
-    no_lapse = one_group.assign(lapsed=0, g=["a", "a", "b", "b"])
-    assert "none of the 4 customers" in lifecycle.time_to_lapse(no_lapse, "g", min_n=2).reason
+    by = "acquisition_channel"
+    one_group = pd.DataFrame({"days_to_lapse": [1.0, 2, 3, 4], "lapsed": [1, 0, 1, 1], by: ["a"] * 4})
+    assert "two groups" in lifecycle.time_to_lapse(one_group, by, min_n=2).reason
+    no_lapse = one_group.assign(lapsed=0, **{by: ["a", "a", "b", "b"]})
+    assert "none of the 4 customers" in lifecycle.time_to_lapse(no_lapse, by, min_n=2).reason
+    assert isinstance(lifecycle.median_time_to_lapse(no_lapse), Unavailable)
+    assert "fewer than half" in lifecycle.median_time_to_lapse(no_lapse.assign(lapsed=[1, 0, 0, 0])).reason.lower()
 
     one_month = features.customer_month_panel(_tx([("A", "2025-01-05", 10.0), ("B", "2025-01-09", 5.0)]),
                                               date(2025, 1, 31), date(2025, 1, 1))
@@ -199,11 +291,20 @@ def thin_root(tmp_path_factory):
 def test_thin_units_give_reasons_not_exceptions(thin_root, unit, tmp_path):
     data = sources.load_unit(unit, thin_root, run_date="2026-01-15")
     lc = lifecycle.analyse(data)
-    assert not re.search(r"\bnan\b|\binf\b", " ".join(lc.headline() + lc.caveats()), re.IGNORECASE)
-    assert lc.stage_table()["customers"].sum() == lc.n_staged
+    for language in ("en", "zh"):
+        i18n.set_language(language)
+        found = present.findings(lc, data.params)
+        text = " ".join([f.text + f.action for f in found] + present.caveats(lc, data.params))
+        assert len(found) <= 5 and not re.search(r"\bnan\b|\binf\b", text, re.IGNORECASE)
+        assert len(present.stage_table(lc, data.params)) == len(lifecycle.LIFECYCLE_STAGES)
+    i18n.set_language("en")
+    assert lc.stage_mix["entities"].sum() == lc.n_staged
+    data = _writing_to(data, tmp_path)
+    tmp_path = data.outputs("lifecycle")
+    tmp_path.mkdir(parents=True)
     stale = tmp_path / "funnel.csv"
     stale.write_text("left by an earlier run\n")
-    lc.write_outputs(tmp_path)
+    present.write_outputs(lc, data)
     out = pd.read_parquet(tmp_path / "lifecycle.parquet")
     assert set(out["customer_id"]) == set(data.customers.customer_id.execute())
     churn = pd.read_csv(tmp_path / "targets" / "churn_risk.csv")
@@ -213,8 +314,9 @@ def test_thin_units_give_reasons_not_exceptions(thin_root, unit, tmp_path):
         assert isinstance(lc.value, Unavailable) and isinstance(lc.churn, Unavailable)
         assert out["clv"].isna().all() and churn.empty
     if unit == "n5":
-        assert "too few" in lc.headline()[0] and "5 buyers, at least 30 needed" in lc.headline()[3]
+        assert "5 buyers only" in present.caveats(lc, data.params)[0]
+        assert "5 buyers, at least 30 needed" in lc.value.reason
     if unit == "n50_absent":
-        assert "leads" in lc.funnel.reason and "leads" in lc.open_leads.reason
+        assert lc.funnel.values["table"] == lc.open_leads.values["table"] == "leads"
     if unit == "one_time":
         assert "0 repeat buyers" in lc.value.reason and isinstance(lc.holdout, Unavailable)

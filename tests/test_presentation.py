@@ -68,7 +68,7 @@ def test_estimates_and_intervals():
     i18n.set_language("zh")
     assert fmt.estimate(e, "pct") == "36%（95%置信区间 34%–38%，n = 1,204）"
     assert fmt.value(14_600_000, "money", currency="CNY", compact=True) == "1,460万元"
-    assert fmt.value(2.5e8, "money", currency="CNY", compact=True) == "2.50亿元"
+    assert fmt.value(2.5e8, "money", currency="CNY", compact=True) == "2.5亿元"
 
 
 def test_a_chart_with_chinese_labels_has_every_glyph():
@@ -162,3 +162,30 @@ def test_portfolio_page_compares_units_from_kpis(tmp_path):
     assert "+12" in body and "95% CI +6 to +18" in body and "0.61" in body
     assert "<svg" in body and "Call the 120 at-risk VIP customers" in body
     assert body.count("not measured") >= 6  # u1 lacks lifecycle and loyalty, u2 has nothing
+
+
+def test_revenue_trend_matches_pandas_and_a_bootstrap(demo_unit, demo_dir):
+    """Yearly revenue and its change, against the same sums in pandas; the delta-method
+    standard error against 400 bootstrap resamples of customers (within 10%)."""
+    import numpy as np
+    import pandas as pd
+
+    from custlib import overview
+
+    data = demo_unit("stores")
+    k = overview.unit_kpis(data)
+    t = pd.read_parquet(demo_dir / "transactions.parquet")
+    t = t[t["business_unit"] == "stores"]
+    end = pd.Timestamp(data.params.observation_end)
+    days = (end - pd.to_datetime(t["order_date"])).dt.days
+    t = t[(days >= 0) & (days < 730)]
+    recent = days.loc[t.index] < 365
+    per = pd.DataFrame({"c": t["amount"].where(recent, 0), "p": t["amount"].where(~recent, 0),
+                        "id": t["customer_id"]}).groupby("id").sum()
+    assert k["revenue_12m"] == pytest.approx(per["c"].sum()) and k["revenue_prev_12m"] == pytest.approx(per["p"].sum())
+    assert k["active_buyers"] == t.loc[recent & (t["amount"] > 0), "customer_id"].nunique()
+    rng = np.random.default_rng(5)
+    c, p = per["c"].to_numpy(), per["p"].to_numpy()
+    boot = [c[i].sum() / p[i].sum() - 1 for i in (rng.integers(0, len(c), len(c)) for _ in range(400))]
+    assert k["revenue_trend"].estimate == pytest.approx(c.sum() / p.sum() - 1)
+    assert k["revenue_trend"].se == pytest.approx(np.std(boot), rel=0.1)

@@ -1,9 +1,12 @@
-"""Satisfaction: NPS / CSAT intervals, change test, Shapley drivers, priority matrix, lapse model."""
+"""Satisfaction: NPS / CSAT intervals, change test, Shapley drivers, priority matrix, lapse model,
+and what the report shows of them (custlib.present.satisfaction) in English and Chinese."""
 
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,11 +14,27 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats as st
 
-from custlib import contract, features, satisfaction
-from custlib.params import SatisfactionParams
+from custlib import contract, features, satisfaction, text
+from custlib.params import SatisfactionParams, load_params
+from custlib.present import i18n
+from custlib.present import satisfaction as present
 from custlib.stats import Unavailable
 
 UNITS = ("online", "stores", "b2b")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """Each test starts in English (a test may switch to Chinese)."""
+    i18n.set_language("en")
+    yield
+    i18n.set_language("en")
+
+
+@pytest.fixture(scope="module")
+def params():
+    return load_params("online", ROOT / "params")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +117,7 @@ def _responses(spec: dict[str, list[tuple[str, int, int]]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_score_table_groups_and_small_n():
+def test_score_table_groups_and_small_n(params):
     r = _responses({"2025-01-15": [("East", 10, 5)] * 40 + [("West", 3, 2)] * 5,
                     "2025-02-15": [("East", 8, 4)] * 10})
     t = satisfaction.score_table(r, small_n=30)
@@ -110,8 +129,11 @@ def test_score_table_groups_and_small_n():
     assert east["n"] == 50 and east["nps"] == pytest.approx(80.0) and not east["small_n"]
     assert t.loc[(t["group"] == "region") & (t["group_value"] == "West"), "small_n"].item()
     assert t.loc[t["group"] == "month", "group_value"].tolist() == ["2025-01", "2025-02"]
-    shown = satisfaction.score_display(t, "region")
-    assert shown.loc[shown["region"] == "West", "NPS (95% CI)"].item() == "n too small"
+    shown = present.score_table(t[t["group"] == "region"], "region", params, 30).set_index("Region")
+    # East: se = 100 √((0.8 − 0.8²) / 50) = 5.66 points
+    assert shown.loc["West", "NPS (95% CI)"] == "too few (n = 5)" and shown.loc["West", "Promoters"] == "–"
+    assert shown.loc["East", "NPS (95% CI)"] == "+80 (+69 to +91)" and shown.loc["East", "Responses"] == "50"
+    assert shown.loc["East", "CSAT (95% CI)"].startswith("100% (")
 
 
 def test_change_test_hand_example():
@@ -191,7 +213,7 @@ def test_priority_matrix_quadrants_and_first_fix():
                       "ci_low": 0.0, "ci_high": 1.0, "mean_score": [4.2, 3.1, 3.0, 4.5],
                       "mean_score_ci_low": 0.0, "mean_score_ci_high": 5.0, "n": 100})
     p = satisfaction.priority_matrix(d).set_index("attribute")
-    assert p["quadrant"].str.split().str[0].tolist() == ["keep", "fix", "watch", "maintain"]
+    assert p["quadrant"].tolist() == ["keep_up", "fix_first", "watch", "maintain"]
     assert p["first_fix"].tolist() == [False, True, False, False]
     # no important attribute below 'satisfied': the largest importance-weighted gap
     p = satisfaction.priority_matrix(d.assign(mean_score=[4.1, 4.4, 3.0, 4.5])).set_index("attribute")
@@ -300,11 +322,7 @@ def test_survey_frame_on_demo(frames, demo_unit):
 
 
 def test_small_sample_override():
-    from pathlib import Path
-
-    from custlib.params import load_params
-
-    p = load_params("online", Path(__file__).resolve().parents[1] / "params")
+    p = load_params("online", ROOT / "params")
     assert satisfaction.small_sample_n(p) == p.small_sample_n
     p2 = p.model_copy(update={"satisfaction": p.satisfaction.model_copy(update={"small_sample_n": 80})})
     assert satisfaction.small_sample_n(p2) == 80
@@ -313,9 +331,13 @@ def test_small_sample_override():
 
 
 # -- thin data: what the responses cannot support is a sentence, never an exception ------------
-def test_signed_never_reads_minus_zero():
-    assert [satisfaction.signed(x) for x in (-0.4, 0.0, 0.4, -2.6, 3)] == ["0", "0", "0", "-3", "+3"]
-    assert satisfaction.signed(-0.04, 1) == "0.0" and satisfaction.signed(1.25, 1) == "+1.2"
+def test_nps_display_never_reads_minus_zero(params):
+    """An NPS of −0.4 with an interval −15.2 to −0.3 reads "0 (−15 to 0)", never "-0"."""
+    rows = pd.DataFrame({"group_value": ["East"], "n": [300], "nps": [-0.4], "ci_low": [-15.2], "ci_high": [-0.3],
+                         "promoters": [0.3], "passives": [0.4], "detractors": [0.3], "csat": [0.5],
+                         "csat_ci_low": [0.44], "csat_ci_high": [0.56]})
+    cell = present.score_table(rows, "region", params, 30)["NPS (95% CI)"].item()
+    assert cell == "0 (−15 to 0)" and "-" not in cell
 
 
 def test_group_rows_one_level_and_too_few():
@@ -335,12 +357,14 @@ def test_change_test_with_an_empty_period():
 
 def test_change_display_masks_small_periods():
     r = _responses({"2025-03-01": [("E", 10, 5)] * 5, "2025-09-01": [("E", 9, 4), ("E", 2, 1)] * 20})
-    shown = satisfaction.change_test(r, date(2025, 12, 31), SatisfactionParams()).display(small_n=30)
-    cells = shown.set_index(["measure", "period"])["estimate (95% CI)"]
-    assert (cells.xs("2025-01 to 2025-06", level="period") == "n too small").all()
-    assert (cells.xs("change", level="period") == "n too small").all()
-    assert cells["NPS", "2025-07 to 2025-12"].startswith("0.0 points")
-    assert cells["CSAT", "2025-07 to 2025-12"].startswith("50.0%")
+    change = satisfaction.change_test(r, date(2025, 12, 31), SatisfactionParams())
+    shown = present.change_table(change, small_n=30)
+    cells = shown.set_index(["Measure", "Period"])["Estimate (95% CI)"]
+    assert (cells.xs("2025-01 to 2025-06", level="Period") == "too few (n = 5)").all()
+    assert (cells.xs("change", level="Period") == "too few (n = 45)").all()
+    assert shown["p (change)"].eq("").all()
+    assert cells["NPS", "2025-07 to 2025-12"].startswith("0 (")
+    assert cells["CSAT", "2025-07 to 2025-12"].startswith("50% (")
 
 
 def _ratings(n: int, seed: int = 0) -> pd.DataFrame:
@@ -355,7 +379,8 @@ def test_key_drivers_preconditions():
     assert isinstance(few, Unavailable) and "10 responses" in few.reason
     d = _ratings(200).assign(delivery=4, service=np.nan)
     left = satisfaction.driver_attributes(d)
-    assert left == {"delivery": "rated 4 by every respondent", "service": "rated by no respondent"}
+    assert {a: u.reason for a, u in left.items()} == {"delivery": "rated 4 by every respondent",
+                                                      "service": "rated by no respondent"}
     kd = satisfaction.key_drivers(d, cfg, small, left)
     assert set(kd.summary["attribute"]) == {"product_quality", "value_for_money", "digital_experience"}
     assert kd.summary["importance"].sum() == pytest.approx(kd.r2_)
@@ -417,17 +442,172 @@ def thin(tmp_path_factory):
     return {u: satisfaction.analyse(sources.load_unit(u, root, "2026-01-15")) for u in units}
 
 
-def test_thin_units_say_what_is_missing(thin):
-    for unit, sat in thin.items():
-        assert sat.headline() and all(isinstance(s, str) for s in sat.headline()), unit
-        for section in ("scores", "drivers", "lapse"):
-            sat.warnings(section)
-    assert "too few" in thin["n5"].headline()[0]
+def test_thin_units_say_what_is_missing(thin, params):
+    assert "too few" in present.findings(thin["n5"], params)[0].text
+    assert present.kpis(thin["n5"], params) == {"actions": []}  # the page says "not measured"
     assert all(isinstance(thin["n50"].groups[g], Unavailable) for g in ("segment", "month"))
     assert isinstance(thin["n50"].drivers, Unavailable) and isinstance(thin["n50"].lapse, Unavailable)
     np_ = thin["no_promoters"]
     assert "No promoters" in np_.lapse.reason and np_.at_stake is np_.lapse
-    assert any("No promoters" in w for w in np_.warnings("scores"))
+    assert any("No promoters (scores 9–10)" in w for w in present.score_warnings(np_, params))
     assert all(isinstance(v, Unavailable) for v in np_.comments.values())
     oc = thin["one_class"]
     assert all("one" in oc.groups[g].reason for g in ("channel", "region", "customer type"))
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_section_renders_on_thin_units(thin, params, language, capsys):
+    """Each presentation function runs on small and degenerate units in both languages, and
+    the findings are at most five."""
+    import matplotlib.pyplot as plt
+
+    from custlib.plots import use_style
+
+    i18n.set_language(language)
+    use_style()  # as report.header: fonts that draw Chinese
+    for unit, sat in thin.items():
+        found = present.findings(sat, params)
+        assert 1 <= len(found) <= 5 and all(f.text for f in found), unit
+        for section in (present.scores, present.change, present.groups, present.drivers, present.priority,
+                        present.lapse, present.comments, present.diagnostics):
+            section(sat, params)
+        present.kpis(sat, params)
+        plt.close("all")
+    capsys.readouterr()
+
+
+# -- the report: narrative from params, findings, charts ------------------------------------------
+@pytest.fixture(scope="module")
+def online(demo_unit):
+    """The satisfaction analysis of the online demo unit."""
+    data = demo_unit("online")
+    return satisfaction.analyse(data), data.params
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_findings_at_most_five_with_actions(online, language):
+    sat, p = online
+    i18n.set_language(language)
+    found = present.findings(sat, p)
+    assert len(found) == 5
+    assert not any(re.search(r"(?<![\d-])[-−]0(?![.\d])", f.text) for f in found)  # no "-0"
+    kpis = present.kpis(sat, p)
+    assert kpis["nps"]["kind"] == "nps" and kpis["csat"]["kind"] == "pct"
+    assert kpis["nps"]["estimate"] == pytest.approx(sat.overall["nps"])
+    assert 1 <= len(kpis["actions"]) <= 3 and all(kpis["actions"])
+
+
+def _with(p, **satisfaction_params):
+    return p.model_copy(update={"satisfaction": p.satisfaction.model_copy(update=satisfaction_params)})
+
+
+def test_thresholds_in_the_text_come_from_params(online):
+    """The NPS groups and the CSAT top box are stated as params set them, in both languages."""
+    sat, p = online
+    changed = _with(p, promoter_min=8, detractor_max=5, csat_satisfied_min=5)
+    assert present.score_bands(p) == {"promoters": "9–10", "passives": "7–8", "detractors": "0–6", "csat": "4–5"}
+    assert present.score_bands(changed) == {"promoters": "8–10", "passives": "6–7", "detractors": "0–5",
+                                            "csat": "5"}
+    assert present.score_bands(_with(p, promoter_min=7, detractor_max=6))["passives"].startswith("none")
+    for language in ("en", "zh"):
+        i18n.set_language(language)
+        default, custom = present.findings(sat, p), present.findings(sat, changed)
+        assert "9–10" in default[0].text and "0–6" in default[0].text
+        assert "8–10" in custom[0].text and "0–5" in custom[0].text and "9–10" not in custom[0].text
+        assert "4–5" in default[1].text and "4–5" not in custom[1].text
+        intro = i18n.t("satisfaction.scores.intro", **present.score_bands(changed), top=5)
+        assert all(x in intro for x in ("8–10", "6–7", "0–5")) and "9–10" not in intro
+
+
+def test_window_and_lapse_threshold_in_the_text_come_from_params(online):
+    sat, p = online
+    assert "the last 6 months" in present.findings(sat, p)[2].text
+    i18n.set_language("zh")
+    assert "最近6个月" in present.findings(sat, p)[2].text
+    assert "最近1个月" == present._window(1)["recent"]
+
+
+def test_zh_group_names_come_from_params(online):
+    sat, p = online
+    renamed = _with(p, nps_group_names={"promoter": "忠实推荐者", "passive": "中立者", "detractor": "批评者"})
+    i18n.set_language("zh")
+    table = present.lapse_table(sat.lapse_groups, renamed, sat.small_n)
+    assert table.iloc[:, 0].tolist() == ["忠实推荐者", "中立者", "批评者"]
+    i18n.set_language("en")
+    assert present.lapse_table(sat.lapse_groups, renamed, sat.small_n).iloc[:, 0].tolist() == [
+        "Promoters", "Passives", "Detractors"]
+
+
+def test_catalogues_have_the_same_keys_and_fields():
+    import string
+
+    import yaml
+
+    def flat(language):
+        tree = yaml.safe_load((ROOT / "custlib" / "locales" / language / "satisfaction.yaml").read_text("utf-8"))
+        return i18n._flatten(tree)
+
+    en, zh = flat("en"), flat("zh")
+    assert set(en) == set(zh)
+    def fields(template: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+    assert {k: fields(v) for k, v in en.items()} == {k: fields(v) for k, v in zh.items()}
+
+
+def test_chinese_labels_are_never_stripped():
+    import matplotlib.pyplot as plt
+
+    from custlib.plots import satisfaction as plots
+    from custlib.plots import use_style
+
+    use_style()
+    d = pd.DataFrame({"label": ["华东", "华北"], "nps": [10.0, -5.0], "ci_low": [2.0, -12.0], "ci_high": [18.0, 2.0],
+                      "n": [324, 410]})
+    ax = plots.nps_by_group(d, dimension="region", ref=3.0)
+    labels = [x.get_text() for x in ax.get_yticklabels()]
+    assert labels == ["华东  (n=324)", "华北  (n=410)"]
+    plt.close(ax.figure)
+
+
+def test_priority_matrix_labels_do_not_overlap():
+    """Service drawn over Digital experience was the complaint: points almost on top of each other."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from custlib.plots import satisfaction as plots
+
+    d = pd.DataFrame({"attribute": list("abcde"), "label": ["Service", "Digital experience", "Delivery",
+                                                            "Value for money", "Product quality"],
+                      "importance": [0.055, 0.064, 0.28, 0.18, 0.12], "mean_score": [3.36, 3.38, 3.38, 3.37, 3.38],
+                      "n": 5000,
+                      "quadrant": ["watch", "watch", "fix_first", "fix_first", "watch"],
+                      "first_fix": [False, False, True, False, False]})
+    d = d.assign(ci_low=d["importance"] - 0.008, ci_high=d["importance"] + 0.008,
+                 mean_score_ci_low=d["mean_score"] - 0.03, mean_score_ci_high=d["mean_score"] + 0.03)
+    ax = plots.priority_matrix(d)
+    renderer = ax.figure.canvas.get_renderer()
+    labels = [a for a in ax.texts if a.get_text() in set(d["label"])]
+    for a in labels:
+        a.update_positions(renderer)
+    boxes = [Text.get_window_extent(a, renderer) for a in labels]  # the text alone, without its line
+    assert len(boxes) == 5
+    for i, b in enumerate(boxes):
+        assert not any(b.overlaps(o) for o in boxes[i + 1:])
+    plt.close(ax.figure)
+
+
+def test_comment_terms_say_what_is_missing():
+    comments = pd.Series(["slow delivery again", "delivery was slow", "great service", "great friendly service",
+                          "配送太慢"] * 10)
+    groups = pd.Series(["detractor", "detractor", "promoter", "promoter", "detractor"] * 10)
+    terms = text.distinctive_terms(comments, groups, "detractor", "promoter")
+    top = satisfaction.comment_terms(terms, "en", 3, min_comments=30)
+    assert set(top["side"]) == {"detractor", "promoter"}
+    assert "No Chinese comments from promoters" in satisfaction.comment_terms(terms, "zh", 3, 30).reason
+    assert "Too few" in satisfaction.comment_terms(terms, "en", 3, min_comments=100).reason
+    flat = text.distinctive_terms(pd.Series(["ok fine"] * 40), pd.Series(["detractor", "promoter"] * 20),
+                                  "detractor", "promoter")
+    assert "No term" in satisfaction.comment_terms(flat, "en", 3, 30).reason
+    i18n.set_language("zh")
+    assert "没有来自推荐者的中文评论" in satisfaction.comment_terms(terms, "zh", 3, 30).reason

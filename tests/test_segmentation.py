@@ -1,9 +1,11 @@
 """Segmentation: hand-made RFM, value-tier and Gini examples, the client's classes, the
-playbook, migration, and recovery of the planted archetypes and demographic skews."""
+playbook, migration, recovery of the planted archetypes and demographic skews, and the
+report's findings and narrative following params in both languages."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import date
 from pathlib import Path
 
@@ -13,11 +15,15 @@ import pytest
 from pydantic import ValidationError
 from sklearn.metrics import adjusted_rand_score
 
-from custlib import contract, segmentation as sg
+from custlib import contract
+from custlib import segmentation as sg
 from custlib.errors import CustlibDataError
 from custlib.params import ClassDimension, SegmentationParams, load_params
+from custlib.present import segmentation as present
+from custlib.present.i18n import set_language
 from custlib.profiles import profile
 from custlib.stats import Unavailable
+
 ROOT = Path(__file__).resolve().parents[1]
 
 UNITS = ("online", "stores", "b2b")
@@ -103,9 +109,10 @@ def test_value_tiers_and_gini_match_a_direct_computation(seg_params):
     x = revenue.to_numpy()
     direct = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
     assert sg.gini(x) == pytest.approx(direct)
-    v = sg.value_analysis(revenue, seg_params, small_n=1)
+    v = sg.value_analysis(revenue, seg_params)
     assert v.gini.estimate == pytest.approx(direct) and v.gini.ci_low <= direct <= v.gini.ci_high
     assert v.top20.estimate == pytest.approx(80 / 100)  # top 2 of 7 customers: 50 + 30
+    assert v.top20.ci_low <= v.top20.ci_high and v.top20.n == 7 and v.top20.method.startswith("bootstrap")
     assert v.lorenz["revenue_share"].iloc[[0, -1]].tolist() == [0.0, 1.0]
     assert v.summary["customers"].tolist() == [2, 2, 3]
     assert v.summary["revenue_share"].iloc[0].estimate == pytest.approx(0.8)
@@ -140,7 +147,7 @@ def test_playbook_target_lists_hold_ids_and_segment_fields_only(seg_params):
         "frequency_class": ["regular", "low-frequency", "potential", "potential"],
         "email": ["a@example.com", "b@example.com", "c@example.com", None],
     }, index=pd.Index(["C1", "C2", "C3", "L1"], name="customer_id"))
-    book = sg.build_playbook(table, seg_params, {})
+    book = sg.build_playbook(table, seg_params)
     vip = book.targets["vip_service"]
     assert vip["customer_id"].tolist() == ["C1"]
     assert vip["matched"].tolist() == ["value_tier=high"]
@@ -151,6 +158,8 @@ def test_playbook_target_lists_hold_ids_and_segment_fields_only(seg_params):
         assert not set(df.columns) & set(contract.PERSONAL_FIELDS)
     row = book.groups.set_index(["field", "group"]).loc[("rfm_segment", "Champions")]
     assert row["customers"] == 1 and row["revenue_share"].estimate == pytest.approx(500 / 520)
+    potential = book.groups.set_index(["field", "group"]).loc[("need_class", "potential")]
+    assert (potential["customers"], potential["buyers"]) == (1, 0)  # C3; the lead has no record
 
 
 def test_migration_scores_the_earlier_date_from_earlier_orders(seg_params):
@@ -214,13 +223,23 @@ def test_profiles_flag_planted_skews_and_not_the_independent_variable(clustered,
     assert cell["flagged"] and cell["direction"] == "over"
 
 
-def test_report_outputs_hold_the_units_customers_and_no_personal_field(demo_unit, tmp_path):
-    data = demo_unit("b2b")
+def _fast(data, **segmentation):
+    """``data`` with two cluster-stability refits (and other segmentation params replaced)."""
     sp = data.params.segmentation
-    fast = sp.model_copy(update={"clustering": sp.clustering.model_copy(update={"bootstrap": 2})})
-    data = dataclasses.replace(data, params=data.params.model_copy(update={"segmentation": fast}))
-    seg = sg.analyse(data)
-    files = sg.write_outputs(seg, tmp_path)
+    fast = sp.model_copy(update={"clustering": sp.clustering.model_copy(update={"bootstrap": 2}), **segmentation})
+    return dataclasses.replace(data, params=data.params.model_copy(update={"segmentation": fast}))
+
+
+@pytest.fixture(scope="module")
+def b2b(demo_unit):
+    data = _fast(demo_unit("b2b"))
+    return data, sg.analyse(data)
+
+
+def test_report_outputs_hold_the_units_customers_and_no_personal_field(b2b, tmp_path):
+    data, seg = b2b
+    sp = data.params.segmentation
+    files = present.write_files(seg, tmp_path)
     segments = pd.read_parquet(tmp_path / "segments.parquet")
     for col in ("customer_id", "recency", "frequency", "monetary", "r_score", "f_score", "m_score",
                 "rfm_segment", "value_tier", "cluster"):
@@ -235,7 +254,59 @@ def test_report_outputs_hold_the_units_customers_and_no_personal_field(demo_unit
         assert set(df["customer_id"]) <= ids
     assert len(files) == 1 + len(sp.actions)
     assert not set(segments.columns) & set(contract.PERSONAL_FIELDS)
-    assert len(seg.headline()) >= 5
+
+
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'-]+(?:[ ,;:]+[A-Za-z][A-Za-z'-]+){2,}")
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_findings_are_at_most_five_with_an_interval_each(b2b, language):
+    data, seg = b2b
+    set_language(language)
+    try:
+        found = present.findings(seg, data.params)
+        texts = [f.text + f.action for f in found]
+    finally:
+        set_language("en")
+    assert 4 <= len(found) <= 5
+    assert sum("95%" in f.text for f in found) >= 3  # every finding past the counts carries its interval
+    assert all(f.text.count("95%") <= 1 for f in found)
+    if language == "zh":
+        assert not [m.group(0) for x in texts for m in ENGLISH_RUN.finditer(x)]
+
+
+def test_value_tier_cuts_from_params_set_the_narrative(demo_unit, b2b):
+    data, seg = b2b
+    intro = present.value_tiers_intro(data.params)
+    assert "first 80% of net revenue" in intro and "next 15%" in intro and "remaining 5%" in intro
+    data = _fast(demo_unit("b2b"), value_tier_cuts=(0.7, 0.9))
+    seg = sg.analyse(data)
+    intro = present.value_tiers_intro(data.params)
+    assert "first 70% of net revenue" in intro and "next 20%" in intro and "remaining 10%" in intro
+    concentration = [f for f in present.findings(seg, data.params) if "top 20%" in f.text]
+    assert "first 70% of net revenue" in concentration[0].action
+    assert seg.value.summary["revenue_share"].iloc[0].estimate == pytest.approx(0.7, abs=0.01)
+    assert present.value_table(seg, data.params).iloc[1, 1] == "the next 20%"
+
+
+def test_class_rules_read_as_words_not_code(b2b):
+    data, seg = b2b
+    assert present.class_rule_text(seg, "orders_per_month >= 3") == "Orders per month ≥ 3"
+    assert present.class_rule_text(seg, "orders_per_month <= 1 / 3") == "Orders per month ≤ 0.33"
+    assert present.class_rule_text(seg, "discounted_share >= 0.5 and basic_share >= 0.5") == (
+        "Share of discounted orders ≥ 50% and Share of basic-tier orders ≥ 50%")
+    assert present.class_rule_text(seg, "customer_type == 'enterprise'") == "Customer type = Enterprise"
+    assert present.class_rule_text(seg, "orders.between(1, 2)") is None  # shown in the diagnostics
+    rules = present.classes_table(seg, data.params).iloc[:, 2]
+    assert not rules.str.contains(r"\w_\w|==|>=|<=").any()
+
+
+def test_kpis_carry_gini_top20_share_and_actions(b2b):
+    data, seg = b2b
+    k = present.kpis(seg, data.params)
+    assert k["gini"]["kind"] == "ratio" and k["top20_share"]["kind"] == "pct"
+    assert k["top20_share"]["ci_low"] <= k["top20_share"]["estimate"] <= k["top20_share"]["ci_high"]
+    assert k["top20_share"]["n"] == seg.buyers and 1 <= len(k["actions"]) <= 3
 
 
 # -- thin and partial data: every part either a result or a sentence saying why not ----------------
@@ -248,6 +319,7 @@ THIN = {"n5": (5, "full"), "n50_no_leads": (50, "empty"), "one_time": (200, "one
 def thin(tmp_path_factory):
     """Per thin unit (see tests/thin_data.py): its UnitData and segmentation."""
     import thin_data
+
     from custlib import sources
 
     root = thin_data.make_project(tmp_path_factory.mktemp("thin"), THIN)
@@ -263,31 +335,33 @@ def test_thin_units_give_every_part_or_a_reason(thin, unit):
     data, seg = thin[unit]
     for part in (seg.prospects, seg.clusters, seg.migration, *seg.profiles.values()):
         assert not isinstance(part, Unavailable) or part.reason.endswith(".")
-    assert seg.headline() and "nan" not in " ".join(seg.headline() + seg.warnings()).lower()
-    for table in (seg.rfm.display(), seg.value.display(), seg.classes.display(), seg.playbook.display(),
-                  seg.playbook.display_actions()):
-        assert len(table) and "nan" not in table.to_string().lower()
+    texts = [f.text + f.action for f in present.findings(seg, data.params)] + present.warning_texts(seg, data.params)
+    assert texts and "nan" not in " ".join(texts).lower()
+    for table in (present.rfm_table, present.value_table, present.classes_table, present.playbook_table,
+                  present.actions_table):
+        shown = table(seg, data.params)
+        assert len(shown) and "nan" not in shown.to_string().lower()
     assert seg.segments()["rfm_segment"].notna().sum() == seg.rfm.n == data.rows("customers") - (
         seg.customers.query("record == 'customer'")["orders"] == 0).sum()
 
 
 def test_five_customers_show_counts_and_say_what_is_too_few(thin):
-    _, seg = thin["n5"]
+    data, seg = thin["n5"]
     small = seg.small_n
     assert isinstance(seg.clusters, Unavailable) and f"at least {small}" in seg.clusters.reason
     assert isinstance(seg.migration, Unavailable) and "migration" in seg.migration.reason
     assert all(isinstance(p, Unavailable) for p in seg.profiles.values())
     assert seg.customers["cluster"].isna().all() and seg.segments()["cluster"].isna().all()
-    assert any(w.startswith(f"Only {seg.buyers} buyers") for w in seg.warnings())
-    assert not any("95% CI" in s for s in seg.headline())  # no confident numbers on five buyers
-    assert set(seg.value.display()["share of revenue"]) <= {f"n = {k} (too few)" for k in range(6)}
+    assert any(w.startswith(f"Only {seg.buyers} buyers") for w in present.warning_texts(seg, data.params))
+    assert len(present.findings(seg, data.params)) == 1  # counts only: no confident numbers on five buyers
+    assert set(present.value_table(seg, data.params).iloc[:, 4]) <= {f"too few (n = {k})" for k in range(6)}
 
 
 def test_without_leads_the_prospects_section_names_the_table(thin):
-    _, seg = thin["n50_no_leads"]
-    assert isinstance(seg.prospects, Unavailable) and "leads table" in seg.prospects.reason
-    assert seg.prospects == sg.NO_LEADS and sg.LEADS_SECTION in seg.prospects.reason
-    assert "no leads data" in seg.headline()[0]
+    data, seg = thin["n50_no_leads"]
+    assert isinstance(seg.prospects, Unavailable) and "Leads table" in seg.prospects.reason
+    assert seg.prospects == sg.NO_LEADS and seg.prospects.values["table"] == "leads"
+    assert "no leads data" in present.findings(seg, data.params)[0].text
 
 
 def test_no_repeat_buyers_one_frequency_value(thin):
@@ -326,7 +400,8 @@ def test_migration_from_before_all_orders_is_unavailable(seg_params):
     end = date(2025, 12, 31)
     now = sg.rfm_segments(features.customer_aggregates(tx, end), seg_params)
     m = sg.migration(tx, date(2024, 1, 1), end, now, seg_params)
-    assert isinstance(m, Unavailable) and "0 buyers" in m.reason
+    assert isinstance(m, Unavailable) and m.values == {"date": "2024-01-01", "n": 0, "needed": 1}
+    assert "since 2024-01-01" in m.reason
 
 
 def test_write_outputs_touches_only_segmentations_own_folder(thin):
@@ -339,7 +414,7 @@ def test_write_outputs_touches_only_segmentations_own_folder(thin):
     stale = own / "targets" / "dropped_action.csv"
     stale.parent.mkdir(parents=True, exist_ok=True)
     stale.write_text("customer_id\n")
-    files = sg.write_outputs(seg, own)
+    files = present.write_files(seg, own)
     assert other.read_bytes() == before
     assert not stale.exists()
     assert own == data.project_root / "reports" / data.params.id / "data" / "segmentation"
@@ -349,6 +424,7 @@ def test_write_outputs_touches_only_segmentations_own_folder(thin):
 
 
 def test_leads_without_open_ones_are_not_reported_as_missing(thin):
-    _, seg = thin["n5"]  # one lead, already won
+    data, seg = thin["n5"]  # one lead, already won
     assert seg.prospects != sg.NO_LEADS
-    assert "open leads" in seg.headline()[0] and "no leads data" not in seg.headline()[0]
+    first = present.findings(seg, data.params)[0].text
+    assert "no lead is open" in first and "no leads data" not in first

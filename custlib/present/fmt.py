@@ -16,7 +16,8 @@ nps        NPS points, −100 to +100              +12
 ratio      a ratio such as a hazard ratio        1.71
 ========== ===================================== ==================
 
-Money has no fen (cents) from 1,000 up; ``compact`` money reads "CNY 14.6 million" / "1,463万元".
+Money has no fen (cents) from 1,000 up; ``compact`` money reads "CNY 14.6 million" / "1,463万元"
+(the steps — millions and billions, or 万 and 亿 — come from the catalogue).
 Minus signs are typographic, a negative zero is shown as 0, and p-values as ``p < 0.001`` or
 ``p = 0.03``. An estimate is anything with ``estimate, ci_low, ci_high`` and ``n`` (a
 :class:`custlib.stats.Estimate`, a row of a tidy result frame, a dict).
@@ -56,7 +57,8 @@ def _plain(x: float, digits: int) -> str:
 
 
 def _sign(text: str, x: float) -> str:
-    return "+" + text if x > 0 and not text.startswith("0") and text.strip("0.,") else text
+    """A plus before a positive number unless it reads as zero."""
+    return "+" + text if x > 0 and any(c in "123456789" for c in text) else text
 
 
 def _number_digits(x: float) -> int:
@@ -65,20 +67,13 @@ def _number_digits(x: float) -> int:
 
 
 def money(x: float, currency: str, compact: bool = False, digits: int | None = None) -> str:
-    """An amount with its currency: no fen from 1,000 up; ``compact`` for millions/万."""
+    """An amount with its currency: no fen from 1,000 up; ``compact`` in millions / 万."""
     if _missing(x):
         return "–"
-    if compact and abs(x) >= 10_000:
-        if has("fmt.money_10k") and abs(x) < 1e8:  # languages that count in 万 / 亿
-            amount = t("fmt.money_10k", x=_plain(x / 1e4, 0 if abs(x) >= 1e6 else 1))
-        elif has("fmt.money_100m") and abs(x) >= 1e8:
-            amount = t("fmt.money_100m", x=_plain(x / 1e8, 2))
-        elif abs(x) >= 1e9:
-            amount = t("fmt.billion", x=_plain(x / 1e9, 1))
-        elif abs(x) >= 1e6:
-            amount = t("fmt.million", x=_plain(x / 1e6, 1))
-        else:
-            amount = _plain(x, 0)
+    if compact and abs(x) >= float(t("fmt.compact.small_at")):
+        step = "big" if abs(x) >= float(t("fmt.compact.big_at")) else "small"
+        scaled = x / float(t(f"fmt.compact.{step}_at"))
+        amount = t(f"fmt.compact.{step}", x=_plain(scaled, 1 if abs(scaled) < 100 else 0))
     else:
         amount = _plain(x, digits if digits is not None else (0 if abs(x) >= 1000 else 2))
     key = f"fmt.currency.{currency}"
@@ -139,10 +134,10 @@ def interval(e, kind: str = "number", *, currency: str = "", signed: bool | None
 
 
 def estimate(e, kind: str = "number", *, currency: str = "", signed: bool | None = None,
-             digits: int | None = None, n: bool = True) -> str:
+             digits: int | None = None, n: bool = True, compact: bool = False) -> str:
     """"36% (95% CI 34%–38%, n = 1,204)" — the way a report states an estimate in a sentence."""
-    est, _, _, f = _bounds(e, kind, currency, signed, digits)
-    ci = interval(e, kind, currency=currency, signed=signed, digits=digits)
+    est, _, _, f = _bounds(e, kind, currency, signed, digits, compact)
+    ci = interval(e, kind, currency=currency, signed=signed, digits=digits, compact=compact)
     if n:
         return t("fmt.estimate_n", x=f(est), ci=ci, n=value(_get(e, "n"), "count"))
     return t("fmt.estimate", x=f(est), ci=ci)
