@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from custlib import features, loyalty
-from custlib.params import LoyaltyParams
+from custlib.causal.did import CohortDiD
+from custlib.params import LoyaltyParams, load_params
+from custlib.present import loyalty as present
+from custlib.present.i18n import set_language
+from custlib.stats import Unavailable
 
 END = date(2024, 3, 31)
 
@@ -87,71 +92,6 @@ def test_naive_gap_hand_computed(two_by_two):
     assert gap.loc["points", "gap"] == pytest.approx(3.5 - 0.5)
 
 
-# -- propensity estimators on tiny frames ------------------------------------------------------
-
-@pytest.fixture
-def six_rows():
-    """x = 0: one treated of three (e = 1/3); x = 1: two treated of three (e = 2/3). Control
-    weights e/(1-e): 0.5, 0.5, 2. ATT = mean(5, 8, 10) - (0.5*1 + 0.5*3 + 2*4) / 3 = 13/3,
-    the same as exact stratification: (1 * (5 - 2) + 2 * (9 - 4)) / 3."""
-    return pd.DataFrame({"d": [1, 0, 0, 1, 1, 0], "x": [0, 0, 0, 1, 1, 1], "y": [5.0, 1, 3, 8, 10, 4],
-                         "id": list("abcdef")})
-
-
-@pytest.mark.parametrize("method", ["ipw", "aipw"])
-def test_weighting_estimators_reproduce_hand_computed_att(six_rows, method):
-    r = loyalty.estimate_att(six_rows, "d", "y", ["x"], method)
-    assert r.estimate.estimate == pytest.approx(13 / 3, abs=1e-3)
-    assert r.n_treated == 3 and r.n_control == 3
-    assert r.counterfactual_mean == pytest.approx(23 / 3 - 13 / 3, abs=1e-3)
-    assert r.relative.estimate == pytest.approx((13 / 3) / (10 / 3), abs=1e-3)
-    b = r.balance.set_index("covariate").loc["x"]
-    assert b["smd_before"] == pytest.approx((2 / 3 - 1 / 3) / np.sqrt(1 / 3))
-    assert b["smd_after"] == pytest.approx(0.0, abs=1e-3)
-    assert b["control_mean_weighted"] == pytest.approx(2 / 3, abs=1e-3)
-    assert r.estimate.ci_low < r.estimate.estimate < r.estimate.ci_high
-
-
-def test_matching_pairs_nearest_controls_with_replacement():
-    df = pd.DataFrame({"d": [1, 1, 1, 0, 0, 0], "x": [1.0, 5.0, 5.1, 1.1, 4.8, 10.0],
-                       "y": [3.0, 9.0, 11.0, 1.0, 6.0, 20.0]})
-    r = loyalty.estimate_att(df, "d", "y", ["x"], "matching")
-    # pairs: (3 - 1), (9 - 6), (11 - 6): the control at 4.8 is used twice, the one at 10 never
-    assert r.estimate.estimate == pytest.approx((2 + 3 + 5) / 3)
-    assert r.n_control == 2
-    assert r.balance.set_index("covariate").loc["x", "control_mean_weighted"] == pytest.approx((1.1 + 2 * 4.8) / 3)
-
-
-def test_estimators_remove_confounding_on_a_simulated_intervention():
-    """Treatment more likely for high x, outcome rising with x; true ATT 1.5."""
-    rng = np.random.default_rng(7)
-    n = 4000
-    x = rng.normal(size=n)
-    d = (rng.random(n) < 1 / (1 + np.exp(-(x - 0.5)))).astype(int)
-    y = 1 + 2 * x + 1.5 * d + rng.normal(size=n)
-    df = pd.DataFrame({"d": d, "x": x, "y": y, "segment": np.where(x > 0, "a", "b")})
-    naive = y[d == 1].mean() - y[d == 0].mean()
-    assert naive > 3
-    for method in ("ipw", "matching", "aipw"):
-        r = loyalty.estimate_att(df, "d", "y", ["x", "segment"], method)
-        assert r.estimate.ci_low < 1.5 < r.estimate.ci_high, method
-        assert abs(r.estimate.estimate - 1.5) < 0.3, method
-        assert 0.01 < r.estimate.se < 0.3, method
-    assert r.balance["smd_after"].abs().max() < 0.1 < r.balance["smd_before"].abs().max()
-
-
-def test_cluster_errors_widen_with_repeated_rows(six_rows):
-    """The same customers stacked twice: the estimate is unchanged; summing within customers
-    gives the error of the original data (up to the small-sample factor), not one that shrinks."""
-    doubled = pd.concat([six_rows, six_rows], ignore_index=True)
-    single = loyalty.estimate_att(six_rows, "d", "y", ["x"], "aipw", cluster="id")
-    naive = loyalty.estimate_att(doubled, "d", "y", ["x"], "aipw")
-    clustered = loyalty.estimate_att(doubled, "d", "y", ["x"], "aipw", cluster="id")
-    assert clustered.estimate.estimate == pytest.approx(single.estimate.estimate, abs=1e-3)
-    assert clustered.estimate.se == pytest.approx(single.estimate.se, rel=0.05)
-    assert naive.estimate.se < clustered.estimate.se
-
-
 # -- ROI ---------------------------------------------------------------------------------------
 
 def test_programme_roi_by_hand():
@@ -160,7 +100,7 @@ def test_programme_roi_by_hand():
          "ci_low": est - 1.96 * se, "ci_high": est + 1.96 * se, "counterfactual_mean": 100.0,
          "n_treated": 50, "n_control": 60}
         for t in ("points", "vip") for s, est, se in (("absolute", 10.0, 2.0), ("relative", 0.1, 0.02))])
-    did = loyalty.CohortDiD("spend", "later_members", overall, pd.DataFrame(), pd.DataFrame())
+    did = CohortDiD("spend", "later_treated", overall, pd.DataFrame(), pd.DataFrame())
     customers = pd.DataFrame({"enrolled_month": pd.to_datetime(["2025-06-01", "2024-01-01"]),
                               "tier": ["points", "vip"]}, index=["a", "b"])
     p = LoyaltyParams(margin_rate=0.4, cost_per_member_month={"points": 1.0, "vip": 5.0},
@@ -174,6 +114,10 @@ def test_programme_roi_by_hand():
     assert roi.loc["points", "member_months_12m"] == 6  # July-December 2025
     assert roi.loc["vip", "member_months_12m"] == 12
     assert roi.loc["all", "annual_net"] == pytest.approx(6 * roi.loc["points", "net"] + 12 * roi.loc["vip", "net"])
+    annual_cost = 6 * roi.loc["points", "cost"] + 12 * roi.loc["vip", "cost"]
+    assert roi.loc["all", "roi"] == pytest.approx(roi.loc["all", "annual_net"] / annual_cost)
+    assert roi.loc["all", "roi_ci_low"] == pytest.approx(roi.loc["all", "annual_net_ci_low"] / annual_cost)
+    assert roi.loc["points", "roi_se"] == pytest.approx(0.4 * 2.0 / roi.loc["points", "cost"])
 
 
 # -- planted truths (demo data, seed 42) ---------------------------------------------------------
@@ -235,9 +179,11 @@ def test_aipw_balances_the_pre_enrollment_covariates(demo_results, unit, tier):
 @pytest.mark.slow
 def test_demo_effects_table_and_output(demo_unit, tmp_path):
     """The whole analysis on one unit: the machine-readable table has the agreed columns, only
-    that unit's numbers and no personal fields; order value and retention show no effect."""
-    impact = loyalty.loyalty_impact(demo_unit("online"))
-    loyalty.write_effects(impact, tmp_path)
+    that unit's numbers and no personal fields; order value and retention show no effect; the
+    report opens with at most five findings in both languages."""
+    data = demo_unit("online")
+    res = loyalty.analyse(data)
+    present.write_effects(res, tmp_path)
     t = pd.read_csv(tmp_path / "loyalty_effects.csv")
     assert list(t.columns[:9]) == ["outcome", "tier", "method", "estimate", "se", "ci_low", "ci_high",
                                    "n_treated", "n_control"]
@@ -248,23 +194,16 @@ def test_demo_effects_table_and_output(demo_unit, tmp_path):
     assert len(spo) and (spo["estimate"].abs() < 3 * spo["se"]).all(), spo
     ret = t[t["outcome"].str.startswith("active_12m")]
     assert len(ret) and (ret["estimate"].abs() < 3 * ret["se"]).all(), ret
-    assert len(impact.headline()) >= 3 and "naive" in impact.headline()[0]
-
-
-def test_leverage_corrected_cluster_covariance_matches_statsmodels_without_leverage():
-    import statsmodels.api as sm
-
-    rng = np.random.default_rng(3)
-    x = sm.add_constant(rng.normal(size=(200, 2)))
-    groups = np.repeat(np.arange(50), 4)
-    y = x @ [1.0, 2.0, -1.0] + rng.normal(size=50)[groups] + rng.normal(size=200)
-    w = rng.uniform(0.5, 2, 200)
-    fit = sm.WLS(y, x, weights=w).fit()
-    ref = sm.WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups}).cov_params()
-    ours = loyalty._cluster_cov(fit, np.zeros(200), groups)
-    np.testing.assert_allclose(ours * (200 - 1) / (200 - 3), ref, rtol=1e-10)
-    # leverage h inflates every residual by 1 / sqrt(1 - h): the covariance by 1 / (1 - h)
-    np.testing.assert_allclose(loyalty._cluster_cov(fit, np.full(200, 0.5), groups), 2 * ours, rtol=1e-10)
+    for lang in ("en", "zh"):
+        set_language(lang)
+        items = present.findings(res, data.params)
+        assert 3 <= len(items) <= 5
+        assert not [f.text for f in items if ENGLISH_WORDS.search(f.text + f.action)] or lang == "en"
+    set_language("en")
+    k = present.kpis(res, data.params)
+    assert k["effect"]["kind"] == "change" and k["effect"]["ci_low"] < k["effect"]["estimate"] < k["effect"]["ci_high"]
+    assert k["roi"]["kind"] == "change" and k["roi"]["ci_low"] < k["roi"]["estimate"] < k["roi"]["ci_high"]
+    assert 1 <= len(k["actions"]) <= 3
 
 
 # -- thin data: a reason instead of an exception ---------------------------------------------------
@@ -275,13 +214,109 @@ def test_no_comparison_group_gives_reasons_not_errors(two_by_two):
     panel, customers = two_by_two
     treated_only = customers.drop(["C1", "C2", "C3", "N1"])
     sub = panel[panel["customer_id"].isin(treated_only.index)]
-    assert isinstance(loyalty.cohort_did(sub, treated_only, lags=1, pre_months=1), loyalty.Unavailable)
-    assert isinstance(loyalty.naive_gap(sub, treated_only), loyalty.Unavailable)
+    assert isinstance(loyalty.cohort_did(sub, treated_only, lags=1, pre_months=1), Unavailable)
+    assert isinstance(loyalty.naive_gap(sub, treated_only), Unavailable)
     did = loyalty.cohort_did(panel, customers.assign(tier=customers["tier"].replace("vip", "points")),
                              lags=1, pre_months=1, event_study=False)
     assert "vip" in did.missing and (did.overall["tier"] != "vip").all()
 
 
-def test_one_class_propensity_is_unavailable(six_rows):
-    for d in (1, 0):
-        assert isinstance(loyalty.estimate_att(six_rows.assign(d=d), "d", "y", ["x"]), loyalty.Unavailable)
+
+# -- presentation: wording from params and results ---------------------------------------------------
+
+ENGLISH_WORDS = re.compile(r"[A-Za-z]{2,}(?:\s+[A-Za-z]{2,}){2,}")
+
+
+@pytest.fixture
+def params():
+    return load_params("online", ROOT / "params")
+
+
+@pytest.fixture(autouse=True)
+def english():
+    set_language("en")
+    yield
+    set_language("en")
+
+
+def _with_loyalty(params, **changes):
+    return params.model_copy(update={"loyalty": params.loyalty.model_copy(update=changes)})
+
+
+def test_did_window_follows_the_lags_in_params(params):
+    assert "months 1–12" in present.did_intro(params)
+    six = present.did_intro(_with_loyalty(params, lags=6, pre_months=3))
+    assert "months 1–6" in six and "1–12" not in six and "3 months before" in six
+    assert "month 1 " in present.did_intro(_with_loyalty(params, lags=1))
+    set_language("zh")
+    assert "第1–6个月" in present.did_intro(_with_loyalty(params, lags=6))
+
+
+def _overall(tier_effects: dict[str, tuple[float, float, float]], n: int = 200) -> pd.DataFrame:
+    rows = []
+    for tier, (est, lo, hi) in tier_effects.items():
+        for scale in ("absolute", "relative"):
+            rows.append({"outcome": "orders", "tier": tier, "scale": scale, "method": "cohort_did",
+                         "estimate": est, "se": (hi - lo) / 3.92, "ci_low": lo, "ci_high": hi,
+                         "counterfactual_mean": 1.0, "n_treated": n, "n_control": n})
+    return pd.DataFrame(rows)
+
+
+def _result(params, effect: tuple[float, float, float], roi: dict[str, tuple[float, float, float]]):
+    """A LoyaltyResult with a DiD effect on orders (all tiers and each tier) and net
+    contributions per tier (estimate, ci_low, ci_high); the other parts unavailable."""
+    orders = CohortDiD("orders", "later_treated", _overall({t: effect for t in ("all", *loyalty.TIERS)}),
+                       pd.DataFrame(), pd.DataFrame())
+    rows = [{"tier": tier, "net": net, "net_ci_low": lo, "net_ci_high": hi, "net_se": (hi - lo) / 3.92,
+             "cost": 10.0, "roi": net / 10, "roi_se": (hi - lo) / 39.2, "roi_ci_low": lo / 10,
+             "roi_ci_high": hi / 10, "estimated_uplift": 0.05, "break_even_uplift": 0.2, "n_treated": 200}
+            for tier, (net, lo, hi) in roi.items()]
+    total = {"tier": "all", "net": 0.0, "net_ci_low": -1.0, "net_ci_high": 1.0, "net_se": 0.5, "cost": 10.0,
+             "roi": 0.0, "roi_se": 0.05, "roi_ci_low": -0.1, "roi_ci_high": 0.1, "n_treated": 400}
+    gone = Unavailable("loyalty.unavailable.roi")
+    return loyalty.LoyaltyResult(
+        params=params.loyalty, currency="CNY", small_sample_n=30, naive=gone, did=orders, did_spend=gone,
+        did_active=gone, propensity=gone, propensity_all_customers=gone, order_value=gone, retention=gone,
+        segments=gone, roi=pd.DataFrame(rows + [total]), n_members=400)
+
+
+@pytest.mark.parametrize("effect,en,zh", [((0.12, 0.02, 0.22), "raises monthly orders by 12%", "增加"),
+                                          ((-0.12, -0.22, -0.02), "lowers monthly orders by 12%", "减少"),
+                                          ((0.03, -0.07, 0.13), "no clear change", "没有明确影响")])
+def test_direction_word_follows_the_sign_and_the_interval(params, effect, en, zh):
+    res = _result(params, effect, {"points": (-5.0, -9.0, -1.0), "vip": (3.0, -1.0, 7.0)})
+    text = present.findings(res, params)[0].text
+    assert en in text, text
+    set_language("zh")
+    assert zh in present.findings(res, params)[0].text
+
+
+def test_findings_are_at_most_five_and_say_whether_each_tier_pays(params):
+    res = _result(params, (0.12, 0.02, 0.22), {"points": (-5.0, -9.0, -1.0), "vip": (3.0, 1.0, 5.0)})
+    for lang in ("en", "zh"):
+        set_language(lang)
+        items = present.findings(res, params)
+        assert len(items) <= 5 and all(f.text for f in items)
+        if lang == "zh":
+            assert "积分计划无法收回成本" in items[1].text
+            assert "VIP会员计划能够收回成本" in items[2].text
+            assert not [f.text for f in items if ENGLISH_WORDS.search(f.text + f.action)]
+        else:
+            assert "Points tier does not pay" in items[1].text and "VIP tier pays" in items[2].text
+            assert "+20%" in items[1].action  # the break-even uplift
+
+
+def test_kpis_name_their_kind(params):
+    k = present.kpis(_result(params, (0.12, 0.02, 0.22), {"points": (-5.0, -9.0, -1.0)}), params)
+    assert k["effect"]["kind"] == "change" and k["effect"]["estimate"] == pytest.approx(0.12)
+    assert k["roi"]["kind"] == "change" and (k["roi"]["ci_low"], k["roi"]["ci_high"]) == (-0.1, 0.1)
+
+
+def test_covariate_names_are_readable_and_keep_chinese_values():
+    assert present.covariate_name("tenure_months") == "Tenure (months)"
+    assert present.covariate_name("region=West") == "Region: West"
+    assert present.covariate_name("region=华东") == "Region: 华东"
+    assert present.covariate_name("pre_order_value_missing") == "Value per order before enrollment: missing"
+    set_language("zh")
+    assert present.covariate_name("region=华东") == "地区：华东"
+

@@ -51,10 +51,15 @@ def test_chinese_catalogue_has_no_english_sentences():
     (0.362, "pct", "36%"), (0.0462, "pct", "4.6%"), (0.043, "change", "+4.3%"), (-0.12, "change", "−12%"),
     (0.018, "pp", "+1.8 pp"), (1462990.14, "money", "CNY 1,462,990"), (12.5, "money", "CNY 12.50"),
     (14_600_000, "money", "CNY 14.6 million"), (1204, "count", "1,204"), (208.0, "days", "208 days"),
-    (-0.3, "nps", "0"), (12.4, "nps", "+12"), (-15.2, "nps", "−15"), (1.7123, "ratio", "1.71"),
+    (-0.3, "nps", "0"), (-0.5, "number", "−0.50"), (-0.0004, "change", "0.0%"), (0.004, "pp", "+0.4 pp"), (12.4, "nps", "+12"), (-15.2, "nps", "−15"), (1.7123, "ratio", "1.71"),
 ])
 def test_values_read_as_their_kind(x, kind, expected):
     assert fmt.value(x, kind, currency="CNY", compact=kind == "money" and x > 1e7) == expected
+
+
+def test_signed_money_keeps_the_sign_with_the_number():
+    assert fmt.value(-1.7, "money", currency="CNY", signed=True) == "CNY −1.70"
+    assert fmt.value(1.3, "money", currency="CNY", signed=True) == "CNY +1.30"
 
 
 def test_estimates_and_intervals():

@@ -32,7 +32,7 @@ from custlib.present.i18n import has, t
 
 KINDS = ("pct", "change", "pp", "money", "count", "number", "days", "nps", "ratio")
 SIGNED = {"change", "pp", "nps"}
-_NEG_ZERO = re.compile(r"^-(0(?:\.0+)?)(?!\d)")
+_NEG_ZERO = re.compile(r"^-(0(?:\.0+)?)$")
 
 
 def _get(e, field: str):
@@ -66,7 +66,7 @@ def _number_digits(x: float) -> int:
     return 0 if a >= 100 else 1 if a >= 10 else 2
 
 
-def money(x: float, currency: str, compact: bool = False, digits: int | None = None) -> str:
+def money(x: float, currency: str, compact: bool = False, digits: int | None = None, signed: bool = False) -> str:
     """An amount with its currency: no fen from 1,000 up; ``compact`` in millions / 万."""
     if _missing(x):
         return "–"
@@ -76,6 +76,8 @@ def money(x: float, currency: str, compact: bool = False, digits: int | None = N
         amount = t(f"fmt.compact.{step}", x=_plain(scaled, 1 if abs(scaled) < 100 else 0))
     else:
         amount = _plain(x, digits if digits is not None else (0 if abs(x) >= 1000 else 2))
+    if signed:
+        amount = _sign(amount, x)
     key = f"fmt.currency.{currency}"
     return t(key, x=amount) if has(key) else f"{currency} {amount}"
 
@@ -90,8 +92,7 @@ def value(x, kind: str = "number", *, currency: str = "", signed: bool | None = 
     x = float(x)
     signed = kind in SIGNED if signed is None else signed
     if kind == "money":
-        text = money(x, currency, compact, digits)
-        return _sign(text, x) if signed else text
+        return money(x, currency, compact, digits, signed)
     if kind in ("pct", "change"):
         d = _pct_digits(x) if digits is None else digits
         text = _plain(100 * x, d) + "%"

@@ -95,7 +95,7 @@ def _days_estimate(e, ci_words: bool = True) -> str:
 
 
 def _money(e, params: UnitParams) -> str:
-    return fmt.estimate(e, "money", currency=params.currency, n=False)
+    return fmt.estimate(e, "money", currency=params.currency, n=False, compact=True)
 
 
 # -- findings ------------------------------------------------------------------------------------
