@@ -564,7 +564,7 @@ def _residuals_table(seg: sg.SegmentationResult, grouping: str, top: int = 15) -
 
 def diagnostics(seg: sg.SegmentationResult, params) -> None:
     """The one collapsed "Method and diagnostics" block: intervals used, mean RFM scores, the
-    class rules as written in params, the profile tests and residuals, and the choice and
+    class rules that could not be put into words (as written in params), the profile tests and residuals, and the choice and
     stability of the clusters."""
     s = seg.rfm.summary
     parts = [report.note_html(t("segmentation.diagnostics.methods", reps=sg.CONCENTRATION_REPS)),
@@ -572,8 +572,8 @@ def diagnostics(seg: sg.SegmentationResult, params) -> None:
                  _col("segment"): s["segment"].map(labels(seg, "rfm_segment")),
                  _col("mean_scores"): [f"{r:.1f} / {f:.1f} / {m:.1f}" for r, f, m in zip(s["mean_r"], s["mean_f"], s["mean_m"])],
              }), t("segmentation.diagnostics.scores_caption"), n=seg.rfm.n)]
-    rules = [(k, r) for k, d in seg.params.classes.items() for r in d.rules]
-    if rules:
+    rules = [(k, r) for k, d in seg.params.classes.items() for r in d.rules if class_rule_text(seg, r.rule) is None]
+    if rules:  # the rules the classes table could not put into words, as written in params
         parts.append(report.table_html(pd.DataFrame({
             _col("classification"): [_label(seg.params.classes[k]) for k, _ in rules],
             _col("class"): [_label(r) for _, r in rules], _col("rule_params"): [r.rule for _, r in rules],
