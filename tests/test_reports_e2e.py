@@ -3,6 +3,7 @@ reports` runs them: every report renders; a unit with `language: zh` and Chinese
 values reads in Chinese with every glyph drawn; a unit with overridden cuts, NPS groups and DiD
 window states its own values; the portfolio page compares the units."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -114,3 +115,18 @@ def test_portfolio_compares_the_units(demo_run):
         kpis = json.loads((root / "reports" / unit / "data" / "segmentation" / "kpis.json").read_text())
         assert kpis["customers"] > 0
     assert page.count("95% CI") >= 3 * 6 and page.count("<svg") == 3
+
+
+def _digests(folder):
+    return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rerunning_one_analysis_leaves_the_others_outputs_alone(demo_run):
+    root, _ = demo_run
+    data = root / "reports" / "b2b" / "data"
+    before = {k: v for k, v in _digests(data).items() if k.parts[0] != "segmentation"}
+    assert any(k.parts[0] == "lifecycle" and "targets" in k.parts for k in before)
+    runner.run(root, units=["b2b"], analyses=["segmentation"], jobs=1, progress=False)
+    after = {k: v for k, v in _digests(data).items() if k.parts[0] != "segmentation"}
+    assert after == before

@@ -92,6 +92,13 @@ def sparkline(months: list[str], values: list[float], width: int = 220, height: 
             f"{html.escape(months[-1])}</text></svg>")
 
 
+def _top_actions(unit_kpis: dict[str, dict], n: int = 5) -> list[str]:
+    """Up to ``n`` actions, taken in turn from each report (each report lists its own by priority)."""
+    lists = [k.get("actions", []) for k in unit_kpis.values()]
+    turns = (lst[i] for i in range(max(map(len, lists), default=0)) for lst in lists if i < len(lst))
+    return list(dict.fromkeys(turns))[:n]
+
+
 def _unit_rows(manifest: dict) -> dict[str, list[dict]]:
     by_unit: dict[str, list[dict]] = {}
     for r in manifest["reports"]:
@@ -111,6 +118,8 @@ def _report_links(rows: list[dict]) -> str:
             detail = f' <span class="cl-reason">{html.escape(t("portfolio.needs", tables=tables))}</span>'
         elif r["status"] == "failed":
             detail = f' <span class="cl-error">{html.escape(r.get("error") or "")}</span>'
+        if r["status"] in ("failed", "refused") and r.get("html"):
+            detail += f' <span class="cl-reason">{html.escape(t("portfolio.kept"))}</span>'
         items.append(f"<li>{link} · {status}{detail}</li>")
     return f'<ul class="cl-links">{"".join(items)}</ul>'
 
@@ -145,7 +154,7 @@ def page_body(manifest: dict, reports: Path) -> tuple[str, str, str]:
     parts.append(f'<table class="cl-portfolio"><tr><th></th>{head}</tr>{"".join(rows)}</table>')
     for u in units:
         refusals = sorted({r["error"] for r in by_unit[u] if r["status"] == "refused" and r.get("error")})
-        actions = [a for k in kpis[u].values() for a in k.get("actions", [])][:5]
+        actions = _top_actions(kpis[u])
         parts.append(f'<h2>{html.escape(names[u])}</h2>'
                      + "".join(f'<div class="cl-warning">⚠ {html.escape(x)}</div>' for x in refusals))
         if actions:

@@ -288,8 +288,7 @@ def kpis(seg: sg.SegmentationResult, params) -> dict:
     if seg.buyers >= seg.small_n:
         out["gini"] = {**seg.value.gini.to_dict(), "kind": "ratio"}
         out["top20_share"] = {**seg.value.top20.to_dict(), "kind": "pct"}
-    firsts = list(dict.fromkeys(actions[0] for _, actions, _ in _findings(seg, params) if actions))
-    out["actions"] = [labels(seg, "action")[a] for a in firsts[:3]]
+    out["actions"] = [f.action for f in findings(seg, params) if f.action][:3]
     return out
 
 
