@@ -54,6 +54,13 @@ REGIONS = {
     "Central": ["Wuhan", "Changsha", "Zhengzhou"],
     "West": ["Chengdu", "Chongqing", "Xi'an"],
 }
+# The stores unit is a Chinese retailer: its customer records name regions and cities in Chinese
+# (as a Chinese CRM export does), so its reports show Chinese category values.
+PLACES_ZH = {"East": "华东", "North": "华北", "South": "华南", "Central": "华中", "West": "西部",
+             "Shanghai": "上海", "Hangzhou": "杭州", "Nanjing": "南京", "Suzhou": "苏州", "Beijing": "北京",
+             "Tianjin": "天津", "Shijiazhuang": "石家庄", "Guangzhou": "广州", "Shenzhen": "深圳", "Xiamen": "厦门",
+             "Wuhan": "武汉", "Changsha": "长沙", "Zhengzhou": "郑州", "Chengdu": "成都", "Chongqing": "重庆",
+             "Xi'an": "西安"}
 INTERESTS = ("fashion", "technology", "home", "sports", "travel", "food", "family", "business")
 TIERS = ("basic", "standard", "premium")
 
@@ -97,6 +104,7 @@ class UnitSpec:
     funnel: dict[str, dict[str, float]]  # source -> stage -> conversion probability
     stage_days: dict[str, float]  # stage -> mean days to the decision
     lead_sources: dict[str, float] = field(default_factory=dict)
+    chinese_places: bool = False  # regions and cities written in Chinese (PLACES_ZH)
 
 
 def _interests(**kw: float) -> dict[str, float]:
@@ -147,6 +155,7 @@ UNITS: dict[str, UnitSpec] = {
     "stores": UnitSpec(
         id="stores",
         display_name="Retail stores 门店",
+        chinese_places=True,
         bgnbd={"r": 1.3, "alpha": 9.0, "a": 0.6, "b": 5.0},
         gamma_gamma={"p": 5.0, "q": 3.5, "v": 60.0},
         archetypes=[
@@ -394,13 +403,14 @@ class _Unit:
         })
         self.attr_latent, self.sat = attr_latent, sat
         ent = enterprise
+        places = (lambda names: pd.Series(names).map(PLACES_ZH).to_numpy()) if s.chinese_places else np.asarray
         return pd.DataFrame({
             "customer_no": np.arange(n),
             "business_unit": s.id,
             "signup_date": _to_date(signup),
             "customer_type": np.where(ent, "enterprise", "individual"),
-            "region": region_names[region_idx],
-            "city": city,
+            "region": places(region_names[region_idx]),
+            "city": places(city),
             "age": pd.array(np.where(ent, np.nan, age), dtype="Int64"),
             "gender": np.where(ent, None, gender),
             "income_band": np.where(ent, None, income),
