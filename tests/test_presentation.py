@@ -13,7 +13,6 @@ import warnings
 import matplotlib.pyplot as plt
 import pytest
 
-import custlib
 from custlib import plots
 from custlib.present import fmt, i18n
 from custlib.stats import Estimate
