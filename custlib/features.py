@@ -168,7 +168,10 @@ def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table |
     o = r.inner_join(tx, "customer_id")
     o = o.filter(o.order_date <= o.response_date)
     by_order = o.group_by("response_id").aggregate(
-        order_channel=o.channel.argmax(o.order_date, where=o.amount > 0),
+        # the latest purchase's channel; same-day orders are told apart by order_id (as text), so
+        # every engine picks the same row whatever order it scans them in
+        order_channel=o.channel.argmax(o.order_date.cast("string").concat("|", o.order_id.cast("string")),
+                                       where=o.amount > 0),
         revenue_year_before=o.amount.sum(where=o.order_date > o.response_date - ibis.interval(days=365)),
     )
     out = (r.left_join(by_day, "response_id").left_join(by_order, "response_id")

@@ -227,6 +227,16 @@ def _tx(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
                          for i, (c, d, a, ch) in enumerate(rows)])
 
 
+def test_order_channel_of_same_day_orders_does_not_depend_on_row_order():
+    """Two orders on the survey's last purchase day: the one with the larger order_id counts."""
+    rows = [("F", "2025-05-01", 5, "app"), ("F", "2025-05-01", 5, "web"), ("F", "2025-04-01", 5, "phone")]
+    responses = pd.DataFrame({"response_id": ["1"], "customer_id": ["F"], "response_date": pd.to_datetime(["2025-05-03"])})
+    tx = _tx(rows)  # order ids O0 (app), O1 (web), O2 (phone)
+    for shuffled in (tx, tx.iloc[::-1], tx.iloc[[1, 2, 0]]):
+        f = features.survey_followup(responses, shuffled, date(2025, 12, 31), lapse_days=30)
+        assert f["order_channel"].tolist() == ["web"]
+
+
 def test_survey_followup_and_lapse_frame_hand_example():
     """Lapse = purchase followed by > 30 days without one; observation end 2025-12-31, so
     follow-up ends 2025-12-01."""
