@@ -3,6 +3,11 @@
 Each function builds one Ibis expression and executes it once; pandas only sees the result.
 Pass a typed transactions table (``UnitData.transactions``) or, in tests, a pandas frame with
 the contract's columns (it is wrapped in an in-memory table).
+
+The expressions run unchanged on DuckDB and PostgreSQL (tests/test_engines.py compares them):
+conditions are counted with ``cond.sum()``, which Ibis compiles to a cast each engine accepts
+(PostgreSQL has no boolean -> bigint or boolean -> double cast), and every choice of one row
+among several (``argmin``/``argmax``, ``row_number``) is ordered by a key that cannot tie.
 """
 
 from __future__ import annotations
@@ -99,16 +104,16 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
     aggs = dict(
         first_order=t.order_date.min(where=pos),
         last_order=t.order_date.max(where=pos),
-        orders=pos.cast("int64").sum(),
+        orders=pos.sum(),
         purchase_days=t.order_date.nunique(where=pos),
         revenue=t.amount.sum(),
         gross_sales=t.amount.sum(where=pos),
-        discounted_share=((t.discount > 0) & pos).cast("float64").sum() / pos.cast("float64").sum(),
+        discounted_share=((t.discount > 0) & pos).sum() / pos.sum(),
         discount_rate=t.discount.sum(where=pos) / (t.amount.sum(where=pos) + t.discount.sum(where=pos)),
     )
     tier = t.product_category.substitute(category_tiers, else_=ibis.null("string")) if category_tiers else None
     for name in ("basic", "standard", "premium"):
-        aggs[f"{name}_share"] = (((tier == name) & pos).cast("float64").sum() / pos.cast("float64").sum()
+        aggs[f"{name}_share"] = (((tier == name) & pos).sum() / pos.sum()
                                  if category_tiers else ibis.null("float64"))
     agg = t.group_by("customer_id").aggregate(**aggs)
     agg = agg.filter(agg.orders > 0).mutate(
@@ -162,7 +167,7 @@ def survey_followup(responses: ir.Table | pd.DataFrame, transactions: ir.Table |
     lapse = d.starts_lapse & after_response
     by_day = d.group_by("response_id").aggregate(
         first_order=d.order_date.min(),
-        orders_before=(d.order_date <= d.response_date).cast("int64").sum(),
+        orders_before=(d.order_date <= d.response_date).sum(),
         lapse_date=d.order_date.min(where=lapse),
     )
     o = r.inner_join(tx, "customer_id")
@@ -201,7 +206,7 @@ def customer_month_panel(transactions: ir.Table | pd.DataFrame, observation_end:
     t = t.mutate(month=t.order_date.truncate("M"))
     pos = t.amount > 0
     activity = t.group_by(["customer_id", "month"]).aggregate(
-        orders=pos.cast("int64").sum(), gross_sales=t.amount.sum(where=pos), spend=t.amount.sum())
+        orders=pos.sum(), gross_sales=t.amount.sum(where=pos), spend=t.amount.sum())
     first = t.filter(pos).group_by("customer_id").aggregate(first_month=t.month.min())
     calendar = pd.date_range(pd.Timestamp(start).to_period("M").to_timestamp(),
                              pd.Timestamp(observation_end), freq="MS")
@@ -217,7 +222,7 @@ def customer_month_panel(transactions: ir.Table | pd.DataFrame, observation_end:
         gross_sales=ibis.coalesce(p.gross_sales, 0.0),
         spend=ibis.coalesce(p.spend, 0.0),
     )
-    out = out.mutate(active=(out.orders > 0).cast("int64"))
+    out = out.mutate(active=ibis.ifelse(out.orders > 0, 1, 0).cast("int64"))
     df = out.order_by(["customer_id", "month"]).execute()
     for c in ("month", "first_month"):
         df[c] = pd.to_datetime(df[c])
@@ -256,8 +261,8 @@ def purchase_day_counts(transactions: ir.Table | pd.DataFrame, observation_end: 
     days = days.mutate(first=days.order_date.min().over(ibis.window(group_by="customer_id")))
     is_first = days.order_date == days.first
     agg = days.group_by(date=days.order_date).aggregate(
-        first_purchases=is_first.cast("int64").sum(),
-        repeat_purchases=(~is_first & (days.first <= cohort_end)).cast("int64").sum())
+        first_purchases=is_first.sum(),
+        repeat_purchases=(~is_first & (days.first <= cohort_end)).sum())
     df = agg.order_by("date").execute()
     df["date"] = pd.to_datetime(df["date"])
     return df

@@ -146,6 +146,71 @@ def open_tables(location: Path, mapping: SourceMapping, timezone: str,
     return con, files
 
 
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_database_url(location: object) -> bool:
+    """Whether a data source names a database server (``postgresql://…``) instead of a path."""
+    return isinstance(location, str) and location.startswith(DATABASE_SCHEMES)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and manifests."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_database(url: str, mapping: SourceMapping,
+                  unit_id: str | None = None) -> tuple[ibis.BaseBackend, dict[str, str], dict[str, ir.Table]]:
+    """Connect to a PostgreSQL database whose tables already follow the contract.
+
+    Each contract table is the database table of its name (or ``sources.<table>.file``, a table
+    name); its columns must carry the contract's names (the engine casts them to the contract's
+    types on use). The column mapping and cleaning of exports (dates, decimal commas, values)
+    is done for files only: load mapped exports into the database after cleaning them. A table
+    without ``business_unit`` gets ``unit_id``, as for files. Nothing is created in the
+    database. Returns the connection, ``{table: "<url>::<table>"}`` (password left out) and
+    the table expressions. Needs the driver: ``pip install 'custlib[postgres]'``.
+    """
+    display = redacted(url)
+    try:
+        con = ibis.connect(url)
+    except ModuleNotFoundError as e:
+        raise CustlibDataError(f"reading a PostgreSQL database needs its driver ({e.name} is not "
+                               "installed): pip install 'custlib[postgres]'", file=display,
+                               rule="missing driver") from None
+    except Exception as e:  # noqa: BLE001 - the driver's own error names the cause
+        raise CustlibDataError(f"cannot connect to the database ({_first_line(e)}): check the URL, "
+                               "and give the password in PGPASSWORD or ~/.pgpass rather than in params",
+                               file=display, rule="unreadable source") from None
+    present = set(con.list_tables())
+    files, tables = {}, {}
+    for name in contract.TABLES:
+        spec = mapping.table(name)
+        mapped = sorted(spec.model_dump(exclude_defaults=True).keys() - {"file", "optional"})
+        if mapped:
+            raise CustlibDataError(f"sources.{name}.{mapped[0]} is for files: a database table must "
+                                   "already have the contract's column names and values (only file, the "
+                                   "table name, and optional can be set)", table=name, file=display,
+                                   rule="mapping")
+        member = spec.file or name
+        if member not in present:
+            if spec.file and not spec.optional:
+                raise CustlibDataError(f"the database has no table {member!r} (mapped under sources.{name}."
+                                       f"file); its tables: {', '.join(sorted(present))}",
+                                       table=name, file=display, rule="missing file")
+            continue
+        tables[name] = _with_unit(con.table(member), unit_id)
+        files[name] = f"{display}::{member}"
+    return con, files, tables
+
+
 # -- reading files ---------------------------------------------------------------------------------
 
 _DB = ("source_db", "main")  # catalog and schema of an attached .duckdb file

@@ -30,7 +30,7 @@ def monthly_activity(data: UnitData) -> pd.DataFrame:
     t = data.transactions
     t = t.mutate(month=t.order_date.truncate("M"))
     df = (t.group_by("month")
-          .aggregate(revenue=t.amount.sum(), orders=(t.amount > 0).cast("int64").sum(),
+          .aggregate(revenue=t.amount.sum(), orders=(t.amount > 0).sum(),
                      customers=t.customer_id.nunique())
           .order_by("month").execute())
     df["month"] = pd.to_datetime(df["month"])
@@ -68,7 +68,7 @@ def unit_kpis(data: UnitData) -> dict:
         current=ibis.ifelse(recent, t.amount, 0).sum(), previous=ibis.ifelse(recent, 0, t.amount).sum(),
         active=(recent & (t.amount > 0)).any())
     pc = per_customer
-    s = pc.aggregate(n=pc.count(), active=pc.active.cast("int64").sum(), c=pc.current.sum(), p=pc.previous.sum(),
+    s = pc.aggregate(n=pc.count(), active=pc.active.sum(), c=pc.current.sum(), p=pc.previous.sum(),
                      cc=(pc.current * pc.current).sum(), pp=(pc.previous * pc.previous).sum(),
                      cp=(pc.current * pc.previous).sum()).execute().iloc[0]
     customers = int(data.customers.count().execute())

@@ -1,8 +1,10 @@
 """Open a data source through Ibis (DuckDB by default), validate it against the contract, and
 hand out typed, per-unit table expressions.
 
-A source is a folder of ``<table>.parquet`` / ``<table>.csv`` files or a DuckDB database file.
-Files are registered as views: nothing is copied and raw transactions never enter pandas.
+A source is a folder of ``<table>.parquet`` / ``<table>.csv`` files, a DuckDB database file or a
+PostgreSQL database (``postgresql://…``) whose tables follow the contract; the same Ibis
+expressions run on either engine. Files are registered as views: nothing is copied and raw
+transactions never enter pandas.
 Personal fields are never selected into the typed tables, so no analysis can leak them.
 """
 
@@ -19,7 +21,8 @@ import pandas as pd
 
 from custlib import contract
 from custlib.errors import CustlibDataError
-from custlib.mapping import SourceMapping, open_tables, row_examples
+from custlib.mapping import (SourceMapping, is_database_url, open_database, open_tables, redacted,
+                             row_examples)
 from custlib.params import UnitParams, load_params
 
 N_EXAMPLES = 5
@@ -30,16 +33,21 @@ class Source:
     """An open data source: the Ibis connection and where each table came from.
 
     ``files`` holds the tables found in the source; an optional table that is absent reads as
-    an empty table with the contract's columns."""
+    an empty table with the contract's columns. ``location`` is a path, or a database URL
+    (without its password); ``tables`` holds the table expressions of a database source (files
+    are views of ``con`` named after their table)."""
 
-    location: Path
+    location: Path | str
     con: ibis.BaseBackend
     files: dict[str, str] = field(default_factory=dict)  # table -> file (or db::table)
+    tables: dict[str, ir.Table] = field(default_factory=dict, repr=False)
 
     def has_table(self, table: str) -> bool:
         return table in self.files
 
     def raw(self, table: str) -> ir.Table:
+        if table in self.tables:
+            return self.tables[table]
         if table in self.files:
             return self.con.table(table)
         spec = contract.TABLES[table]
@@ -61,8 +69,16 @@ class Source:
         return raw.select(cols)
 
     def fingerprint(self) -> str:
-        """SHA-256 over the source files' bytes (changes when any input changes)."""
+        """SHA-256 over the source files' bytes (changes when any input changes). For a database:
+        over its location and each table's columns and row count (the engine does not hand out
+        the bytes; an update that keeps the row count keeps the fingerprint)."""
         h = hashlib.sha256()
+        if not isinstance(self.location, Path):
+            h.update(self.location.encode())
+            for name in sorted(self.tables):
+                t = self.tables[name]
+                h.update(f"{name}:{t.schema()!r}:{int(t.count().execute())}".encode())
+            return h.hexdigest()[:16]
         paths = sorted({Path(f.split("::")[0]) for f in self.files.values()})
         for p in paths:
             h.update(p.name.encode())
@@ -77,20 +93,27 @@ _PANDAS_TYPES = {"string": "object", "date": "datetime64[ns]", "int": "int64", "
 
 def open_source(location: str | Path, mapping: SourceMapping | None = None,
                 timezone: str = "Asia/Shanghai", unit_id: str | None = None) -> Source:
-    """Connect to a data source (a folder of files or a ``.duckdb`` file) through its mapping.
+    """Connect to a data source (a folder of files, a ``.duckdb`` file or a ``postgresql://``
+    URL) through its mapping.
 
     Raises :class:`CustlibDataError` when the source cannot be read or a required table
     (customers, transactions) is absent.
     """
-    location = Path(location)
-    con, files = open_tables(location, mapping or SourceMapping(), timezone, unit_id)
+    tables: dict[str, ir.Table] = {}
+    if is_database_url(location):
+        con, files, tables = open_database(location, mapping or SourceMapping(), unit_id)
+        location, is_db = redacted(location), True
+    else:
+        location = Path(location)
+        con, files = open_tables(location, mapping or SourceMapping(), timezone, unit_id)
+        is_db = location.is_file()
     for name, spec in contract.TABLES.items():
         if spec.required and name not in files:
-            expected = ("the database has no table of that name" if location.is_file() else
+            expected = ("the database has no table of that name" if is_db else
                         f"expected {name}.parquet or {name}.csv, or a file mapped under sources.{name} in params")
             raise CustlibDataError(f"required table '{name}' is missing: {expected}",
                                    file=str(location), table=name, rule="required table")
-    return Source(location, con, files)
+    return Source(location, con, files, tables)
 
 
 def _examples(raw: ir.Table, cond: ir.BooleanValue, column: str) -> list[str]:
@@ -102,6 +125,36 @@ _HINTS = {
     "float": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
     "int": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
 }
+
+
+# Engines whose Ibis try_cast is a plain CAST (PostgreSQL has no TRY_CAST): one bad value would
+# fail the whole query, so text is checked against a pattern before it is cast.
+_NO_TRY_CAST = {"postgres"}
+_TEXT_PATTERNS = {
+    "int": r"^\s*[+-]?\d{1,18}\s*$",
+    "float": r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$",
+    "date": r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$",
+}
+
+
+def _try_cast(source: Source, col: ir.Value, dtype: str) -> ir.Value:
+    """``col`` as the contract type, null where it cannot be read as one, on every engine.
+
+    Where the engine has no TRY_CAST, text must match a pattern first: plain numbers, and ISO
+    dates (``2024-03-05``, a time of day allowed) on a real calendar day."""
+    target = contract.IBIS_TYPES[dtype]
+    if source.con.name not in _NO_TRY_CAST or not col.type().is_string():
+        return col.try_cast(target)
+    pattern = _TEXT_PATTERNS[dtype]
+    ok = col.re_search(pattern)
+    if dtype == "date":
+        y, m, d = (col.re_extract(pattern, i) for i in (1, 2, 3))
+        y, m, d = (ibis.ifelse(ok, v, "0").cast("int64") for v in (y, m, d))
+        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+        last = ibis.cases((m == 2, ibis.ifelse(leap, 29, 28)), (m.isin([4, 6, 9, 11]), 30), else_=31)
+        ok = ok & m.between(1, 12) & d.between(1, last)
+        col = col.strip().re_extract(r"^\d{4}-\d{1,2}-\d{1,2}", 0)
+    return ibis.ifelse(ok, col, ibis.null("string")).cast(target)
 
 
 def validate(source: Source, unit_ids: list[str] | None = None) -> None:
@@ -125,11 +178,10 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
             if c.name not in raw.columns:
                 continue
             col = raw[c.name]
-            target = contract.IBIS_TYPES[c.dtype]
             if c.dtype != "string" and col.type().is_string():
                 checks.append((c.name, f"values are not {'dates' if c.dtype == 'date' else 'numbers'}",
-                               col.notnull() & (col.strip() != "") & col.try_cast(target).isnull()))
-            typed = col.try_cast(target) if c.dtype != "string" else col.cast("string")
+                               col.notnull() & (col.strip() != "") & _try_cast(source, col, c.dtype).isnull()))
+            typed = _try_cast(source, col, c.dtype) if c.dtype != "string" else col.cast("string")
             if not c.nullable:
                 checks.append((c.name, "values are missing", col.isnull()))
             if c.allowed:
@@ -141,7 +193,7 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
                 checks.append((c.name, f"values are above {c.max:g}", typed > c.max))
         total, *counts = raw.aggregate(
             [raw.count().name("_n")]
-            + [cond.fill_null(False).cast("int64").sum().name(f"_c{i}") for i, (_, _, cond) in enumerate(checks)]
+            + [cond.fill_null(False).sum().name(f"_c{i}") for i, (_, _, cond) in enumerate(checks)]
         ).execute().iloc[0].tolist()
         for (column, message, cond), count in zip(checks, counts):
             if count:
@@ -267,6 +319,8 @@ def unit_problem(data: UnitData) -> str | None:
 
 def open_unit_source(params: UnitParams, root: Path) -> Source:
     """The unit's data source as its parameters describe it (location, mapping, time zone)."""
+    if is_database_url(params.data_source):
+        return open_source(params.data_source, params.sources, params.timezone, params.id)
     location = Path(params.data_source)
     location = location if location.is_absolute() else root / location
     return open_source(location, params.sources, params.timezone, params.id)
