@@ -23,6 +23,7 @@ from pathlib import Path
 
 from custlib.contract import ANALYSES
 from custlib.errors import CustlibDataError
+from custlib.mapping import is_database_url, redacted
 from custlib.params import load_params, unit_ids
 from custlib.present.i18n import set_language, t
 from custlib.sources import UnitData, open_unit_source, unit_problem, validate
@@ -198,8 +199,11 @@ def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None
     for u in units:
         p = load_params(u, root / "params")
         if data_source is not None:
-            p = p.model_copy(update={"data_source": str(Path(data_source).resolve())})
+            location = str(data_source) if is_database_url(str(data_source)) else str(Path(data_source).resolve())
+            p = p.model_copy(update={"data_source": location})
         params[u] = p.model_dump(mode="json")
+        if is_database_url(p.data_source):  # the manifest never holds a password
+            params[u]["data_source"] = redacted(p.data_source)
         key = (p.data_source, p.sources.model_dump_json(), p.timezone)
         src = open_unit_source(p, root)
         if key not in checked:
@@ -209,7 +213,7 @@ def check_inputs(root: Path, units: list[str], analyses: list[str] | None = None
         data = opened[u] = UnitData(p, src, root, run_date)
         if data.rows("customers") and data.rows("customers") == src.raw("customers").count().execute():
             owners.setdefault(key, []).append(u)
-        _check_shared(owners.get(key, []), p.data_source)
+        _check_shared(owners.get(key, []), params[u]["data_source"])
         problem = unit_problem(data)
         if problem:
             refused[u] = problem

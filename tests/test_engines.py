@@ -229,6 +229,23 @@ def test_database_source_names_its_tables_without_the_password(pg):
     assert len(src.fingerprint()) == 16
 
 
+def test_a_run_pointed_at_the_database_records_no_password(pg):
+    """`custlib validate/run --data-source postgresql://…` validates the database; the manifest's
+    parameters name it without the password."""
+    from custlib import runner
+
+    _, url = pg
+    parts = urlsplit(url)
+    with_password = parts._replace(netloc=f"{parts.username or 'postgres'}:secret@{parts.hostname}:{parts.port}")
+    try:
+        inputs = runner.check_inputs(ROOT, ["online"], data_source=with_password.geturl())
+    except CustlibDataError as e:  # a server that checks passwords refuses the made-up one
+        assert "secret" not in str(e)
+        return
+    assert inputs.refused == {} and inputs.data["online"].rows("customers") > 0
+    assert "secret" not in inputs.parameters["online"]["data_source"]
+
+
 def test_database_source_refuses_file_mappings(pg):
     _, url = pg
     mapping = SourceMapping(transactions=TableSource(decimal=","))
