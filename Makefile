@@ -2,9 +2,10 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO := data/demo/transactions.parquet
 DEMO_CUSTOMERS ?= 20000
 DEMO_SEED ?= 42
+# One stamp per size and seed: `make reports DEMO_CUSTOMERS=1000000` regenerates the demo at that size.
+DEMO := data/demo/.generated-$(DEMO_CUSTOMERS)-$(DEMO_SEED)
 
 .PHONY: reports test test-slow lab demo-data contract-doc bench clean
 
@@ -15,7 +16,9 @@ $(BIN)/custlib: pyproject.toml
 	touch $@
 
 $(DEMO): | $(BIN)/custlib
+	rm -f data/demo/.generated-*
 	$(BIN)/custlib demo-data --out data/demo --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED)
+	touch $@
 
 demo-data: $(DEMO)
 

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from custlib.contract import PERSONAL_FIELDS
@@ -177,13 +178,28 @@ def _write_atomic(path: Path, write) -> Path:
 
 
 def write_output(df: pd.DataFrame, path: str | Path, index: bool = False) -> Path:
-    """Write a CSV or Parquet output atomically (temporary file, then rename); never writes
-    personal fields."""
+    """Write a CSV (UTF-8, header row) or Parquet output atomically (temporary file, then
+    rename); never writes personal fields. DuckDB's ``COPY`` writes it from the frame's columns
+    (no converted copy in pandas, multi-threaded), which matters for per-customer outputs."""
     path = Path(path)
     _check_no_personal(df, path)
-    if path.suffix == ".parquet":
-        return _write_atomic(path, lambda tmp: df.to_parquet(tmp, index=index))
-    return _write_atomic(path, lambda tmp: df.to_csv(tmp, index=index))
+    frame = df.reset_index() if index else df
+    options = "FORMAT parquet" if path.suffix == ".parquet" else "FORMAT csv, HEADER"
+
+    columns = ", ".join(f'CAST("{c}" AS DATE) AS "{c}"' if _whole_days(frame[c]) else f'"{c}"'
+                        for c in frame.columns)
+
+    def copy(tmp: str) -> None:
+        with duckdb.connect() as con:
+            con.register("output", frame)
+            con.execute(f"COPY (SELECT {columns} FROM output) TO '{tmp.replace(chr(39), chr(39) * 2)}' ({options})")
+
+    return _write_atomic(path, copy)
+
+
+def _whole_days(column: pd.Series) -> bool:
+    """A timestamp column without times of day (written as dates)."""
+    return pd.api.types.is_datetime64_any_dtype(column) and bool((column.dropna() == column.dropna().dt.normalize()).all())
 
 
 def write_kpis(data, analysis: str, kpis: dict) -> Path:
