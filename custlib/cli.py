@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="data/demo")
     d.add_argument("--customers", type=int, default=20_000, help="customers per business unit")
     d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--units", nargs="+", metavar="ID", help="demo units to generate (default: online stores b2b)")
     v = sub.add_parser("validate", help="check the units' data against the data contract and show "
                                         "what each unit has and which reports it supports")
     v.add_argument("source", nargs="?", help="data source for every unit instead of the one in params "
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo-data":
             from custlib import demo
 
-            counts = demo.generate(args.out, customers=args.customers, seed=args.seed, progress=True)
+            units = tuple(args.units or demo.UNITS)
+            counts = demo.generate(args.out, customers=args.customers, seed=args.seed, units=units, progress=True)
             print("wrote " + ", ".join(f"{k} {v:,}" for k, v in counts.items()) + f" to {args.out}")
             return 0
         if args.command == "validate":

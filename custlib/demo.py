@@ -553,93 +553,132 @@ def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
     return np.array([f"{prefix}{n:07d}" for n in numbers.tolist()], dtype=object) if len(numbers) else np.array([], dtype=object)
 
 
+BATCH_CUSTOMERS = 1_000_000  # a larger unit is drawn in batches of this size (bounded memory)
+
+
+def _draw_batch(uid: str, customers: int, first: int, first_lead: int, rng: np.random.Generator,
+                start: date, end: date, launch: date) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """One batch of a unit: customers numbered from ``first`` (leads from ``first_lead``); the
+    contract tables (transactions still with ``customer_no`` and ``order_day``) and the truth."""
+    spec = UNITS[uid]
+    u = _Unit(spec, customers, rng, start, end, launch)
+    leads = u.leads()
+    won = leads["won_date"].notna().to_numpy()
+    won_days = np.array([_days(d) for d in leads.loc[won, "won_date"]], dtype=float)
+    cust = u.customers(won_days)
+    tx = u.transactions(u.purchases())
+    sv = u.surveys(tx)
+    prefix = uid[:2].upper()
+    ids = _ids(prefix, first + np.arange(customers))
+    cust.insert(0, "customer_id", ids)
+    leads["customer_id"] = None
+    leads.loc[won, "customer_id"] = ids[: won.sum()]
+    first_amount = tx.drop_duplicates("customer_no").set_index("customer_no")["amount"]
+    leads.loc[won, "amount"] = first_amount.reindex(np.arange(won.sum())).to_numpy()
+    leads.insert(0, "lead_id", _ids(prefix + "L", first_lead + leads.pop("lead_no").to_numpy()))
+    sv.insert(0, "customer_id", ids[sv.pop("customer_no")])
+    tx["customer_no"] += first
+    lat = u.latent
+    mem = lat[lat["enroll_day"] <= u.end]
+    members = pd.DataFrame({"customer_id": ids[mem.index], "business_unit": uid,
+                            "enrolled_date": _to_date(mem["enroll_day"]), "tier": mem["loyalty_tier"]})
+    truth = lat.drop(columns=["rate_score", "spend_score", "buyer"]).copy()
+    truth.insert(0, "customer_id", ids)
+    truth.insert(1, "business_unit", uid)
+    truth["first_purchase_date"] = np.where(lat["buyer"], _to_date(lat["first_day"]), np.datetime64("NaT"))
+    truth["enrolled_date_planned"] = pd.to_datetime(_to_date(lat["enroll_day"]))
+    truth["dropped_out_date"] = pd.to_datetime(_to_date(lat["death_day"]))
+    truth = truth.drop(columns=["first_day", "enroll_day", "death_day"])
+    tables = {"customers": cust.drop(columns="customer_no"), "transactions": tx, "loyalty_members": members,
+              "survey_responses": sv, "leads": leads}
+    return tables, truth
+
+
+def _unit_parameters(uid: str) -> dict:
+    spec = asdict(UNITS[uid])
+    spec["independent_of_archetype"] = ["gender"]
+    spec["loyalty_uplift_meaning"] = "relative increase of the purchase rate while active, from the day after enrollment"
+    spec["funnel_meaning"] = "P(reach next stage | decision taken at this stage)"
+    spec["bgnbd_units"] = "weeks"
+    return spec
+
+
+def _transactions_sql(part: Path, prefix: str, first_order: int) -> str:
+    """The contract's transactions of one written batch (ids and dates formatted by DuckDB), its
+    orders numbered from ``first_order`` by day and customer."""
+    return (f"SELECT '{prefix}-' || lpad(CAST({first_order} + order_no AS VARCHAR), 9, '0') AS order_id, "
+            f"'{prefix}' || lpad(CAST(customer_no AS VARCHAR), 7, '0') AS customer_id, business_unit, "
+            f"CAST(DATE '1970-01-01' + CAST(order_day AS INTEGER) AS DATE) AS order_date, amount, discount, "
+            f"quantity, CAST(channel AS VARCHAR) AS channel, "
+            f"CAST(product_category AS VARCHAR) AS product_category FROM read_parquet('{part}')")
+
+
 def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
              units: tuple[str, ...] = tuple(UNITS), start: date = START, end: date = END,
              launch: date = PROGRAMME_LAUNCH, progress: bool = False) -> dict:
     """Write the demo tables (Parquet) and the planted truths (``<out>/truth/``).
 
-    ``customers`` is per business unit. Deterministic for a seed. Returns row counts.
+    ``customers`` is per business unit. Deterministic for a seed; a unit's data does not depend
+    on the other units generated. Units above :data:`BATCH_CUSTOMERS` are drawn in batches
+    (each its own random stream) written to disk as they go, so memory stays that of one batch
+    (about 4 GB per million customers). Returns row counts.
     """
+    import shutil
+    import tempfile
+
     import duckdb
 
     out = Path(out)
     (out / "truth").mkdir(parents=True, exist_ok=True)
-    tables = {k: [] for k in contract.TABLES}
-    truths, params = [], {"observation_end": end.isoformat(), "data_start": start.isoformat(),
-                          "programme_launch": launch.isoformat(), "units": {}}
-    bar = tqdm(total=len(units) + 1, desc="demo data", unit="step", disable=not progress)
-    for k, uid in enumerate(units):
-        spec = UNITS[uid]
-        rng = np.random.default_rng([seed, k])
-        u = _Unit(spec, customers, rng, start, end, launch)
-        leads = u.leads()
-        won = leads["won_date"].notna().to_numpy()
-        won_days = np.array([_days(d) for d in leads.loc[won, "won_date"]], dtype=float)
-        cust = u.customers(won_days)
-        ev = u.purchases()
-        tx = u.transactions(ev)
-        sv = u.surveys(tx)
-        prefix = uid[:2].upper()
-        ids = _ids(prefix, np.arange(customers))
-        cust.insert(0, "customer_id", ids)
-        leads["customer_id"] = None
-        leads.loc[won, "customer_id"] = ids[: won.sum()]
-        first_amount = tx.drop_duplicates("customer_no").set_index("customer_no")["amount"]
-        leads.loc[won, "amount"] = first_amount.reindex(np.arange(won.sum())).to_numpy()
-        leads.insert(0, "lead_id", _ids(prefix + "L", leads.pop("lead_no").to_numpy()))
-        sv.insert(0, "customer_id", ids[sv.pop("customer_no")])
-        lat = u.latent
-        mem = lat[lat["enroll_day"] <= u.end]
-        members = pd.DataFrame({"customer_id": ids[mem.index], "business_unit": uid,
-                                "enrolled_date": _to_date(mem["enroll_day"]), "tier": mem["loyalty_tier"]})
-        cust = cust.drop(columns="customer_no")
-        for name, df in (("customers", cust), ("transactions", tx), ("loyalty_members", members),
-                         ("survey_responses", sv), ("leads", leads)):
-            tables[name].append((prefix, df))
-        truth = lat.drop(columns=["rate_score", "spend_score", "buyer"]).copy()
-        truth.insert(0, "customer_id", ids)
-        truth.insert(1, "business_unit", uid)
-        truth["first_purchase_date"] = np.where(lat["buyer"], _to_date(lat["first_day"]), np.datetime64("NaT"))
-        truth["enrolled_date_planned"] = pd.to_datetime(_to_date(lat["enroll_day"]))
-        truth["dropped_out_date"] = pd.to_datetime(_to_date(lat["death_day"]))
-        truth = truth.drop(columns=["first_day", "enroll_day", "death_day"])
-        truths.append(truth)
-        spec_d = asdict(spec)
-        spec_d["independent_of_archetype"] = ["gender"]
-        spec_d["loyalty_uplift_meaning"] = ("relative increase of the purchase rate while active, "
-                                            "from the day after enrollment")
-        spec_d["funnel_meaning"] = "P(reach next stage | decision taken at this stage)"
-        spec_d["bgnbd_units"] = "weeks"
-        params["units"][uid] = spec_d
-        bar.set_postfix_str(f"{uid}: {len(cust):,} customers, {len(tx):,} transactions")
-        bar.update()
+    parts = Path(tempfile.mkdtemp(dir=out, prefix=".parts-"))
+    written: dict[str, list[Path]] = {}
+    tx_selects, counts, responses = [], {}, 0
+    params = {"observation_end": end.isoformat(), "data_start": start.isoformat(),
+              "programme_launch": launch.isoformat(), "units": {}}
+    batches = [(uid, b, first) for uid in units for b, first in enumerate(range(0, customers, BATCH_CUSTOMERS))]
+    bar = tqdm(total=len(batches) + 1, desc="demo data", unit="step", disable=not progress)
+    try:
+        orders, leads = {}, {}
+        for uid, b, first in batches:
+            k = list(UNITS).index(uid)
+            rng = np.random.default_rng([seed, k, b] if b else [seed, k])
+            size = min(BATCH_CUSTOMERS, customers - first)
+            tables, truth = _draw_batch(uid, size, first, leads.get(uid, 0), rng, start, end, launch)
+            leads[uid] = leads.get(uid, 0) + len(tables["leads"])
+            tx = tables["transactions"]
+            tx = tx.iloc[np.lexsort((tx["customer_no"].to_numpy(), tx["order_day"].to_numpy()))]
+            tables["transactions"] = tx.assign(order_no=np.arange(len(tx)))
+            sv = tables["survey_responses"]
+            sv.insert(0, "response_id", [f"R{i:08d}" for i in range(responses, responses + len(sv))])
+            responses += len(sv)
+            for name, df in (*tables.items(), ("truth", truth)):
+                path = parts / f"{name}-{uid}-{b}.parquet"
+                df.to_parquet(path, index=False)
+                written.setdefault(name, []).append(path)
+                counts[name] = counts.get(name, 0) + len(df)
+            tx_selects.append(_transactions_sql(written["transactions"][-1], uid[:2].upper(), orders.get(uid, 0)))
+            orders[uid] = orders.get(uid, 0) + len(tx)
+            params["units"][uid] = _unit_parameters(uid)
+            bar.set_postfix_str(f"{uid}: {first + size:,} customers")
+            bar.update()
+            del tables, truth, tx, sv
 
-    con = duckdb.connect()
-    counts = {}
-    for name, parts in tables.items():
-        if name == "transactions":  # 10M rows: ids and dates are formatted by DuckDB
-            selects = []
-            for k, (prefix, df) in enumerate(parts):
-                df = df.iloc[np.lexsort((df["customer_no"].to_numpy(), df["order_day"].to_numpy()))]
-                con.register(f"tx{k}", df.assign(order_no=np.arange(len(df))))
-                selects.append(
-                    f"SELECT '{prefix}-' || lpad(CAST(order_no AS VARCHAR), 9, '0') AS order_id, "
-                    f"'{prefix}' || lpad(CAST(customer_no AS VARCHAR), 7, '0') AS customer_id, business_unit, "
-                    f"CAST(DATE '1970-01-01' + CAST(order_day AS INTEGER) AS DATE) AS order_date, amount, discount, "
-                    f"quantity, CAST(channel AS VARCHAR) AS channel, "
-                    f"CAST(product_category AS VARCHAR) AS product_category FROM tx{k}")
-            con.execute(f"COPY ({' UNION ALL '.join(selects)}) TO ? (FORMAT parquet)",
+        with duckdb.connect() as con:  # transactions: 10M+ rows, formatted by DuckDB
+            con.execute(f"COPY ({' UNION ALL '.join(tx_selects)}) TO ? (FORMAT parquet)",
                         [str(out / "transactions.parquet")])
-            counts[name] = sum(len(df) for _, df in parts)
-            continue
-        df = pd.concat([p for _, p in parts], ignore_index=True)
-        if name == "survey_responses":
-            df.insert(0, "response_id", [f"R{i:08d}" for i in range(len(df))])
-        df = df[[c for c in contract.TABLES[name].column_names if c in df.columns]]
-        df.to_parquet(out / f"{name}.parquet", index=False)
-        counts[name] = len(df)
-    pd.concat(truths, ignore_index=True).to_parquet(out / "truth" / "customer_truth.parquet", index=False)
-    (out / "truth" / "parameters.json").write_text(json.dumps(params, indent=2, default=str, ensure_ascii=False))
+        for name, files in written.items():
+            if name == "transactions":
+                continue
+            target = out / "truth" / "customer_truth.parquet" if name == "truth" else out / f"{name}.parquet"
+            df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            if name != "truth":
+                df = df[[c for c in contract.TABLES[name].column_names if c in df.columns]]
+            df.to_parquet(target, index=False)
+            del df
+        (out / "truth" / "parameters.json").write_text(json.dumps(params, indent=2, default=str, ensure_ascii=False))
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
     bar.update()
     bar.close()
+    counts.pop("truth")
     return counts

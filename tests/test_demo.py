@@ -15,6 +15,23 @@ def test_deterministic_for_a_seed(tmp_path):
         pd.testing.assert_frame_equal(pd.read_parquet(a / f"{t}.parquet"), pd.read_parquet(b / f"{t}.parquet"))
 
 
+def test_a_unit_drawn_in_batches_keeps_unique_and_linked_keys(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "BATCH_CUSTOMERS", 300)
+    counts = demo.generate(tmp_path, customers=700, seed=3, units=("stores",))
+    tables = {t: pd.read_parquet(tmp_path / f"{t}.parquet") for t in contract.TABLES}
+    assert counts["customers"] == 700 and not any(p.name.startswith(".parts") for p in tmp_path.iterdir())
+    for table, key in (("customers", "customer_id"), ("transactions", "order_id"), ("leads", "lead_id"),
+                       ("survey_responses", "response_id")):
+        assert tables[table][key].is_unique, table
+    known = set(tables["customers"]["customer_id"])
+    for table in ("transactions", "loyalty_members", "survey_responses", "leads"):
+        assert set(tables[table]["customer_id"].dropna()) <= known, table
+    # the first batch is the same draw as a unit of that size on its own
+    demo.generate(tmp_path / "alone", customers=300, seed=3, units=("stores",))
+    alone = pd.read_parquet(tmp_path / "alone" / "customers.parquet")
+    pd.testing.assert_frame_equal(tables["customers"].iloc[:300], alone)
+
+
 def test_tables_follow_the_contract(demo_dir):
     for name, spec in contract.TABLES.items():
         cols = list(pd.read_parquet(demo_dir / f"{name}.parquet").columns)
