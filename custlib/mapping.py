@@ -32,6 +32,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as pydt
+import re
 import shutil
 import tempfile
 import weakref
@@ -146,11 +147,12 @@ def open_tables(location: Path, mapping: SourceMapping, timezone: str,
     return con, files
 
 
-DATABASE_SCHEMES = ("postgresql://", "postgres://")
+DATABASE_SCHEMES = ("postgresql://", "postgres://", "spark:")
 
 
 def is_database_url(location: object) -> bool:
-    """Whether a data source names a database server (``postgresql://…``) instead of a path."""
+    """Whether a data source names an engine (``postgresql://…``, ``spark:…``) instead of a path
+    DuckDB reads."""
     return isinstance(location, str) and location.startswith(DATABASE_SCHEMES)
 
 
@@ -168,16 +170,20 @@ def redacted(url: str) -> str:
 
 def open_database(url: str, mapping: SourceMapping,
                   unit_id: str | None = None) -> tuple[ibis.BaseBackend, dict[str, str], dict[str, ir.Table]]:
-    """Connect to a PostgreSQL database whose tables already follow the contract.
+    """Connect to a database whose tables already follow the contract: PostgreSQL
+    (``postgresql://…``) or Spark (``spark:…``, see :func:`parse_spark_url`).
 
     Each contract table is the database table of its name (or ``sources.<table>.file``, a table
-    name); its columns must carry the contract's names (the engine casts them to the contract's
-    types on use). The column mapping and cleaning of exports (dates, decimal commas, values)
-    is done for files only: load mapped exports into the database after cleaning them. A table
-    without ``business_unit`` gets ``unit_id``, as for files. Nothing is created in the
-    database. Returns the connection, ``{table: "<url>::<table>"}`` (password left out) and
-    the table expressions. Needs the driver: ``pip install 'custlib[postgres]'``.
+    name; in a Spark folder ``<table>.parquet``, or the file name given); its columns must carry
+    the contract's names (the engine casts them to the contract's types on use). The column
+    mapping and cleaning of exports (dates, decimal commas, values) is done for files DuckDB
+    reads only: load mapped exports into the database after cleaning them. A table without
+    ``business_unit`` gets ``unit_id``, as for files. Nothing is created in the database.
+    Returns the connection, ``{table: "<url>::<table>"}`` (password left out) and the table
+    expressions. Needs the driver: ``pip install 'custlib[postgres]'`` or ``'custlib[spark]'``.
     """
+    if url.startswith("spark:"):
+        return _open_spark(url, mapping, unit_id)
     display = redacted(url)
     try:
         con = ibis.connect(url)
@@ -190,7 +196,17 @@ def open_database(url: str, mapping: SourceMapping,
                                "and give the password in PGPASSWORD or ~/.pgpass rather than in params",
                                file=display, rule="unreadable source") from None
     present = set(con.list_tables())
+    files, tables = _database_tables(mapping, unit_id, display, present, con.table)
+    return con, files, tables
+
+
+def _database_tables(mapping: SourceMapping, unit_id: str | None, display: str, present: set[str],
+                     read, suffix: str = "") -> tuple[dict[str, str], dict[str, ir.Table]]:
+    """``{table: "<display>::<member>"}`` and the table expressions (``read(member)``) of the
+    contract tables among ``present`` (a table's member: ``sources.<table>.file``, else its name
+    plus ``suffix``); refuses file mappings and a mapped member that is absent."""
     files, tables = {}, {}
+    holder, member_kind = ("the folder", "file") if suffix else ("the database", "table")
     for name in contract.TABLES:
         spec = mapping.table(name)
         mapped = sorted(spec.model_dump(exclude_defaults=True).keys() - {"file", "optional"})
@@ -199,16 +215,165 @@ def open_database(url: str, mapping: SourceMapping,
                                    "already have the contract's column names and values (only file, the "
                                    "table name, and optional can be set)", table=name, file=display,
                                    rule="mapping")
-        member = spec.file or name
+        member = spec.file or name + suffix
         if member not in present:
             if spec.file and not spec.optional:
-                raise CustlibDataError(f"the database has no table {member!r} (mapped under sources.{name}."
-                                       f"file); its tables: {', '.join(sorted(present))}",
+                raise CustlibDataError(f"{holder} has no {member_kind} {member!r} (mapped under sources.{name}."
+                                       f"file); its {member_kind}s: {', '.join(sorted(present))}",
                                        table=name, file=display, rule="missing file")
             continue
-        tables[name] = _with_unit(con.table(member), unit_id)
+        tables[name] = _with_unit(read(member), unit_id)
         files[name] = f"{display}::{member}"
-    return con, files, tables
+    return files, tables
+
+
+# -- Spark -----------------------------------------------------------------------------------------
+
+SPARK_LOCAL_THREADS = 2  # spark:local is local[2]
+
+
+@dataclass(frozen=True)
+class SparkURL:
+    """A parsed ``spark:`` data source: the Spark master and a Parquet folder or a catalog database."""
+
+    master: str  # local[2], local[*], spark://host:7077
+    folder: str | None = None  # Parquet files <table>.parquet (a path or a file system URI)
+    database: str | None = None  # catalog database (None: the session's current one)
+
+
+_SPARK_LOCAL = re.compile(r"^spark:(local(?:\[(?:\d+|\*)\])?)(?::(.*?))?(?:\?(.*))?$")
+
+
+def parse_spark_url(url: str) -> SparkURL:
+    """Where a ``spark:`` data source points.
+
+    * ``spark:local`` / ``spark:local[N]`` / ``spark:local[*]``: local mode in this process
+      (``local`` is ``local[2]``: two worker threads), then optionally ``:<folder>``;
+      a relative folder is relative to the project root (as a ``data_source`` path), a file
+      system URI (``hdfs://…``, ``s3a://…``) is passed to Spark as it is;
+    * ``spark://host:port/<folder>``: a standalone cluster; the absolute folder as both this
+      process (the driver) and the workers see it (a shared mount);
+    * without a folder: the tables of the Spark catalog, ``?database=<name>`` (default: the
+      session's current database, usually ``default``).
+
+    A folder holds one Parquet file (or Spark's folder of part files) per contract table,
+    ``<table>.parquet``, as ``custlib demo-data`` writes them.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    def query(text: str | None) -> str | None:
+        opts = parse_qs(text or "", keep_blank_values=True)
+        unknown = sorted(opts.keys() - {"database"})
+        if unknown or any(len(v) != 1 or not v[0] for v in opts.values()):
+            raise CustlibDataError(f"a spark: data source takes only ?database=<name>, not {text!r}",
+                                   file=url, rule="data source", kind="params")
+        return opts["database"][0] if opts else None
+
+    if url.startswith("spark://"):
+        parts = urlsplit(url)
+        if not parts.hostname or parts.port is None:
+            raise CustlibDataError("a Spark cluster is spark://host:port[/folder][?database=name]",
+                                   file=url, rule="data source", kind="params")
+        folder = parts.path if parts.path not in ("", "/") else None
+        spark = SparkURL(f"spark://{parts.hostname}:{parts.port}", folder, query(parts.query))
+    else:
+        m = _SPARK_LOCAL.match(url)
+        if m is None:
+            raise CustlibDataError("a local Spark data source is spark:local[N][:folder][?database=name] "
+                                   "(e.g. spark:local:data/demo), a cluster spark://host:port/folder",
+                                   file=url, rule="data source", kind="params")
+        master = m.group(1) if m.group(1) != "local" else f"local[{SPARK_LOCAL_THREADS}]"
+        spark = SparkURL(master, m.group(2) or None, query(m.group(3)))
+    if spark.folder and spark.database:
+        raise CustlibDataError("a spark: data source reads a Parquet folder or a catalog database, "
+                               "not both", file=url, rule="data source", kind="params")
+    return spark
+
+
+def spark_url_under(url: str, root: Path) -> str:
+    """A ``spark:local`` URL with its relative folder made absolute under ``root``; other
+    data sources unchanged."""
+    if not url.startswith("spark:local"):
+        return url
+    spark = parse_spark_url(url)
+    if not spark.folder or "://" in spark.folder or Path(spark.folder).is_absolute():
+        return url
+    head = url[:len("spark:") + len(_SPARK_LOCAL.match(url).group(1))]
+    return f"{head}:{root / spark.folder}"
+
+
+def spark_session(master: str = f"local[{SPARK_LOCAL_THREADS}]"):
+    """The process's Spark session on ``master``, created light when there is none: UTC session
+    time zone, 4 shuffle partitions (small data; Spark's 200 would make 200 tasks of every
+    aggregate), no web UI or console progress bar, log level ERROR. A session already running
+    (one per process) is reused if it has the same master."""
+    try:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+    except ModuleNotFoundError as e:
+        raise CustlibDataError(f"reading through Spark needs PySpark ({e.name} is not installed): "
+                               "pip install 'custlib[spark]' (and a Java 17 runtime)", file=f"spark:{master}",
+                               rule="missing driver") from None
+    active = SparkContext._active_spark_context
+    if active is not None:
+        if active.master != master:
+            raise CustlibDataError(f"this process already runs Spark on {active.master}: one Spark "
+                                   "session per process, so every spark: source must name the same master",
+                                   file=f"spark:{master}", rule="unreadable source")
+        return SparkSession.builder.getOrCreate()
+    try:
+        session = (SparkSession.builder.master(master).appName("custlib")
+                   .config("spark.sql.session.timeZone", "UTC")
+                   .config("spark.sql.shuffle.partitions", "4")
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false")
+                   .getOrCreate())
+    except Exception as e:  # noqa: BLE001 - Java missing, cluster unreachable: Spark names it
+        raise CustlibDataError(f"cannot start Spark on {master} ({_first_line(e)}): it needs a Java 17 "
+                               "runtime (java on PATH or JAVA_HOME)", file=f"spark:{master}",
+                               rule="unreadable source") from None
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _open_spark(url: str, mapping: SourceMapping,
+                unit_id: str | None) -> tuple[ibis.BaseBackend, dict[str, str], dict[str, ir.Table]]:
+    """A ``spark:`` source (:func:`parse_spark_url`) through Ibis's PySpark backend. Parquet
+    files become temporary views with generated names, so several folders can be open at once."""
+    spark = parse_spark_url(url)
+    session = spark_session(spark.master)
+    con = ibis.pyspark.connect(session)
+    if spark.folder is None:
+        database = spark.database or con.current_database
+        try:
+            present = set(con.list_tables(database=database))
+        except Exception as e:  # noqa: BLE001
+            raise CustlibDataError(f"cannot list the tables of Spark database {database!r} "
+                                   f"({_first_line(e)})", file=url, rule="unreadable source") from None
+        return con, *_database_tables(mapping, unit_id, url, present,
+                                      lambda member: con.table(member, database=database))
+    # listed through Spark's Hadoop file system: a local path, hdfs://, s3a:// ... alike
+    try:
+        folder = session.sparkContext._jvm.org.apache.hadoop.fs.Path(spark.folder)
+        fs = folder.getFileSystem(session.sparkContext._jsc.hadoopConfiguration())
+        names = [s.getPath().getName() for s in fs.listStatus(folder)] if fs.isDirectory(folder) else None
+    except Exception as e:  # noqa: BLE001 - unknown file system, unreachable name node ...
+        raise CustlibDataError(f"cannot list the folder ({_first_line(e)})", file=url,
+                               rule="unreadable source") from None
+    if names is None:
+        raise CustlibDataError("data source not found (a folder of <table>.parquet files)",
+                               file=url, rule="unreadable source")
+    present = {n for n in names if n.lower().endswith(".parquet")}
+
+    def read(member: str) -> ir.Table:
+        path = f"{spark.folder.rstrip('/')}/{member}"
+        try:
+            return con.read_parquet(path)
+        except Exception as e:  # noqa: BLE001
+            raise CustlibDataError(f"not a readable Parquet file ({_first_line(e)})", file=path,
+                                   rule="unreadable file") from None
+
+    return con, *_database_tables(mapping, unit_id, url, present, read, suffix=".parquet")
 
 
 # -- reading files ---------------------------------------------------------------------------------

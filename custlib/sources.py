@@ -1,9 +1,10 @@
 """Open a data source through Ibis (DuckDB by default), validate it against the contract, and
 hand out typed, per-unit table expressions.
 
-A source is a folder of ``<table>.parquet`` / ``<table>.csv`` files, a DuckDB database file or a
-PostgreSQL database (``postgresql://…``) whose tables follow the contract; the same Ibis
-expressions run on either engine. Files are registered as views: nothing is copied and raw
+A source is a folder of ``<table>.parquet`` / ``<table>.csv`` files, a DuckDB database file, a
+PostgreSQL database (``postgresql://…``) or Spark (``spark:…``: a Parquet folder or catalog
+tables, see :func:`custlib.mapping.parse_spark_url`) whose tables follow the contract; the same
+Ibis expressions run on every engine. Files are registered as views: nothing is copied and raw
 transactions never enter pandas.
 Personal fields are never selected into the typed tables, so no analysis can leak them.
 """
@@ -22,7 +23,7 @@ import pandas as pd
 from custlib import contract
 from custlib.errors import CustlibDataError
 from custlib.mapping import (SourceMapping, is_database_url, open_database, open_tables, redacted,
-                             row_examples)
+                             row_examples, spark_url_under)
 from custlib.params import UnitParams, load_params
 
 N_EXAMPLES = 5
@@ -93,8 +94,8 @@ _PANDAS_TYPES = {"string": "object", "date": "datetime64[ns]", "int": "int64", "
 
 def open_source(location: str | Path, mapping: SourceMapping | None = None,
                 timezone: str = "Asia/Shanghai", unit_id: str | None = None) -> Source:
-    """Connect to a data source (a folder of files, a ``.duckdb`` file or a ``postgresql://``
-    URL) through its mapping.
+    """Connect to a data source (a folder of files, a ``.duckdb`` file, a ``postgresql://`` or
+    ``spark:`` URL) through its mapping.
 
     Raises :class:`CustlibDataError` when the source cannot be read or a required table
     (customers, transactions) is absent.
@@ -111,6 +112,8 @@ def open_source(location: str | Path, mapping: SourceMapping | None = None,
         if spec.required and name not in files:
             expected = ("the database has no table of that name" if is_db else
                         f"expected {name}.parquet or {name}.csv, or a file mapped under sources.{name} in params")
+            if str(location).startswith("spark:"):
+                expected = f"expected {name}.parquet in the folder, or a catalog table {name}"
             raise CustlibDataError(f"required table '{name}' is missing: {expected}",
                                    file=str(location), table=name, rule="required table")
     return Source(location, con, files, tables)
@@ -127,9 +130,10 @@ _HINTS = {
 }
 
 
-# Engines whose Ibis try_cast is a plain CAST (PostgreSQL has no TRY_CAST): one bad value would
-# fail the whole query, so text is checked against a pattern before it is cast.
-_NO_TRY_CAST = {"postgres"}
+# Engines whose text is checked against a pattern before it is cast. PostgreSQL has no TRY_CAST
+# (Ibis's try_cast is a plain CAST there: one bad value would fail the whole query); Spark's
+# TRY_CAST reads more than DuckDB's as a date ('2024' as 2024-01-01, '2024-03' as 2024-03-01).
+_NO_TRY_CAST = {"postgres", "pyspark"}
 _TEXT_PATTERNS = {
     "int": r"^\s*[+-]?\d{1,18}\s*$",
     "float": r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$",
@@ -140,8 +144,9 @@ _TEXT_PATTERNS = {
 def _try_cast(source: Source, col: ir.Value, dtype: str) -> ir.Value:
     """``col`` as the contract type, null where it cannot be read as one, on every engine.
 
-    Where the engine has no TRY_CAST, text must match a pattern first: plain numbers, and ISO
-    dates (``2024-03-05``, a time of day allowed) on a real calendar day."""
+    Where the engine has no TRY_CAST or a more lenient one (PostgreSQL, Spark), text must match
+    a pattern first: plain numbers, and ISO dates (``2024-03-05``, a time of day allowed) on a
+    real calendar day."""
     target = contract.IBIS_TYPES[dtype]
     if source.con.name not in _NO_TRY_CAST or not col.type().is_string():
         return col.try_cast(target)
@@ -319,8 +324,9 @@ def unit_problem(data: UnitData) -> str | None:
 
 def open_unit_source(params: UnitParams, root: Path) -> Source:
     """The unit's data source as its parameters describe it (location, mapping, time zone)."""
-    if is_database_url(params.data_source):
-        return open_source(params.data_source, params.sources, params.timezone, params.id)
+    if is_database_url(params.data_source):  # a spark:local folder may be relative to the root
+        return open_source(spark_url_under(params.data_source, root), params.sources, params.timezone,
+                           params.id)
     location = Path(params.data_source)
     location = location if location.is_absolute() else root / location
     return open_source(location, params.sources, params.timezone, params.id)

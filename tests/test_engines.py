@@ -1,10 +1,19 @@
-"""The same Ibis code on DuckDB and PostgreSQL: validation and every feature/aggregate function
-give equal results on one generated demo read by both engines.
+"""The same Ibis code on DuckDB, PostgreSQL and Spark: validation and every feature/aggregate
+function give equal results on one generated demo read by DuckDB and by each other engine.
 
-Needs a PostgreSQL server: ``CUSTLIB_TEST_POSTGRES=postgresql://user@host:port/database``
-(``.ci/run`` starts a throwaway cluster and sets it). The tests write the contract tables into
-the schema ``custlib_engines`` of that database (dropped first and at the end); the rows go in
-reversed, so a result that depends on scan order (an unbroken tie) shows up as a difference.
+Each engine is compared when it is available and skipped on its own otherwise:
+
+* PostgreSQL: ``CUSTLIB_TEST_POSTGRES=postgresql://user@host:port/database`` (``.ci/run``
+  starts a throwaway cluster and sets it). The tests write the contract tables into the schema
+  ``custlib_engines`` of that database (dropped first and at the end).
+* Spark: ``CUSTLIB_TEST_SPARK=1`` (``make test-engines`` sets it) with PySpark installed
+  (``pip install -e '.[spark]'``) and a Java 17 runtime. Spark runs in local mode (``local[2]``)
+  in the test process and reads the tables as Parquet files of a temporary folder
+  (``spark:local:<folder>``); the JVM takes some 15-30 s to start, so this stays out of
+  ``make test``.
+
+The rows go in reversed, so a result that depends on scan order (an unbroken tie) shows up as a
+difference.
 
 Tolerance: floats equal within a relative 1e-9 (plus 1e-6 absolute, a millionth of a currency
 unit, for sums that cancel to about zero): the engines add floats in different orders. Everything
@@ -15,8 +24,10 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import astuple, fields
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
 from datetime import date
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
@@ -28,19 +39,24 @@ from conftest import ROOT
 
 from custlib import contract, demo, features, overview, sources
 from custlib.errors import CustlibDataError
-from custlib.mapping import SourceMapping, TableSource
+from custlib.mapping import (SourceMapping, SparkURL, TableSource, is_database_url, parse_spark_url,
+                             spark_url_under)
 from custlib.params import unit_ids
 from custlib.stats import Estimate
 
 URL = os.environ.get("CUSTLIB_TEST_POSTGRES")
-if not URL:
-    pytest.skip("PostgreSQL parity tests need CUSTLIB_TEST_POSTGRES=postgresql://user@host:port/db "
-                "(.ci/run starts a local server and sets it)", allow_module_level=True)
+SPARK = os.environ.get("CUSTLIB_TEST_SPARK", "") not in ("", "0")
 
 SCHEMA = "custlib_engines"
 RTOL, ATOL = 1e-9, 1e-6
 UNITS = ["online", "stores", "b2b"]
 RUN_DATE = "2026-01-15"
+
+needs_postgres = pytest.mark.skipif(not URL, reason="PostgreSQL parity tests need CUSTLIB_TEST_POSTGRES="
+                                    "postgresql://user@host:port/db (.ci/run starts a local server and sets it)")
+needs_spark = pytest.mark.skipif(not SPARK, reason="Spark parity tests need CUSTLIB_TEST_SPARK=1, PySpark "
+                                 "(pip install -e '.[spark]') and Java 17 (make test-engines)")
+ENGINES = [pytest.param("postgres", marks=needs_postgres), pytest.param("spark", marks=needs_spark)]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +77,17 @@ def _reversed(tbl: pa.Table) -> pa.Table:
     return tbl.take(pa.array(range(tbl.num_rows - 1, -1, -1)))
 
 
+@dataclass
+class Engine:
+    """The demo on another engine: its Ibis backend name, the ``data_source`` that reads it and
+    ``add(member, table)``, which stores one more table (rows reversed) and returns what
+    ``sources.<table>.file`` names it by."""
+
+    name: str
+    url: str
+    add: Callable[[str, pa.Table], str]
+
+
 @pytest.fixture(scope="module")
 def pg(demo_300):
     """The demo's tables in SCHEMA (rows reversed); yields (ibis connection, URL of the schema)."""
@@ -75,6 +102,44 @@ def pg(demo_300):
     yield con, parts._replace(path=f"/{parts.path.strip('/').split('/')[0]}/{SCHEMA}").geturl()
     con.raw_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE").close()
     con.disconnect()
+
+
+@pytest.fixture(scope="module")
+def spark_folder(demo_300, tmp_path_factory):
+    """The demo's tables as Parquet files (rows reversed) of a folder Spark reads; the local
+    Spark session is stopped at the end. Its catalog lives in a temporary folder (by default
+    Spark makes ./spark-warehouse in the working directory)."""
+    folder = tmp_path_factory.mktemp("spark")
+    for name in contract.TABLES:
+        if (demo_300 / f"{name}.parquet").exists():
+            pq.write_table(_reversed(_arrow(demo_300, name)), folder / f"{name}.parquet")
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    with pytest.MonkeyPatch.context() as env:  # read by PySpark when it starts the JVM
+        env.setenv("PYSPARK_SUBMIT_ARGS", f"--conf spark.sql.warehouse.dir={warehouse} pyspark-shell")
+        yield folder
+        from pyspark import SparkContext
+
+        if SparkContext._active_spark_context is not None:
+            SparkContext._active_spark_context.stop()
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> Engine:
+    if request.param == "postgres":
+        con, url = request.getfixturevalue("pg")
+
+        def add(member: str, table: pa.Table) -> str:
+            con.create_table(member, _reversed(table), database=SCHEMA, overwrite=True)
+            return member
+
+        return Engine("postgres", url, add)
+    folder = request.getfixturevalue("spark_folder")
+
+    def add(member: str, table: pa.Table) -> str:
+        pq.write_table(_reversed(table), folder / f"{member}.parquet")
+        return f"{member}.parquet"
+
+    return Engine("pyspark", f"spark:local:{folder}", add)
 
 
 # -- comparing -------------------------------------------------------------------------------------
@@ -139,18 +204,18 @@ def test_every_feature_function_is_compared():
 
 
 @pytest.mark.parametrize("unit", UNITS)
-def test_features_equal_on_duckdb_and_postgres(unit, demo_300, pg):
-    _, url = pg
-    duck = sources.load_unit(unit, ROOT, run_date=RUN_DATE, data_source=demo_300)
-    post = sources.load_unit(unit, ROOT, run_date=RUN_DATE, data_source=url)
-    assert post.source.con.name == "postgres" and duck.source.con.name == "duckdb"
-    d_calls, p_calls = _calls(duck), _calls(post)
+def test_features_equal_on_duckdb_and(engine, unit, demo_300):
+    # validation is compared by the tests below (check=False saves Spark a minute of queries)
+    duck = sources.load_unit(unit, ROOT, run_date=RUN_DATE, data_source=demo_300, check=False)
+    other = sources.load_unit(unit, ROOT, run_date=RUN_DATE, data_source=engine.url, check=False)
+    assert other.source.con.name == engine.name and duck.source.con.name == "duckdb"
+    d_calls, o_calls = _calls(duck), _calls(other)
     assert FEATURES <= {name.split(" ")[0] for name in d_calls}
     for name, (run, keys) in d_calls.items():
         try:
-            assert_same(run(), p_calls[name][0](), keys)
+            assert_same(run(), o_calls[name][0](), keys)
         except AssertionError as e:
-            raise AssertionError(f"{unit}: {name} differs between DuckDB and PostgreSQL\n{e}") from None
+            raise AssertionError(f"{unit}: {name} differs between DuckDB and {engine.name}\n{e}") from None
 
 
 # -- validation ------------------------------------------------------------------------------------
@@ -172,6 +237,11 @@ PROBLEMS = {
                                 "THEN '2024-13-02' ELSE CAST(CAST(signup_date AS DATE) AS VARCHAR) END "
                                 "AS signup_date) FROM t",
                    dict(table="customers", column="signup_date", rule="values are not dates", count=1)),
+    # Spark's own TRY_CAST reads '2024' as 2024-01-01; DuckDB does not
+    "year as date": ("customers", "SELECT * REPLACE (CASE WHEN customer_id = (SELECT min(customer_id) FROM t) "
+                                  "THEN '2024' ELSE CAST(CAST(signup_date AS DATE) AS VARCHAR) END "
+                                  "AS signup_date) FROM t",
+                     dict(table="customers", column="signup_date", rule="values are not dates", count=1)),
     "unknown unit": ("customers", "SELECT * REPLACE (CASE WHEN customer_id = (SELECT min(customer_id) FROM t) "
                                   "THEN 'onlin' ELSE business_unit END AS business_unit) FROM t",
                      dict(table="customers", column="business_unit", rule="known unit", count=1)),
@@ -190,31 +260,29 @@ def _outcome(source: sources.Source) -> dict | None:
     return None
 
 
-def test_validation_passes_on_both(demo_300, pg):
-    _, url = pg
+def test_validation_passes_on_both(engine, demo_300):
     assert _outcome(sources.open_source(demo_300)) is None
-    assert _outcome(sources.open_source(url)) is None
+    assert _outcome(sources.open_source(engine.url)) is None
 
 
 @pytest.mark.parametrize("case", PROBLEMS)
-def test_validation_finds_the_same_problem(case, demo_300, pg, tmp_path):
-    con, url = pg
+def test_validation_finds_the_same_problem(engine, case, demo_300, tmp_path):
     table, sql, expected = PROBLEMS[case]
     bad = _arrow(demo_300, table, sql)
     for f in demo_300.glob("*.parquet"):
         (tmp_path / f.name).symlink_to(f)
     (tmp_path / f"{table}.parquet").unlink()
     pq.write_table(bad, tmp_path / f"{table}.parquet")
-    member = f"{table}__{case.replace(' ', '_')}"
-    con.create_table(member, _reversed(bad), database=SCHEMA, overwrite=True)
+    member = engine.add(f"{table}__{case.replace(' ', '_')}", bad)
 
     duck = _outcome(sources.open_source(tmp_path))
-    post = _outcome(sources.open_source(url, SourceMapping(**{table: TableSource(file=member)})))
-    assert duck is not None and post is not None
+    other = _outcome(sources.open_source(engine.url, SourceMapping(**{table: TableSource(file=member)})))
+    assert duck is not None and other is not None
     assert {k: duck[k] for k in expected} == expected
-    assert duck == post
+    assert duck == other
 
 
+@needs_postgres
 def test_database_source_names_its_tables_without_the_password(pg):
     _, url = pg
     parts = urlsplit(url)
@@ -229,6 +297,7 @@ def test_database_source_names_its_tables_without_the_password(pg):
     assert len(src.fingerprint()) == 16
 
 
+@needs_postgres
 def test_a_run_pointed_at_the_database_records_no_password(pg):
     """`custlib validate/run --data-source postgresql://…` validates the database; the manifest's
     parameters name it without the password."""
@@ -246,9 +315,89 @@ def test_a_run_pointed_at_the_database_records_no_password(pg):
     assert "secret" not in inputs.parameters["online"]["data_source"]
 
 
-def test_database_source_refuses_file_mappings(pg):
-    _, url = pg
+def test_database_source_refuses_file_mappings(engine):
     mapping = SourceMapping(transactions=TableSource(decimal=","))
     with pytest.raises(CustlibDataError) as e:
-        sources.open_source(url, mapping)
+        sources.open_source(engine.url, mapping)
     assert (e.value.table, e.value.rule) == ("transactions", "mapping")
+    with pytest.raises(CustlibDataError) as e:
+        sources.open_source(engine.url, SourceMapping(leads=TableSource(file="no_such_table")))
+    assert (e.value.table, e.value.rule) == ("leads", "missing file")
+    optional = sources.open_source(engine.url, SourceMapping(leads=TableSource(file="no_such_table",
+                                                                               optional=True)))
+    assert not optional.has_table("leads") and optional.has_table("transactions")
+
+
+# -- Spark sources ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, expected", [
+    ("spark:local", SparkURL("local[2]")),
+    ("spark:local:data/demo", SparkURL("local[2]", "data/demo")),
+    ("spark:local[4]:/srv/data/demo", SparkURL("local[4]", "/srv/data/demo")),
+    ("spark:local[*]:hdfs://nn:8020/data/demo", SparkURL("local[*]", "hdfs://nn:8020/data/demo")),
+    ("spark:local?database=sales", SparkURL("local[2]", database="sales")),
+    ("spark://spark-master:7077/mnt/data/demo", SparkURL("spark://spark-master:7077", "/mnt/data/demo")),
+    ("spark://spark-master:7077?database=sales", SparkURL("spark://spark-master:7077", database="sales")),
+])
+def test_spark_url_syntax(url, expected):
+    assert is_database_url(url) and parse_spark_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["spark:locale", "spark:local[two]:x", "spark://host/data",
+                                 "spark:local:x?database=sales", "spark:local?db=sales"])
+def test_spark_url_mistakes_are_parameter_errors(url):
+    with pytest.raises(CustlibDataError) as e:
+        parse_spark_url(url)
+    assert e.value.kind == "params"
+
+
+def test_a_relative_spark_folder_is_under_the_project_root():
+    root = Path("/srv/project")
+    assert spark_url_under("spark:local[4]:data/demo", root) == "spark:local[4]:/srv/project/data/demo"
+    for same in ("spark:local:/abs/demo", "spark:local:s3a://bucket/demo", "spark:local",
+                 "spark://host:7077/data", "postgresql://u@h/db"):
+        assert spark_url_under(same, root) == same
+
+
+@needs_spark
+def test_a_run_pointed_at_spark_checks_and_reads_it(spark_folder):
+    """`custlib validate/run --data-source spark:local:<folder>`: validation, fingerprint and the
+    unit's rows come from Spark, and the manifest's parameters name the source as given."""
+    from custlib import runner
+
+    url = f"spark:local:{spark_folder}"
+    inputs = runner.check_inputs(ROOT, ["online"], data_source=url)
+    assert inputs.refused == {} and inputs.data["online"].rows("customers") > 0
+    assert inputs.data["online"].source.con.name == "pyspark"
+    assert inputs.parameters["online"]["data_source"] == url
+
+
+@needs_spark
+def test_spark_catalog_tables(spark_folder, demo_300, tmp_path):
+    """``spark:local?database=<name>``: the contract tables of a catalog database (here external
+    tables over the Parquet files) read and compare like the folder."""
+    from custlib.mapping import spark_session
+
+    session = spark_session()  # the running one, started by an earlier test or now
+    session.sql(f"CREATE DATABASE IF NOT EXISTS custlib_catalog LOCATION '{tmp_path}'")
+    try:
+        for f in spark_folder.glob("*.parquet"):
+            if f.stem in contract.TABLES:
+                session.sql(f"CREATE TABLE custlib_catalog.{f.stem} USING parquet LOCATION '{f}'")
+        src = sources.open_source("spark:local?database=custlib_catalog")
+        assert set(src.files) == {f.stem for f in demo_300.glob("*.parquet")}
+        assert _outcome(src) is None
+        duck = sources.load_unit("online", ROOT, data_source=demo_300, check=False)
+        spark = sources.load_unit("online", ROOT, data_source="spark:local?database=custlib_catalog", check=False)
+        end = duck.params.observation_end
+        assert_same(features.customer_summary(duck.transactions, end),
+                    features.customer_summary(spark.transactions, end), ["customer_id"])
+    finally:
+        session.sql("DROP DATABASE IF EXISTS custlib_catalog CASCADE")
+
+
+@needs_spark
+def test_a_spark_folder_must_exist(spark_folder):
+    with pytest.raises(CustlibDataError) as e:
+        sources.open_source(f"spark:local:{spark_folder / 'missing'}")
+    assert e.value.rule == "unreadable source"
