@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check the units' data against the data contract and show "
                                         "what each unit has and which reports it supports")
     v.add_argument("source", nargs="?", help="data source for every unit instead of the one in params "
-                                             "(a folder of files, a .duckdb file or a postgresql:// URL)")
+                                             "(a folder of files, a .duckdb file, a postgresql:// URL or spark:local:<folder>)")
     v.add_argument("--bu", nargs="+", metavar="ID", help="business units (default: all)")
     c = sub.add_parser("contract-doc", help="write docs/data_contract.md from the contract")
     c.add_argument("--out", default="docs/data_contract.md")

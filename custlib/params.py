@@ -249,8 +249,9 @@ class UnitParams(_Strict):
     id: str = Field(pattern=UNIT_ID_PATTERN, description="Unit id: letters, digits, '_' or '-'")
     display_name: str
     data_source: str = Field(description="Folder of Parquet/CSV files, a .duckdb file or a "
-                                         "postgresql:// URL (tables as in the contract); relative "
-                                         "paths are relative to the project root")
+                                         "postgresql:// URL or a Spark source (spark:local:<folder>, "
+                                         "spark://host:port/<folder>; tables as in the contract); "
+                                         "relative paths are relative to the project root")
     sources: SourceMapping = Field(SourceMapping(), description="How the files of data_source map onto "
                                                                 "the data contract (see custlib/mapping.py); "
                                                                 "preset: a file of params/sources/ merged "
