@@ -26,16 +26,17 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import median_survival_times
-from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_curve
 
 from custlib import clv, features, funnel
 from custlib.params import LIFECYCLE_STAGES, LifecycleParams
 from custlib.stats import Estimate, Term, Unavailable, proportion
 
+STAGE_CODE = {s: i for i, s in enumerate(LIFECYCLE_STAGES)}  # stage -> position, the stage codes
 ACTIVE_STAGES = ("new", "repeat", "loyal", "at_risk")
 CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", "value_if_retained",
                  "value_at_risk", "became_at_risk"]
@@ -45,6 +46,31 @@ CHURN_SCORES = ("bgnbd_p_no_purchase", "recency_weeks")  # the model's churn sco
 
 
 # -- stages ------------------------------------------------------------------------------------
+
+def _stage_codes(n: np.ndarray, since_first: np.ndarray, silence: np.ndarray, p_alive: np.ndarray,
+                 rules: LifecycleParams) -> np.ndarray:
+    """Stage of each row as its position in ``LIFECYCLE_STAGES`` (int8), from the purchase days
+    ``n``, the days since the first and since the last purchase (NaN without a purchase) and
+    P(alive) (NaN: the rule is not used)."""
+    span = since_first - silence  # first to last purchase, days
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_gap = np.where(n >= 2, span / np.maximum(n - 1, 1), np.nan)
+    at_risk = ((n == 1) | (silence > rules.at_risk_gap_factor * mean_gap)
+               | (p_alive < rules.at_risk_p_alive))
+    conditions = [
+        n == 0,
+        since_first <= rules.new_within_days,
+        silence > rules.lapsed_after_days,
+        at_risk,
+        (n >= rules.loyal_min_purchases) & (silence <= rules.loyal_recent_days),
+    ]
+    codes = [STAGE_CODE[s] for s in ("prospect", "new", "lapsed", "at_risk", "loyal")]
+    return np.select(conditions, codes, default=STAGE_CODE["repeat"]).astype(np.int8)
+
+
+def _stages(codes: np.ndarray) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=LIFECYCLE_STAGES)
+
 
 def assign_stages(history: pd.DataFrame, rules: LifecycleParams) -> pd.Series:
     """Stage of each row of ``history`` at its ``snapshot`` date.
@@ -56,21 +82,9 @@ def assign_stages(history: pd.DataFrame, rules: LifecycleParams) -> pd.Series:
     n = history["purchase_days"].fillna(0).to_numpy()
     since_first = (snap - pd.to_datetime(history["first_purchase"])).dt.days.to_numpy(float)
     silence = (snap - pd.to_datetime(history["last_purchase"])).dt.days.to_numpy(float)
-    span = since_first - silence  # first to last purchase, days
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_gap = np.where(n >= 2, span / np.maximum(n - 1, 1), np.nan)
     p_alive = history["p_alive"].to_numpy(float) if "p_alive" in history else np.full(len(n), np.nan)
-    at_risk = ((n == 1) | (silence > rules.at_risk_gap_factor * mean_gap)
-               | (p_alive < rules.at_risk_p_alive))
-    conditions = [
-        n == 0,
-        since_first <= rules.new_within_days,
-        silence > rules.lapsed_after_days,
-        at_risk,
-        (n >= rules.loyal_min_purchases) & (silence <= rules.loyal_recent_days),
-    ]
-    stage = np.select(conditions, ["prospect", "new", "lapsed", "at_risk", "loyal"], default="repeat")
-    return pd.Series(pd.Categorical(stage, categories=LIFECYCLE_STAGES), index=history.index, name="stage")
+    codes = _stage_codes(n, since_first, silence, p_alive, rules)
+    return pd.Series(_stages(codes), index=history.index, name="stage")
 
 
 def snapshot_dates(start: date, end: date) -> list[date]:
@@ -79,59 +93,43 @@ def snapshot_dates(start: date, end: date) -> list[date]:
     return ends if ends and ends[-1] == end else [*ends, end]
 
 
-def _with_p_alive(hist: pd.DataFrame, model: clv.BetaGeoModel | None) -> pd.DataFrame:
-    if model is None:
-        return hist
-    weeks = lambda a, b: (a - b).dt.days / WEEK  # noqa: E731
-    summ = pd.DataFrame({"frequency": hist["purchase_days"] - 1,
-                         "recency": weeks(hist["last_purchase"], hist["first_purchase"]),
-                         "T": weeks(hist["snapshot"], hist["first_purchase"])}, index=hist.index)
-    return hist.assign(p_alive=model.probability_alive(summ))
-
-
 @dataclass(frozen=True)
 class StageHistory:
-    """Stages per entity and snapshot. ``panel``: ``key`` (customer_id, or lead_id for a lead
-    that never became a customer), ``is_customer``, ``snapshot``, ``stage``, the purchase history
-    columns and ``p_alive``. ``counts``: ``snapshot, stage, entities``."""
+    """Stages of the customers and open leads at monthly snapshots, kept as aggregates: memory
+    grows with the customers, not with customers x snapshots.
 
-    panel: pd.DataFrame
+    ``snapshots``: the snapshot dates with at least one customer or open lead; ``counts``:
+    ``snapshot, stage, entities`` (customers and open leads); ``moves``: entities in stage i at
+    one snapshot and in stage j at the next (int array, pairs of consecutive snapshots x stages x
+    stages, stages in ``LIFECYCLE_STAGES`` order); ``last``: the customers at the last snapshot,
+    indexed by customer_id (``first_purchase``, ``last_purchase``, ``purchase_days``, ``p_alive``,
+    ``stage``); ``stage_before``: the stage of the customers one snapshot before the last;
+    ``open_leads``: open leads at the last snapshot not counted as a customer."""
 
-    @property
-    def snapshots(self) -> list[pd.Timestamp]:
-        return sorted(self.panel["snapshot"].unique())
-
-    @property
-    def counts(self) -> pd.DataFrame:
-        c = self.panel.groupby(["snapshot", "stage"], observed=False).size().rename("entities")
-        return c.reset_index()
+    snapshots: list[pd.Timestamp]
+    counts: pd.DataFrame
+    moves: np.ndarray
+    last: pd.DataFrame
+    stage_before: pd.Series
+    open_leads: int
 
     def current(self) -> pd.DataFrame:
         """Customers at the last snapshot (leads without a customer record are left out)."""
-        p = self.panel
-        last = p[(p["snapshot"] == self.snapshots[-1]) & p["is_customer"]]
-        return last.rename(columns={"key": "customer_id"}).set_index("customer_id")
+        return self.last
 
     def previous_stage(self) -> pd.Series:
         """Each customer's stage one snapshot before the last."""
-        if len(self.snapshots) < 2:
-            return pd.Series(dtype=object)
-        p = self.panel
-        prev = p[(p["snapshot"] == self.snapshots[-2]) & p["is_customer"]]
-        return prev.set_index("key")["stage"].rename_axis("customer_id")
+        return self.stage_before
 
     def transitions(self, months: int = TRANSITION_MONTHS) -> pd.DataFrame | Unavailable:
         """Stage-to-stage moves between consecutive snapshots, pooled over the last ``months``
         pairs: ``from_stage, to_stage, entities, share`` (share of the from-stage row)."""
         if len(self.snapshots) < 2:
             return Unavailable("lifecycle.unavailable.transitions_one_month")
-        snaps = self.snapshots[-(months + 1):]
-        p = self.panel[self.panel["snapshot"].isin(snaps)][["key", "snapshot", "stage"]]
-        nxt = {a: b for a, b in zip(snaps[:-1], snaps[1:])}
-        a = p[p["snapshot"].isin(list(nxt))].assign(snapshot=lambda d: d["snapshot"].map(nxt))
-        m = a.merge(p, on=["key", "snapshot"], suffixes=("_from", "_to"))
-        t = (m.groupby(["stage_from", "stage_to"], observed=False).size().rename("entities").reset_index()
-             .rename(columns={"stage_from": "from_stage", "stage_to": "to_stage"}))
+        pooled = self.moves[max(len(self.moves) - months, 0):].sum(axis=0)
+        k = len(LIFECYCLE_STAGES)
+        t = pd.DataFrame({"from_stage": _stages(np.repeat(np.arange(k), k)),
+                          "to_stage": _stages(np.tile(np.arange(k), k)), "entities": pooled.ravel()})
         t["share"] = t["entities"] / t.groupby("from_stage", observed=False)["entities"].transform("sum")
         return t
 
@@ -146,64 +144,201 @@ class StageHistory:
         return pd.DataFrame(rows)
 
 
+def _nanoseconds(values: pd.Series, missing: int) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since 1970, ``missing`` where null."""
+    t = pd.to_datetime(values)
+    return np.where(t.isna(), missing, t.to_numpy("datetime64[ns]").view(np.int64))
+
+
+class _PurchaseDays:
+    """Every buyer's purchase days up to ``until`` (days with an order of value >= 0, as in
+    ``features``), fetched from the engine once as one list of order dates per buyer, then sorted
+    and deduplicated here. ``customer``: the buyer's position in ``customer_ids`` (buyers missing
+    from it are left out); ``days``: all buyers' days end to end (days since 1970-01-01);
+    ``starts`` and ``first``: where each buyer's days start and the first of them."""
+
+    def __init__(self, transactions, until: date, customer_ids: pd.Index):
+        tx = features.as_table(transactions)
+        t = tx.filter((tx.amount >= 0) & (tx.order_date <= until))
+        lists = t.group_by("customer_id").aggregate(days=t.order_date.collect()).to_pyarrow()
+        lengths = pc.list_value_length(lists["days"]).to_numpy()
+        day = pc.list_flatten(lists["days"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+        origin = day.min() if len(day) else 0
+        span = int(day.max() - origin) + 1 if len(day) else 1
+        # one key per (buyer, day), sorted: each buyer's days in order; repeats dropped
+        key = np.sort(np.repeat(np.arange(len(lengths)), lengths) * span + (day - origin))
+        buyer, day = np.divmod(key[np.diff(key, prepend=-1) != 0], span)
+        self.days = day + origin
+        starts = np.flatnonzero(np.diff(buyer, prepend=-1))
+        customer = customer_ids.get_indexer(lists["customer_id"].to_numpy())
+        known = customer >= 0
+        self.customer, self.starts = customer[known], starts[known]
+        self.first = self.days[self.starts]
+
+    def as_of(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per buyer: the purchase days up to ``day`` (int32) and the last of them (the first
+        purchase day where there is none)."""
+        if not len(self.starts):
+            return np.zeros(0, np.int32), self.first
+        n = np.add.reduceat(self.days <= day, self.starts, dtype=np.int32)
+        return n, self.days[self.starts + np.maximum(n - 1, 0)]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Stages at one snapshot. The entities are the customers (in the customers frame's order),
+    then the keys of leads without a customer record. ``stage``: stage code per entity;
+    ``rows``: 1 for a customer counted at the snapshot, else the entity's open leads (0: not
+    counted); ``customer``: whether each customer counts; ``buyers``: the customers with a
+    purchase by the snapshot (``at``: position; ``purchase_days``; ``first_purchase`` and
+    ``last_purchase`` in days since 1970-01-01; ``p_alive``)."""
+
+    stage: np.ndarray
+    rows: np.ndarray
+    customer: np.ndarray
+    buyers: pd.DataFrame
+
+    def counts(self) -> np.ndarray:
+        """Entities per stage."""
+        return np.bincount(self.stage, weights=self.rows, minlength=len(LIFECYCLE_STAGES)).astype(np.int64)
+
+    def moves_to(self, after: _Snapshot) -> np.ndarray:
+        """Stage x stage counts of the entities counted at both snapshots (rows multiply, as in a
+        join of this snapshot's rows with the next one's on the entity)."""
+        k = len(LIFECYCLE_STAGES)
+        both = (self.rows > 0) & (after.rows > 0)
+        cell = self.stage[both].astype(np.int64) * k + after.stage[both]
+        weights = (self.rows * after.rows)[both]
+        return np.bincount(cell, weights=weights, minlength=k * k).astype(np.int64).reshape(k, k)
+
+    def customers(self, ids: pd.Index) -> pd.DataFrame:
+        """The customers counted, indexed by customer_id: ``first_purchase``, ``last_purchase``
+        (NaT without a purchase), ``purchase_days``, ``p_alive`` (NaN without) and ``stage``."""
+        b = self.buyers.set_index("at").reindex(np.arange(len(ids)))
+        frame = pd.DataFrame({
+            "first_purchase": pd.to_datetime(b["first_purchase"], unit="D").to_numpy(),
+            "last_purchase": pd.to_datetime(b["last_purchase"], unit="D").to_numpy(),
+            "purchase_days": b["purchase_days"].fillna(0).to_numpy(np.int64),
+            "p_alive": b["p_alive"].to_numpy(),
+            "stage": _stages(self.stage[:len(ids)]),
+        }, index=ids.rename("customer_id"))
+        return frame[self.customer]
+
+
 def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, observation_end: date,
                   rules: LifecycleParams, model: clv.BetaGeoModel | None = None,
                   start: date | None = None) -> StageHistory:
     """Monthly stage snapshots of every customer and open lead.
 
     ``customers``: ``customer_id, signup_date``; ``leads``: ``lead_id, customer_id,
-    created_date, won_date, lost_date``. A lead is a prospect from its creation until it is won
-    or lost; a won lead continues as its customer record. ``model``: a fitted BG/NBD model whose
-    P(alive) feeds the at-risk rule at every snapshot (without it the rule is not used).
+    created_date, won_date, lost_date``. A customer counts from the signup or the first
+    purchase, whichever comes first. A lead is a prospect from its creation until it is won or
+    lost; a lead with a customer_id is that customer, counted once (as the customer) while the
+    customer counts. ``model``: a fitted BG/NBD model whose P(alive) feeds the at-risk rule at
+    every snapshot (without it the rule is not used).
+
+    The purchase days come from the engine once; the snapshots are walked in order, keeping the
+    counts, the moves and the last two snapshots only.
     """
-    signup = pd.to_datetime(customers["signup_date"])
-    snaps = snapshot_dates(start or signup.min().date(), observation_end)
-    hist = features.customer_snapshots(transactions, snaps)
-    snap_frame = pd.DataFrame({"snapshot": pd.to_datetime(pd.Series(snaps))})
-    cust = customers[["customer_id"]].assign(signup=signup).merge(snap_frame, how="cross")
-    cust = cust.merge(hist, on=["customer_id", "snapshot"], how="left")
-    cust = cust[(cust["signup"] <= cust["snapshot"]) | cust["first_purchase"].notna()]
-    cust = cust.drop(columns="signup").rename(columns={"customer_id": "key"}).assign(is_customer=True)
+    ids = pd.Index(customers["customer_id"])
+    never = np.iinfo(np.int64).max
+    signup = _nanoseconds(customers["signup_date"], missing=never)
+    snaps = snapshot_dates(start or pd.to_datetime(customers["signup_date"]).min().date(), observation_end)
+    bought = _PurchaseDays(transactions, observation_end, ids)
 
-    ld = leads.copy()
-    for c in ("created_date", "won_date", "lost_date"):
-        ld[c] = pd.to_datetime(ld[c])
-    decided = ld["won_date"].fillna(ld["lost_date"]).fillna(pd.Timestamp.max)
-    lp = ld.assign(key=ld["customer_id"].fillna(ld["lead_id"]), decided=decided).merge(snap_frame, how="cross")
-    lp = lp[(lp["created_date"] <= lp["snapshot"]) & (lp["snapshot"] < lp["decided"])]
-    lp = lp[["key", "snapshot"]].assign(is_customer=False)
-    lp = lp.merge(cust[["key", "snapshot"]], how="left", indicator=True)
-    lp = lp[lp["_merge"] == "left_only"].drop(columns="_merge")
+    lead_key = leads["customer_id"].fillna(leads["lead_id"])
+    lead_entity = ids.get_indexer(lead_key)
+    other = lead_entity < 0
+    other_codes, other_keys = pd.factorize(lead_key[other])
+    lead_entity[other] = len(ids) + other_codes
+    entities = len(ids) + len(other_keys)
+    created = _nanoseconds(leads["created_date"], missing=never)
+    decided = _nanoseconds(pd.to_datetime(leads["won_date"]).fillna(pd.to_datetime(leads["lost_date"])),
+                           missing=never)
 
-    panel = pd.concat([cust, lp], ignore_index=True)
-    panel["purchase_days"] = panel["purchase_days"].fillna(0).astype(int)
-    buyers = panel["purchase_days"] > 0
-    panel = pd.concat([_with_p_alive(panel[buyers], model), panel[~buyers]]).sort_index()
-    panel["stage"] = assign_stages(panel, rules)
-    return StageHistory(panel.reset_index(drop=True))
+    def at(snap: pd.Timestamp) -> _Snapshot:
+        day = (snap - pd.Timestamp(0)).days
+        n, latest = bought.as_of(day)
+        has = n > 0
+        who, n, first, latest = bought.customer[has], n[has], bought.first[has], latest[has]
+        p_alive = np.full(len(who), np.nan)
+        if model is not None:
+            weeks = {"recency": (latest - first) / WEEK, "T": (day - first) / WEEK}
+            p_alive = model.probability_alive(pd.DataFrame({"frequency": n - 1, **weeks})).to_numpy()
+        stage = np.zeros(entities, np.int8)  # prospect
+        stage[who] = _stage_codes(n, (day - first).astype(float), (day - latest).astype(float), p_alive, rules)
+        is_customer = signup <= snap.value
+        is_customer[who] = True
+        rows = np.bincount(lead_entity[(created <= snap.value) & (snap.value < decided)], minlength=entities)
+        rows[:len(ids)][is_customer] = 1  # a customer's own open lead is not counted again
+        buyers = pd.DataFrame({"at": who, "purchase_days": n, "first_purchase": first, "last_purchase": latest,
+                               "p_alive": p_alive})
+        return _Snapshot(stage, rows, is_customer, buyers)
+
+    k = len(LIFECYCLE_STAGES)
+    kept, counts, moves = [], [], []
+    before = last = None
+    for snap in pd.to_datetime(snaps):
+        s = at(snap)
+        c = s.counts()
+        if not c.sum():
+            continue
+        if last is not None:
+            moves.append(last.moves_to(s))
+        kept.append(snap)
+        counts.append(c)
+        before, last = last, s
+    if last is None:  # nobody at any snapshot
+        last = s
+    count_frame = pd.DataFrame({"snapshot": np.repeat(pd.DatetimeIndex(kept), k),
+                                "stage": _stages(np.tile(np.arange(k), len(kept))),
+                                "entities": np.array(counts, np.int64).reshape(-1)})
+    stage_before = before.customers(ids)["stage"] if before is not None else pd.Series(dtype=object)
+    return StageHistory(kept, count_frame, np.array(moves, np.int64).reshape(-1, k, k), last.customers(ids),
+                        stage_before, open_leads=int(last.rows.sum() - last.customer.sum()))
 
 
 # -- acquisition cohorts -----------------------------------------------------------------------
 
-def cohort_retention(panel: pd.DataFrame) -> pd.DataFrame | Unavailable:
-    """Monthly acquisition cohorts x months since the first purchase.
+def cohort_retention(transactions, observation_end: date, start: date) -> pd.DataFrame | Unavailable:
+    """Monthly acquisition cohorts x months since the first purchase, aggregated in the engine.
 
-    ``panel``: dense customer x month frame (``features.customer_month_panel``: ``first_month``,
-    ``months_since_first``, ``active``, ``spend``). Returns ``cohort`` (month of the first
-    purchase), ``months_since_first``, ``cohort_size``, ``active`` (customers with a purchase that
-    month), ``retention`` (active / cohort size), ``revenue`` (net, currency) and
-    ``revenue_per_customer`` (revenue / cohort size). Unavailable when no customer can be followed
-    into a month after the first purchase.
+    A cohort is the calendar month of its customers' first positive order (from ``start``'s
+    month on); a customer is active in a month with a positive order. Returns ``cohort`` (first
+    day of the month), ``months_since_first`` (every month from 0 to ``observation_end``'s),
+    ``cohort_size``, ``active`` (customers with a positive order that month), ``retention``
+    (active / cohort size), ``revenue`` (net of returns from the first order's month on,
+    currency) and ``revenue_per_customer`` (revenue / cohort size): the dense
+    ``features.customer_month_panel`` summed by cohort and month. Unavailable when no cohort can
+    be followed into a month after the first purchase.
     """
-    if not (panel["months_since_first"] >= 1).any():
+    tx = features.as_table(transactions)
+    t = tx.filter(tx.order_date <= observation_end)
+    t = t.mutate(month=t.order_date.truncate("M"))
+    pos = t.amount > 0
+    first = t.filter(pos).group_by("customer_id").aggregate(first_month=t.month.min())
+    first = first.filter(first.first_month >= start.replace(day=1))
+    months = t.group_by(["customer_id", "month"]).aggregate(orders=pos.sum(), spend=t.amount.sum())
+    m = months.inner_join(first, "customer_id")
+    m = m.filter(m.month >= m.first_month)
+    since_first = (m.month.year() - m.first_month.year()) * 12 + m.month.month() - m.first_month.month()
+    by_month = m.group_by(cohort=m.first_month, months_since_first=since_first.cast("int64")).aggregate(
+        active=(m.orders > 0).sum(), revenue=m.spend.sum()).execute()
+    by_month["cohort"] = pd.to_datetime(by_month["cohort"])
+
+    # every customer of a cohort is active in its first month
+    size = by_month[by_month["months_since_first"] == 0].rename(columns={"active": "cohort_size"})
+    cohort = size["cohort"]
+    followed = (observation_end.year - cohort.dt.year) * 12 + observation_end.month - cohort.dt.month
+    if not (followed >= 1).any():
         return Unavailable("lifecycle.unavailable.cohorts_one_month")
-    size = panel[panel["months_since_first"] == 0].groupby("first_month").size().rename("cohort_size")
-    g = panel.groupby(["first_month", "months_since_first"]).agg(active=("active", "sum"),
-                                                                  revenue=("spend", "sum"))
-    out = g.reset_index().rename(columns={"first_month": "cohort"}).merge(
-        size.rename_axis("cohort").reset_index(), on="cohort")
+    grid = size[["cohort", "cohort_size"]].loc[size.index.repeat(followed + 1)]
+    grid["months_since_first"] = grid.groupby("cohort").cumcount()
+    out = grid.merge(by_month, how="left", on=["cohort", "months_since_first"])
+    out = out.fillna({"active": 0, "revenue": 0.0}).astype({"active": "int64", "cohort_size": "int64"})
     out["retention"] = out["active"] / out["cohort_size"]
     out["revenue_per_customer"] = out["revenue"] / out["cohort_size"]
+    out = out.sort_values(["cohort", "months_since_first"], ignore_index=True)
     return out[["cohort", "months_since_first", "cohort_size", "active", "retention", "revenue",
                 "revenue_per_customer"]]
 
@@ -239,33 +374,56 @@ class LapseCurves:
     logrank: dict
 
 
+def _customers_per_row(lapses: pd.DataFrame) -> pd.Series:
+    """How many customers each row of lapse times stands for: its ``customers`` column, else 1."""
+    return lapses["customers"] if "customers" in lapses else pd.Series(1, index=lapses.index)
+
+
+def lapse_counts(lapses: pd.DataFrame, customers: pd.DataFrame, category_tiers: dict[str, str]) -> pd.DataFrame:
+    """``features.lapse_times`` rows counted by ``days_to_lapse, lapsed, acquisition_channel,
+    first_order_tier`` (the tier of the first order's category): one row per distinct
+    combination, ``customers`` per row (what the Kaplan–Meier fits need, as case weights)."""
+    d = lapses[["customer_id", "days_to_lapse", "lapsed", "first_category"]].merge(
+        customers[["customer_id", "acquisition_channel"]], on="customer_id", how="left")
+    d["first_order_tier"] = d["first_category"].map(category_tiers)
+    keys = ["days_to_lapse", "lapsed", "acquisition_channel", "first_order_tier"]
+    return d.groupby(keys, dropna=False, sort=False).size().rename("customers").reset_index()
+
+
 def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves | Unavailable:
-    """Kaplan–Meier estimate per value of ``by`` on ``features.lapse_times`` rows (``days_to_lapse``,
-    ``lapsed``) and a multivariate log-rank test; groups smaller than ``min_n`` are left out.
-    ``by``: ``acquisition_channel`` or ``first_order_tier`` (the groupings the report names).
-    Unavailable with fewer than two such groups or without any lapse in them."""
+    """Kaplan–Meier estimate per value of ``by`` on lapse times (``days_to_lapse``, ``lapsed``;
+    ``features.lapse_times`` rows or their :func:`lapse_counts`) and a multivariate log-rank
+    test; groups of fewer than ``min_n`` customers are left out. ``by``: ``acquisition_channel``
+    or ``first_order_tier`` (the groupings the report names). Unavailable with fewer than two
+    such groups or without any lapse in them."""
     d = lapses.dropna(subset=[by])
-    sizes = d[by].value_counts()
-    d = d[d[by].isin(sizes[sizes >= min_n].index)]
+    w = _customers_per_row(d)
+    sizes = w.groupby(d[by]).sum()
+    kept = d[by].isin(sizes[sizes >= min_n].index)
+    d, w = d[kept], w[kept]
     what = Term(f"lifecycle.what.lapse_by.{by}")
     groups = d[by].nunique()
     if groups < 2:
         return Unavailable("lifecycle.unavailable.lapse_groups",
-                           {"what": what, "min_n": int(min_n), "n": len(lapses), "groups": int(groups)})
+                           {"what": what, "min_n": int(min_n), "n": int(_customers_per_row(lapses).sum()),
+                            "groups": int(groups)})
     if not d["lapsed"].any():
-        return Unavailable("lifecycle.unavailable.lapse_none", {"what": what, "n": len(d)})
+        return Unavailable("lifecycle.unavailable.lapse_none", {"what": what, "n": int(w.sum())})
     curves, medians = [], []
     for group, part in d.groupby(by, sort=True):
-        kmf = KaplanMeierFitter().fit(part["days_to_lapse"], part["lapsed"], label=str(group))
+        pw = w[part.index]
+        kmf = KaplanMeierFitter().fit(part["days_to_lapse"], part["lapsed"], weights=pw.to_numpy(),
+                                      label=str(group))
         ci = kmf.confidence_interval_survival_function_
         curves.append(pd.DataFrame({"group": str(group), "days": kmf.survival_function_.index,
                                     "survival": kmf.survival_function_.iloc[:, 0].to_numpy(),
                                     "ci_low": ci.iloc[:, 0].to_numpy(), "ci_high": ci.iloc[:, 1].to_numpy()}))
         med_ci = median_survival_times(kmf.confidence_interval_)
-        medians.append({"group": str(group), "n": len(part), "lapses": int(part["lapsed"].sum()),
+        lapsed = int(pw[part["lapsed"].astype(bool)].sum())
+        medians.append({"group": str(group), "n": int(pw.sum()), "lapses": lapsed,
                         "median_days": float(kmf.median_survival_time_),
                         "ci_low": float(med_ci.iloc[0, 0]), "ci_high": float(med_ci.iloc[0, 1])})
-    test = multivariate_logrank_test(d["days_to_lapse"], d[by], d["lapsed"])
+    test = multivariate_logrank_test(d["days_to_lapse"], d[by], d["lapsed"], weights=w.to_numpy())
     med = pd.DataFrame(medians).replace([np.inf, -np.inf], np.nan)
     return LapseCurves(by, pd.concat(curves, ignore_index=True), med,
                        {"statistic": float(test.test_statistic), "df": int(test.degrees_of_freedom),
@@ -274,18 +432,18 @@ def time_to_lapse(lapses: pd.DataFrame, by: str, min_n: int = 30) -> LapseCurves
 
 def median_time_to_lapse(lapses: pd.DataFrame) -> Estimate | Unavailable:
     """Kaplan–Meier median days from the first purchase to the lapse over all customers
-    followed (``features.lapse_times`` rows), with its 95% interval (NaN bound where the band
-    does not reach 50%); unavailable while fewer than half have lapsed."""
-    lapsed = int(lapses["lapsed"].sum()) if len(lapses) else 0
+    followed (lapse times as in :func:`time_to_lapse`), with its 95% interval (NaN bound where
+    the band does not reach 50%); unavailable while fewer than half have lapsed."""
+    w = _customers_per_row(lapses)
+    n, lapsed = int(w.sum()), int(w[lapses["lapsed"].astype(bool)].sum())
     if not lapsed:
-        return Unavailable("lifecycle.unavailable.lapse_none", {"what": Term("lifecycle.what.lapse"),
-                                                                "n": len(lapses)})
-    kmf = KaplanMeierFitter().fit(lapses["days_to_lapse"], lapses["lapsed"])
+        return Unavailable("lifecycle.unavailable.lapse_none", {"what": Term("lifecycle.what.lapse"), "n": n})
+    kmf = KaplanMeierFitter().fit(lapses["days_to_lapse"], lapses["lapsed"], weights=w.to_numpy())
     median = float(kmf.median_survival_time_)
     if not np.isfinite(median):
-        return Unavailable("lifecycle.unavailable.lapse_median", {"n": len(lapses), "lapses": lapsed})
+        return Unavailable("lifecycle.unavailable.lapse_median", {"n": n, "lapses": lapsed})
     lo, hi = (float(x) for x in median_survival_times(kmf.confidence_interval_).iloc[0])
-    return Estimate(median, float("nan"), lo, hi if np.isfinite(hi) else float("nan"), len(lapses),
+    return Estimate(median, float("nan"), lo, hi if np.isfinite(hi) else float("nan"), n,
                     "Kaplan–Meier median")
 
 
@@ -313,13 +471,13 @@ class CustomerValue:
         """Sum of the discounted CLV of ``customers`` (ids; ``if_retained``: of their value if
         still active, CLV / P(alive)) with a delta-method 95% interval for this fixed group."""
         s = self.summary.loc[list(customers)]
+        clv_of = clv.DiscountedClv(s, horizon_months, annual_discount_rate)
 
         def total(bg: pd.Series, gg: pd.Series) -> float:
-            value = clv.discounted_clv(self.purchases, self.spend, s, horizon_months, annual_discount_rate,
-                                       purchase_params=bg, spend_params=gg)
+            value = clv_of(self.purchases, self.spend, bg, gg)
             if if_retained:
-                p = self.purchases.probability_alive(s, bg)
-                value = np.where(p > 0, value / p.where(p > 0, 1.0), 0.0)
+                p = self.purchases.probability_alive(s, bg).to_numpy()
+                value = np.where(p > 0, value / np.where(p > 0, p, 1.0), 0.0)
             return float(np.sum(value))
 
         method = "CLV if retained (CLV / P(alive)), delta method" if if_retained else "CLV, delta method"
@@ -413,22 +571,34 @@ def _tracking(model: clv.BetaGeoModel, daily: pd.DataFrame, calibration_end: dat
                          "period": np.where(weeks <= cal, "calibration", "holdout")})
 
 
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve as the Mann–Whitney U statistic / (n1 n0) (ties count half);
-    NaN with one class only."""
-    pos = y == 1
-    if pos.all() or not pos.any():
-        return float("nan")
-    u = mannwhitneyu(score[pos], score[~pos], method="asymptotic", use_continuity=False).statistic
-    return float(u / (pos.sum() * (~pos).sum()))
+class _ScoreRanking:
+    """AUC and top-decile lift of one score for the outcome ``y``, on resamples of the scored
+    customers given as indices ``i``: equal to computing them on ``y[i], score[i]``, but from the
+    resample's counts per distinct score, without sorting each resample. The AUC is the
+    Mann–Whitney U / (n1 n0) (ties count half); the top decile keeps tied scores in the
+    resample's order, as a stable sort does."""
 
+    def __init__(self, y: np.ndarray, score: np.ndarray, share: float = 0.1):
+        self.y = y
+        values, self.level = np.unique(score, return_inverse=True)  # distinct scores, ascending
+        self.levels = len(values)
+        self.top = max(1, round(share * len(y)))
 
-def _top_lift(y: np.ndarray, score: np.ndarray, share: float = 0.1) -> float:
-    if not y.any():
-        return float("nan")
-    k = max(1, int(round(share * len(y))))
-    order = np.argsort(-score, kind="stable")
-    return float(y[order[:k]].mean() / y.mean())
+    def on(self, i: np.ndarray) -> tuple[float, float]:
+        """(AUC, top-decile lift) of the resample ``i``; NaN where it has no positive, and an
+        AUC of NaN where it has no negative."""
+        level, y = self.level[i], self.y[i]
+        neg, pos = np.bincount(2 * level + y, minlength=2 * self.levels).reshape(-1, 2).T
+        every = neg + pos
+        n1, n0 = int(pos.sum()), int(neg.sum())
+        if not n1:
+            return float("nan"), float("nan")
+        auc = float(np.sum(pos * (np.cumsum(neg) - 0.5 * neg)) / (n1 * n0)) if n0 else float("nan")
+        from_top = np.cumsum(every[::-1])
+        cut = self.levels - 1 - np.searchsorted(from_top, self.top)  # the score level the top decile ends in
+        above = int(every[cut + 1:].sum())
+        hits = int(pos[cut + 1:].sum() + y[level == cut][: self.top - above].sum())
+        return auc, float((hits / self.top) / (n1 / len(i)))
 
 
 def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -437,12 +607,13 @@ def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed
     row has ``score == "difference"``."""
     rng = np.random.default_rng(seed)
     names = list(scores)
-    point = {k: (_auc(y, s), _top_lift(y, s)) for k, s in scores.items()}
+    ranking = {k: _ScoreRanking(y, s) for k, s in scores.items()}
+    point = {k: r.on(np.arange(len(y))) for k, r in ranking.items()}
     boot = {k: [] for k in names}
     for _ in range(reps):
         i = rng.integers(0, len(y), len(y))
-        for k, s in scores.items():
-            boot[k].append((_auc(y[i], s[i]), _top_lift(y[i], s[i])))
+        for k, r in ranking.items():
+            boot[k].append(r.on(i))
     rows = []
     for k in names:
         b = np.array(boot[k])
@@ -624,11 +795,9 @@ def analyse(data) -> LifecycleResult:
     value = customer_value(summary, rules, small)
     model = value.purchases if isinstance(value, CustomerValue) else None
     stages = stage_history(tx, customers, leads, end, rules, model=model, start=start)
-    cohorts = cohort_retention(features.customer_month_panel(tx, end, start))
+    cohorts = cohort_retention(tx, end, start)
 
-    lapses = features.lapse_times(tx, end, rules.lapsed_after_days)
-    lapses = lapses.merge(customers[["customer_id", "acquisition_channel"]], on="customer_id", how="left")
-    lapses["first_order_tier"] = lapses["first_category"].map(p.category_tiers)
+    lapses = lapse_counts(features.lapse_times(tx, end, rules.lapsed_after_days), customers, p.category_tiers)
 
     cal_end = end - timedelta(weeks=rules.holdout_weeks)
     calibration = features.customer_summary(tx, end, calibration_end=cal_end)
@@ -636,8 +805,7 @@ def analyse(data) -> LifecycleResult:
     holdout = holdout_check(calibration, daily, cal_end, rules, small)
 
     if data.has("leads"):
-        panel = stages.panel
-        open_leads = int(((panel["snapshot"] == stages.snapshots[-1]) & ~panel["is_customer"]).sum())
+        open_leads = stages.open_leads
         fun = funnel.sales_funnel(leads, end)
     else:
         open_leads = Unavailable.needs_table("leads", "lifecycle.what.prospect_leads")

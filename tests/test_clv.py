@@ -155,6 +155,21 @@ def test_gamma_gamma_expected_spend_and_clv_by_hand(cdnow, cdnow_bg):
     assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_bg, gg, cdnow, 12, 0.1).sum())
 
 
+def test_clv_per_distinct_history_equals_the_monthly_sum_per_customer(cdnow, cdnow_bg):
+    """DiscountedClv sums the months once per distinct (frequency, T) and scales by P(alive) and
+    spend: the same as the month-by-month sum per customer, to rounding (1e-12), at any parameters."""
+    gg = clv.GammaGammaModel().fit(cdnow)
+    month, d = clv.DAYS_PER_MONTH / 7, clv.monthly_discount(0.1)
+    value = clv.DiscountedClv(cdnow, 12, 0.1)
+    assert len(value.x) < len(cdnow) / 2
+    other = (cdnow_bg.params_ * [1.1, 0.9, 1.05, 0.95], gg.params_ * [1.02, 0.97, 1.1])
+    for bg, spend in ((None, None), other):
+        per_purchase = gg.expected_spend(cdnow, spend).to_numpy()
+        cumulative = [cdnow_bg.expected_purchases(i * month, cdnow, bg).to_numpy() for i in range(13)]
+        direct = sum((cumulative[i] - cumulative[i - 1]) * per_purchase / (1 + d) ** i for i in range(1, 13))
+        np.testing.assert_allclose(value(cdnow_bg, gg, bg, spend), direct, rtol=1e-12)
+
+
 def test_degenerate_fits_say_so_instead_of_raising():
     """No repeat buyer: nothing is identified, so nothing is fitted; a handful of customers: the
     fit runs and reports whether it converged, never raising (CLV users check ``converged_``)."""

@@ -4,16 +4,19 @@ hand-computed examples, then one unit end to end on the demo data and its presen
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
+from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 from thin_data import make_project
 
-from custlib import contract, features, lifecycle, sources
+from custlib import clv, contract, demo, features, lifecycle, sources
 from custlib.params import LifecycleParams
 from custlib.present import i18n
 from custlib.present import lifecycle as present
@@ -87,12 +90,123 @@ def test_stage_history_snapshots_and_transitions_by_hand():
     assert h.previous_stage().to_dict() == {"A": "new", "B": "prospect"}
 
 
+@pytest.fixture(scope="module")
+def small_b2b(tmp_path_factory):
+    """The b2b unit of a 300-customer demo (it has leads), with extra leads for the edge cases:
+    two open leads of one customer before the signup, leads of ids missing from the customers."""
+    out = tmp_path_factory.mktemp("small_demo")
+    demo.generate(out, customers=300, seed=3, units=("b2b",))
+    leads = pd.read_parquet(out / "leads.parquet")
+    late = pd.read_parquet(out / "customers.parquet").sort_values("signup_date").iloc[-1]
+    extra = leads.iloc[[0, 0, 0, 0]].assign(
+        lead_id=["X1", "X2", "X3", "X4"], customer_id=[late["customer_id"], late["customer_id"], "GONE", "GONE"],
+        created_date=pd.Timestamp("2024-03-01"), qualified_date=pd.NaT, opportunity_date=pd.NaT,
+        won_date=pd.NaT, lost_date=[pd.NaT, pd.NaT, pd.NaT, pd.Timestamp("2024-09-15")])
+    pd.concat([leads, extra], ignore_index=True).to_parquet(out / "leads.parquet")
+    return sources.load_unit("b2b", ROOT, run_date="2026-01-15", data_source=out, check=False)
+
+
+def _stage_panel(tx, customers, leads, end, rules, model, start) -> pd.DataFrame:
+    """Every customer and open lead at every snapshot, one row each, with its stage: the
+    straightforward pandas panel the streaming :func:`lifecycle.stage_history` must agree with."""
+    snap = pd.DataFrame({"snapshot": pd.to_datetime(lifecycle.snapshot_dates(start, end))})
+    hist = features.customer_snapshots(tx, list(snap["snapshot"].dt.date))
+    cust = customers[["customer_id", "signup_date"]].merge(snap, how="cross").merge(
+        hist, on=["customer_id", "snapshot"], how="left")
+    cust = cust[(pd.to_datetime(cust["signup_date"]) <= cust["snapshot"]) | cust["first_purchase"].notna()]
+    cust = cust.rename(columns={"customer_id": "key"}).assign(is_customer=True)
+    lp = leads.assign(key=leads["customer_id"].fillna(leads["lead_id"])).merge(snap, how="cross")
+    decided = pd.to_datetime(lp["won_date"]).fillna(pd.to_datetime(lp["lost_date"]))
+    lp = lp[(pd.to_datetime(lp["created_date"]) <= lp["snapshot"]) & ~(decided <= lp["snapshot"])]
+    counted = pd.MultiIndex.from_frame(cust[["key", "snapshot"]])
+    lp = lp[~pd.MultiIndex.from_frame(lp[["key", "snapshot"]]).isin(counted)][["key", "snapshot"]]
+    panel = pd.concat([cust, lp.assign(is_customer=False)], ignore_index=True)
+    panel["purchase_days"] = panel["purchase_days"].fillna(0).astype(int)
+    b = panel[panel["purchase_days"] > 0]
+    panel.loc[b.index, "p_alive"] = model.probability_alive(pd.DataFrame(
+        {"frequency": b["purchase_days"] - 1, "recency": (b["last_purchase"] - b["first_purchase"]).dt.days / 7.0,
+         "T": (b["snapshot"] - b["first_purchase"]).dt.days / 7.0}))
+    return panel.assign(stage=lifecycle.assign_stages(panel, rules))
+
+
+def test_streaming_stage_history_equals_the_full_panel(small_b2b):
+    data = small_b2b
+    end, rules = data.params.observation_end, data.params.lifecycle
+    tx = data.transactions
+    customers = data.customers.select("customer_id", "signup_date").execute()
+    leads = data.leads.execute()
+    start = data.period()[0]
+    model = clv.BetaGeoModel().fit(features.customer_summary(tx, end))
+    h = lifecycle.stage_history(tx, customers, leads, end, rules, model=model, start=start)
+    panel = _stage_panel(tx, customers, leads, end, rules, model, start)
+
+    counts = panel.groupby(["snapshot", "stage"], observed=False).size().rename("entities").reset_index()
+    pd.testing.assert_frame_equal(h.counts, counts)
+    snaps = sorted(panel["snapshot"].unique())
+    assert h.snapshots == snaps and len(snaps) > 24
+    for months in (1, 12, len(snaps)):
+        pairs = list(itertools.pairwise(snaps))[-months:]
+        at = {s: panel[panel["snapshot"] == s][["key", "stage"]] for s in snaps}
+        moved = pd.concat([at[a].merge(at[b], on="key", suffixes=("_from", "_to")) for a, b in pairs])
+        expected = moved.groupby(["stage_from", "stage_to"], observed=False).size().to_numpy()
+        assert h.transitions(months)["entities"].tolist() == expected.tolist()
+    last, before = (panel[(panel["snapshot"] == s) & panel["is_customer"]].set_index("key")
+                    for s in (snaps[-1], snaps[-2]))
+    cols = ["first_purchase", "last_purchase", "purchase_days", "p_alive", "stage"]
+    expected = last[cols].rename_axis("customer_id").astype({"first_purchase": "datetime64[ns]",
+                                                             "last_purchase": "datetime64[ns]"})
+    pd.testing.assert_frame_equal(h.current(), expected, check_exact=True)
+    pd.testing.assert_series_equal(h.previous_stage(), before["stage"].rename_axis("customer_id"))
+    open_leads = panel[(panel["snapshot"] == snaps[-1]) & ~panel["is_customer"]]
+    assert h.open_leads == len(open_leads) and (open_leads["key"] == "GONE").sum() == 1
+    # the two open leads of the late customer count twice before the signup, then as the customer
+    late = panel[panel["key"] == customers.sort_values("signup_date")["customer_id"].iloc[-1]]
+    assert (late.groupby("snapshot").size() == 2).any()
+
+
+def test_engine_cohorts_equal_the_dense_panel(small_b2b):
+    data = small_b2b
+    end, start = data.params.observation_end, data.period()[0]
+    panel = features.customer_month_panel(data.transactions, end, start)
+    size = panel[panel["months_since_first"] == 0].groupby("first_month").size().rename("cohort_size")
+    g = panel.groupby(["first_month", "months_since_first"]).agg(active=("active", "sum"),
+                                                                  revenue=("spend", "sum"))
+    expected = g.reset_index().merge(size.reset_index(), on="first_month").rename(
+        columns={"first_month": "cohort"})
+    got = lifecycle.cohort_retention(data.transactions, end, start)
+    for c in ("cohort", "months_since_first", "cohort_size", "active"):
+        assert got[c].astype(str).tolist() == expected[c].astype(str).tolist(), c
+    # the engine sums the same amounts in another order
+    np.testing.assert_allclose(got["revenue"], expected["revenue"], rtol=1e-12)
+
+
+def test_lapse_curves_on_counts_equal_the_curves_on_customers(small_b2b):
+    data = small_b2b
+    per_customer = features.lapse_times(data.transactions, data.params.observation_end,
+                                        data.params.lifecycle.lapsed_after_days)
+    customers = data.customers.select("customer_id", "acquisition_channel").execute()
+    counted = lifecycle.lapse_counts(per_customer, customers, data.params.category_tiers)
+    assert counted["customers"].sum() == len(per_customer) and len(counted) < len(per_customer)
+    rows = per_customer.merge(customers, on="customer_id", how="left")
+    rows["first_order_tier"] = rows["first_category"].map(data.params.category_tiers)
+    medians = [lifecycle.median_time_to_lapse(d) for d in (counted, rows)]
+    np.testing.assert_equal(*[(m.estimate, m.ci_low, m.ci_high, m.n) for m in medians])
+    for by in ("acquisition_channel", "first_order_tier"):
+        smallest = int(rows[by].value_counts().min())
+        assert rows[by].nunique() > 2  # leaving the smallest group out leaves two
+        a, b = (lifecycle.time_to_lapse(d, by, min_n=smallest + 1) for d in (counted, rows))
+        assert len(a.medians) == rows[by].nunique() - 1
+        pd.testing.assert_frame_equal(a.curves, b.curves, check_exact=True)
+        pd.testing.assert_frame_equal(a.medians, b.medians, check_exact=True)
+        assert a.logrank == pytest.approx(b.logrank, rel=1e-12)  # the weighted test sums in another order
+
+
 def test_cohort_retention_by_hand():
     tx = _tx([("A", "2025-01-05", 10.0), ("A", "2025-01-20", 5.0), ("A", "2025-03-02", 7.0),
               ("B", "2025-01-10", 20.0), ("B", "2025-02-15", -5.0),   # a return is not activity
               ("C", "2025-02-01", 8.0), ("C", "2025-03-03", 4.0)])
-    panel = features.customer_month_panel(tx, date(2025, 3, 31), date(2025, 1, 1))
-    c = lifecycle.cohort_retention(panel).set_index(["cohort", "months_since_first"])
+    c = lifecycle.cohort_retention(tx, date(2025, 3, 31), date(2025, 1, 1))
+    c = c.set_index(["cohort", "months_since_first"])
     jan, feb = pd.Timestamp("2025-01-01"), pd.Timestamp("2025-02-01")
     assert c.loc[(jan, 0), "cohort_size"] == 2 and c.loc[(feb, 0), "cohort_size"] == 1
     assert c.loc[(jan, 0), "revenue"] == pytest.approx(35.0)
@@ -150,7 +264,26 @@ def test_auc_matches_scikit_learn_with_ties():
     rng = np.random.default_rng(5)
     y = (rng.random(500) < 0.3).astype(int)
     s = rng.integers(0, 10, 500) + 2 * y
-    assert lifecycle._auc(y, s) == pytest.approx(roc_auc_score(y, s))
+    auc, _ = lifecycle._ScoreRanking(y, s).on(np.arange(500))
+    assert auc == pytest.approx(roc_auc_score(y, s))
+
+
+def test_bootstrap_metrics_from_counts_equal_the_metrics_of_each_resample():
+    """The per-resample counts give exactly the AUC (Mann–Whitney U, ties half) and top-decile
+    lift (stable sort: tied scores in resample order) computed on the resampled rows."""
+    rng = np.random.default_rng(8)
+    for n in (25, 400):
+        y = (rng.random(n) < 0.35).astype(int)
+        for s in (rng.integers(0, 6, n) + y, rng.random(n).round(1)):  # heavy ties
+            ranking = lifecycle._ScoreRanking(y, s)
+            for _ in range(30):
+                i = rng.integers(0, n, n)
+                yi, si = y[i], s[i]
+                pos = yi == 1
+                u = mannwhitneyu(si[pos], si[~pos], method="asymptotic", use_continuity=False).statistic
+                top = max(1, round(0.1 * n))
+                lift = yi[np.argsort(-si, kind="stable")[:top]].mean() / yi.mean()
+                assert ranking.on(i) == (float(u / (pos.sum() * (~pos).sum())), float(lift))
 
 
 @pytest.fixture(scope="module")
@@ -266,9 +399,8 @@ def test_parts_the_data_cannot_support_are_unavailable_by_hand():
     assert isinstance(lifecycle.median_time_to_lapse(no_lapse), Unavailable)
     assert "fewer than half" in lifecycle.median_time_to_lapse(no_lapse.assign(lapsed=[1, 0, 0, 0])).reason.lower()
 
-    one_month = features.customer_month_panel(_tx([("A", "2025-01-05", 10.0), ("B", "2025-01-09", 5.0)]),
-                                              date(2025, 1, 31), date(2025, 1, 1))
-    assert isinstance(lifecycle.cohort_retention(one_month), Unavailable)
+    one_month = _tx([("A", "2025-01-05", 10.0), ("B", "2025-01-09", 5.0)])
+    assert isinstance(lifecycle.cohort_retention(one_month, date(2025, 1, 31), date(2025, 1, 1)), Unavailable)
 
     scores = {"model": np.arange(40.0), "rule": np.arange(40.0)[::-1]}
     assert "both kinds" in lifecycle.churn_ranking(np.ones(40, int), scores, 30).reason
