@@ -13,8 +13,8 @@ kernel, HTML export) and measured:
 
 ``--run`` also times the whole ``custlib run`` of the size (all units and reports, two in
 parallel as on the 2-core machine). ``--units`` limits the units (``--units stores`` for one
-10M-customer unit). ``--fixed`` measures a report's fixed cost: a kernel that only imports the
-report's modules. Prints markdown tables:
+10M-customer unit), ``--analyses`` the reports. ``--fixed`` measures a report's fixed cost: a
+process that only imports the report's modules. Prints markdown tables:
 
     .venv/bin/python benchmarks/bench_reports.py [sizes ...] [--units U ...] [--run] [--fixed]
 """
@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import yaml
 
 from custlib import demo
 from custlib.contract import ANALYSES
@@ -54,9 +54,8 @@ def project(customers: int) -> Path:
     shutil.copytree(ROOT / "params", root / "params")
     (root / "notebooks").symlink_to(ROOT / "notebooks")
     defaults = root / "params" / "defaults.yaml"
-    cfg = yaml.safe_load(defaults.read_text(encoding="utf-8"))
-    cfg["data_source"] = str(data)
-    defaults.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    text = re.sub(r"(?m)^data_source:.*$", f"data_source: {data}", defaults.read_text(encoding="utf-8"))
+    defaults.write_text(text, encoding="utf-8")
     return root
 
 
@@ -69,11 +68,11 @@ def measured(cmd: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - t0, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status)
 
 
-def report_costs(root: Path, units: list[str]) -> dict[tuple[str, str], tuple[float, float, int]]:
+def report_costs(root: Path, units: list[str], analyses: list[str]) -> dict[tuple[str, str], tuple[float, float, int]]:
     """(unit, analysis) -> seconds, peak GiB, exit status of rendering that report alone."""
     costs = {}
     for unit in units:
-        for analysis in ANALYSES:
+        for analysis in analyses:
             costs[unit, analysis] = measured([sys.executable, "-c", RENDER, str(root), unit, analysis, RUN_DATE])
             s, gib, code = costs[unit, analysis]
             print(f"  {unit}/{analysis}: {s:.0f} s, {gib:.2f} GiB{'' if code == 0 else ' FAILED'}", file=sys.stderr)
@@ -94,6 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sizes", nargs="*", type=int, default=[20_000, 200_000, 1_000_000])
     ap.add_argument("--units", nargs="+", default=None)
+    ap.add_argument("--analyses", nargs="+", default=list(ANALYSES), choices=list(ANALYSES))
     ap.add_argument("--run", action="store_true", help="also time the whole custlib run per size")
     ap.add_argument("--fixed", action="store_true", help="also measure the fixed cost (imports) per report")
     args = ap.parse_args()
@@ -102,14 +102,14 @@ def main() -> None:
     for n in args.sizes:
         print(f"{n:,} customers per unit", file=sys.stderr)
         root = project(n)
-        results[n] = report_costs(root, units)
+        results[n] = report_costs(root, units, args.analyses)
         if args.run:
             runs[n] = measured([str(Path(sys.executable).with_name("custlib")), "--root", str(root), "run", "--bu", *units,
                                 "--jobs", "2", "--run-date", RUN_DATE])
     head = " | ".join(f"{n:,}/unit: s · peak GiB" for n in args.sizes)
     print(f"| report | {head} |\n|---|{'---:|' * len(args.sizes)}")
     for unit in units:
-        for analysis in ANALYSES:
+        for analysis in args.analyses:
             cells = []
             for n in args.sizes:
                 s, gib, code = results[n][unit, analysis]
