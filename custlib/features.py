@@ -88,7 +88,8 @@ def customer_summary(transactions: ir.Table | pd.DataFrame, observation_end: dat
 
 
 def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: date,
-                        category_tiers: dict[str, str] | None = None) -> pd.DataFrame:
+                        category_tiers: dict[str, str] | None = None,
+                        orders_since: date | None = None) -> pd.DataFrame:
     """One row per buyer up to ``observation_end``: dates, counts, revenue and price sensitivity.
 
     Columns: ``first_order``, ``last_order`` (dates of positive orders), ``orders`` (positive
@@ -96,7 +97,8 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
     orders only), ``discounted_share`` (share of positive orders with a discount),
     ``discount_rate`` (discount / (sales + discount)), ``recency_days`` (observation end minus
     last order), ``tenure_days`` (observation end minus first order) and ``basic_share``, ``standard_share``,
-    ``premium_share`` of positive orders (missing without ``category_tiers``).
+    ``premium_share`` of positive orders (missing without ``category_tiers``); with
+    ``orders_since``, ``recent_orders``: positive orders after that date (same scan).
     """
     tx = as_table(transactions)
     t = tx.filter(tx.order_date <= observation_end)
@@ -115,6 +117,8 @@ def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: 
     for name in ("basic", "standard", "premium"):
         aggs[f"{name}_share"] = (((tier == name) & pos).sum() / pos.sum()
                                  if category_tiers else ibis.null("float64"))
+    if orders_since is not None:
+        aggs["recent_orders"] = (pos & (t.order_date > orders_since)).sum()
     agg = t.group_by("customer_id").aggregate(**aggs)
     agg = agg.filter(agg.orders > 0).mutate(
         recency_days=_days_between(ibis.literal(observation_end), agg.last_order),

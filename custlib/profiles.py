@@ -28,13 +28,18 @@ CELL_COLUMNS = ["variable", "group", "category", "n_group", "count", "share", "c
 
 
 def expand_tags(values: pd.Series, prefix: str, sep: str = ";") -> pd.DataFrame:
-    """One yes/no column per tag of a multi-label column (e.g. ``interests`` "travel;food").
+    """One yes/no column (categorical) per tag of a multi-label column (e.g. ``interests``
+    "travel;food").
 
-    Columns are named ``"<prefix>: <tag>"``; a missing value means no tags.
+    Columns are named ``"<prefix>: <tag>"``, tags in sorted order; a missing value means no
+    tags. The tags are split once per distinct value, not once per row.
     """
-    dummies = values.fillna("").str.get_dummies(sep=sep)
+    codes, distinct = pd.factorize(values)
+    dummies = pd.Series(distinct, dtype=object).str.get_dummies(sep=sep)
     dummies = dummies.loc[:, [c for c in dummies.columns if c]]
-    return dummies.rename(columns=lambda t: f"{prefix}: {t}").replace({1: TAG_YES, 0: "no"})
+    has = np.vstack([dummies.to_numpy(dtype=np.int8), np.zeros((1, dummies.shape[1]), dtype=np.int8)])[codes]
+    return pd.DataFrame({f"{prefix}: {tag}": pd.Categorical.from_codes(has[:, j], ["no", TAG_YES])
+                         for j, tag in enumerate(dummies.columns)}, index=values.index)
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,15 @@ class Profile:
                            {"variable": Term(f"names.profile_variable.{variable}")})
 
 
-def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.DataFrame, dict]:
-    known = (values.notna() & groups.notna()).to_numpy()
-    g, g_names = pd.factorize(groups[known], sort=True)
-    c, c_names = pd.factorize(values[known], sort=True)
-    obs = np.bincount(g * len(c_names) + c, minlength=len(g_names) * len(c_names))
+def _one_variable(g: np.ndarray, g_names: np.ndarray, values: pd.Series, name: str) -> tuple[pd.DataFrame, dict]:
+    """Test and cells of one variable; ``g``: group codes of the rows (-1 = no group) into the
+    sorted ``g_names``. Only the groups and categories of rows with both known take part."""
+    c, c_names = pd.factorize(values, sort=True)
+    known = (g >= 0) & (c >= 0)
+    obs = np.bincount(g[known] * len(c_names) + c[known], minlength=len(g_names) * len(c_names))
     obs = obs.reshape(len(g_names), len(c_names)).astype(float)
+    present_g, present_c = obs.sum(axis=1) > 0, obs.sum(axis=0) > 0
+    obs, g_names, c_names = obs[present_g][:, present_c], g_names[present_g], np.asarray(c_names)[present_c]
     n = int(obs.sum())
     if obs.shape[0] < 2 or obs.shape[1] < 2:
         return pd.DataFrame(), {"variable": name, "chi2": 0.0, "dof": 0, "p_value": 1.0, "n": n,
@@ -89,8 +97,8 @@ def _one_variable(groups: pd.Series, values: pd.Series, name: str) -> tuple[pd.D
     overall = col / n
     cells = pd.DataFrame({
         "variable": name,
-        "group": np.repeat(np.asarray(g_names), obs.shape[1]),
-        "category": np.tile(np.asarray(c_names), obs.shape[0]),
+        "group": np.repeat(g_names, obs.shape[1]),
+        "category": np.tile(c_names, obs.shape[0]),
         "n_group": np.repeat(row.ravel(), obs.shape[1]).astype(int),
         "count": obs.ravel().astype(int),
         "share": share.ravel(), "ci_low": np.asarray(lo).ravel(), "ci_high": np.asarray(hi).ravel(),
@@ -123,9 +131,10 @@ def profile(groups: pd.Series, attributes: pd.DataFrame, alpha: float = 0.05,
     for c in tag_columns:
         attrs = attrs.join(expand_tags(attributes[c], c))
     tagged = [c for c in attrs.columns if c.split(": ")[0] in tag_columns]
+    g, g_names = pd.factorize(groups, sort=True)
     parts, tests = [], []
     for name in attrs.columns:
-        cells, test = _one_variable(groups, attrs[name], name)
+        cells, test = _one_variable(g, np.asarray(g_names), attrs[name], name)
         parts.append(cells)
         tests.append(test)
     tests = pd.DataFrame(tests)

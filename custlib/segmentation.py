@@ -9,6 +9,7 @@ and output files are made by :mod:`custlib.present.segmentation`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -26,6 +27,8 @@ from custlib.stats import Estimate, Unavailable, proportion
 
 N_SCORES = 5
 N_INIT = 2  # k-means restarts per k
+FIT_SAMPLE = 50_000  # buyers: above this, k-means is fitted on a random sample of this many
+SAMPLE_N_INIT = 4  # k-means restarts per k on such a sample (cheap, so more: fewer poor local optima)
 DAYS_PER_MONTH = 365.25 / 12
 PROFILE_VARIABLES = ("age_band", "gender", "income_band", "region", "city", "customer_type",
                      "acquisition_channel", "interests")
@@ -68,6 +71,20 @@ def age_bands(age: pd.Series, edges: list[int]) -> pd.Series:
     return pd.cut(age.astype(float), [-np.inf, *edges, np.inf], right=False, labels=labels)
 
 
+def _execute_compact(expr, index: str) -> pd.DataFrame:
+    """Run ``expr`` through Arrow, indexed by its ``index`` column: the other text columns become
+    categoricals (sorted categories) instead of one Python string per row, dates datetime64[s]
+    as Ibis gives them."""
+    t = expr.to_pyarrow()
+    df = t.drop_columns(index).to_pandas(strings_to_categorical=True, date_as_object=False)
+    for c in df.select_dtypes("category"):
+        df[c] = df[c].cat.reorder_categories(sorted(df[c].cat.categories))
+    for c in df.select_dtypes("datetime"):
+        df[c] = df[c].astype("datetime64[s]")
+    df.index = pd.Index(t[index].to_pandas(), name=index)
+    return df
+
+
 def customer_table(data) -> pd.DataFrame:
     """One row per customer of the unit plus one per open lead without a customer record.
 
@@ -76,24 +93,26 @@ def customer_table(data) -> pd.DataFrame:
     :func:`custlib.features.customer_aggregates`, ``avg_order_value`` (gross sales per order,
     currency), ``orders_per_month`` (positive orders per month over the last
     ``frequency_window_months``, or over the tenure if shorter, at least one month).
-    Customers and leads without purchases have ``orders`` = 0 and missing aggregates.
-    Indexed by ``customer_id`` (lead rows by ``lead_id``).
+    Customers and leads without purchases have ``orders`` = 0 and missing aggregates. Text
+    profile fields are categoricals. Indexed by ``customer_id`` (lead rows by ``lead_id``).
     """
     p = data.params
     sp = p.segmentation
     end = p.observation_end
-    cust = data.customers.drop("business_unit").execute().set_index("customer_id")
-    agg = features.customer_aggregates(data.transactions, end, p.category_tiers)
     since = (pd.Timestamp(end) - pd.DateOffset(months=sp.frequency_window_months)).date()
-    tx = data.transactions
-    recent = features.customer_aggregates(tx.filter(tx.order_date > since), end)["orders"]
+    agg = features.customer_aggregates(data.transactions, end, p.category_tiers, orders_since=since)
+    recent = agg.pop("recent_orders")
+    cust = _execute_compact(data.customers.drop("business_unit"), "customer_id")
     leads = data.leads
     open_leads = (leads.filter(leads.customer_id.isnull() & (leads.stage != "lost"))
-                  .select("lead_id", acquisition_channel=leads.source).execute())
-    table = cust.join(agg, how="left")
-    table["record"] = "customer"
-    table = pd.concat([table, open_leads.assign(record="lead").set_index("lead_id")])
-    table.index.name = "customer_id"
+                  .select("lead_id", acquisition_channel=leads.source).execute().set_index("lead_id"))
+    people = cust
+    if len(open_leads):
+        people = pd.concat([cust, open_leads])
+        people.index.name = "customer_id"
+        people["acquisition_channel"] = people["acquisition_channel"].astype("category")
+    table = people.join(agg, how="left")
+    table["record"] = np.repeat(np.array(["customer", "lead"], dtype=object), [len(cust), len(open_leads)])
     table["orders"] = table["orders"].fillna(0).astype(int)
     table["avg_order_value"] = table["gross_sales"] / table["orders"].where(table["orders"] > 0)
     window_days = (pd.Timestamp(end) - pd.Timestamp(since)).days
@@ -128,7 +147,7 @@ def prospects(table: pd.DataFrame) -> Prospects | Unavailable:
     counts = counts.assign(total=counts.sum(axis=1)).sort_values("total", ascending=False)
     n = int(counts["total"].sum())
     return Prospects(pd.DataFrame({
-        "channel": counts.index, "registered": counts["customer"].to_numpy(),
+        "channel": np.asarray(counts.index, dtype=object), "registered": counts["customer"].to_numpy(),
         "open_leads": counts["lead"].to_numpy(), "prospects": counts["total"].to_numpy(),
         "share": [proportion(int(k), n) for k in counts["total"]]}))
 
@@ -261,14 +280,16 @@ def value_tiers(monetary: pd.Series, cuts: tuple[float, float], labels: tuple[st
     while the revenue of the customers before it is below ``cuts[0]`` of the total, in the second
     below ``cuts[1]``, else in the third. Ties in revenue are ordered by customer id; customers
     with zero or negative revenue are in the last tier."""
-    v = monetary.clip(lower=0).astype(float)
-    order = pd.DataFrame({"v": v, "id": v.index}).sort_values(["v", "id"], ascending=[False, True]).index
-    s = v.loc[order]
+    v = monetary.clip(lower=0).astype(float).to_numpy()
+    by_id = np.argsort(monetary.index.to_numpy(), kind="stable")
+    order = by_id[np.argsort(-v[by_id], kind="stable")]
+    s = pd.Series(v[order])
     before = (s.cumsum() - s) / s.sum()
     tier = np.where(before < cuts[0], labels[0], np.where(before < cuts[1], labels[1], labels[2]))
-    tier = pd.Series(tier, index=order)
-    tier[s <= 0] = labels[2]
-    return tier.reindex(monetary.index)
+    tier[(s <= 0).to_numpy()] = labels[2]
+    out = np.empty(len(v), dtype=object)
+    out[order] = tier
+    return pd.Series(out, index=monetary.index)
 
 
 def gini(values: np.ndarray) -> float:
@@ -298,13 +319,23 @@ def top_share(values: np.ndarray, top: float = TOP_SHARE) -> float:
 
 def _bootstrap_concentration(x: np.ndarray, reps: int, rng: np.random.Generator) -> tuple[Estimate, Estimate]:
     """Gini coefficient and top-20% revenue share of ``x`` with percentile intervals from the
-    same ``reps`` bootstrap resamples of the customers; n is the number of customers."""
+    same ``reps`` bootstrap resamples of the customers; n is the number of customers.
+
+    One resample at a time (memory of a few copies of ``x``, not ``reps`` of them): its sorted
+    values are ``x`` sorted once, each repeated as often as the resample drew it, so no resample
+    is sorted.
+    """
     n = len(x)
-    sample = np.sort(x[rng.integers(0, n, (reps, n))], axis=1)
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
     i = np.arange(1, n + 1)
-    totals = sample.sum(axis=1)
-    g = 2 * (sample * i).sum(axis=1) / (n * totals) - (n + 1) / n
-    top = sample[:, n - int(np.ceil(TOP_SHARE * n)):].sum(axis=1) / totals
+    top_from = n - int(np.ceil(TOP_SHARE * n))
+    totals, weighted, tops = np.empty(reps), np.empty(reps), np.empty(reps)
+    for b in range(reps):
+        sample = np.repeat(xs, np.bincount(rng.integers(0, n, n), minlength=n)[order])
+        totals[b], weighted[b], tops[b] = sample.sum(), (sample * i).sum(), sample[top_from:].sum()
+    g = 2 * weighted / (n * totals) - (n + 1) / n
+    top = tops / totals
     method = f"bootstrap ({reps})"
 
     def estimate(point: float, boot: np.ndarray) -> Estimate:
@@ -419,7 +450,7 @@ class BehaviourClustering:
     def usable_features(self, table: pd.DataFrame) -> list[str]:
         """The configured features the buyers of ``table`` have values for (the price-tier
         shares are missing when the unit's params map no product category to a tier)."""
-        buyers = table[table["orders"] > 0]
+        buyers = table.loc[table["orders"] > 0, self.features]
         return [f for f in self.features if buyers[f].notna().any()]
 
     @staticmethod
@@ -432,41 +463,52 @@ class BehaviourClustering:
 
     def distinct_points(self, table: pd.DataFrame) -> int:
         """How many buyers of ``table`` differ in their features: k-means cannot find more clusters."""
-        return len(np.unique(self._matrix(table[table["orders"] > 0], self.usable_features(table)), axis=0))
+        features = self.usable_features(table)
+        m = self._matrix(table.loc[table["orders"] > 0, features], features)
+        return int((~pd.DataFrame(m).duplicated()).sum())
 
     def fit(self, table: pd.DataFrame) -> "BehaviourClustering":
         """Fit on the buyers of ``table`` (rows with orders > 0). k is tried up to the number of
         distinct feature vectors and buyers - 1 (the silhouette needs a buyer outside each
-        cluster); there must be room for ``k_min`` (see :func:`cluster_buyers`)."""
+        cluster); there must be room for ``k_min`` (see :func:`cluster_buyers`).
+
+        Above ``FIT_SAMPLE`` buyers, k-means (the choice of k and the stability refits) is fitted
+        on a random sample of ``FIT_SAMPLE`` buyers with ``SAMPLE_N_INIT`` restarts and every buyer
+        is assigned to the nearest centre; up to it, on all buyers with ``N_INIT`` restarts."""
         p = self.params
-        buyers = table[table["orders"] > 0]
         self.features_ = self.usable_features(table)
-        self.scaler_ = StandardScaler().fit(self._matrix(buyers, self.features_))
-        z = self.scaler_.transform(self._matrix(buyers, self.features_))
+        buyers = table.loc[table["orders"] > 0, self.features_]
+        self.scaler_ = StandardScaler()
+        z = self.scaler_.fit_transform(self._matrix(buyers, self.features_))
         n = len(z)
-        sample = min(n, p.silhouette_sample)
+        fit_z, n_init = z, N_INIT
+        if n > FIT_SAMPLE:
+            fit_z = z[np.sort(np.random.default_rng(p.seed).choice(n, FIT_SAMPLE, replace=False))]
+            n_init = SAMPLE_N_INIT
+        sample = min(len(fit_z), p.silhouette_sample)
         fits, rows = {}, []
         for k in range(p.k_min, min(p.k_max, n - 1, self.distinct_points(table)) + 1):
-            km = KMeans(k, n_init=N_INIT, random_state=p.seed).fit(z)
+            km = KMeans(k, n_init=n_init, random_state=p.seed).fit(fit_z)
             fits[k] = km
-            rows.append({"k": k, "silhouette": silhouette_score(z, km.labels_, sample_size=sample,
+            rows.append({"k": k, "silhouette": silhouette_score(fit_z, km.labels_, sample_size=sample,
                                                                 random_state=p.seed)})
         self.silhouette_ = pd.DataFrame(rows)
         self.k_ = int(self.silhouette_.loc[self.silhouette_["silhouette"].idxmax(), "k"])
         km = fits[self.k_]
-        sizes = np.bincount(km.labels_, minlength=self.k_)
+        labels = km.labels_ if len(fit_z) == n else km.predict(z)
+        sizes = np.bincount(labels, minlength=self.k_)
         rank = np.empty(self.k_, dtype=int)
         rank[np.argsort(-sizes, kind="stable")] = np.arange(1, self.k_ + 1)
         self.model_ = km
-        self.labels_ = pd.Series(rank[km.labels_], index=buyers.index, name="cluster")
+        self.labels_ = pd.Series(rank[labels], index=buyers.index, name="cluster")
         self.zscores_ = pd.DataFrame(z, columns=self.features_).groupby(self.labels_.to_numpy()).mean()
         self.descriptors_ = self._descriptors(self.zscores_)
         self.names_ = self._names(self.descriptors_)
-        orig = buyers[self.features_].astype(float).groupby(self.labels_).mean()
+        orig = buyers.astype(float).groupby(self.labels_).mean()
         counts = self.labels_.value_counts().sort_index()
         self.centroids_ = orig.assign(customers=counts, share=counts / n).reset_index(names="cluster")
         self.centroids_.insert(1, "name", self.centroids_["cluster"].map(self.names_))
-        self.stability_ = self._stability(z, km.labels_)
+        self.stability_ = self._stability(fit_z, z, labels, n_init)
         return self
 
     def _descriptors(self, zscores: pd.DataFrame, threshold: float = 0.5) -> dict[int, tuple[str, ...]]:
@@ -491,19 +533,21 @@ class BehaviourClustering:
         dup = pd.Series(names).duplicated(keep=False)
         return names | {c: f"{names[c]} ({c})" for c in dup[dup].index}
 
-    def _stability(self, z: np.ndarray, labels: np.ndarray) -> Estimate:
+    def _stability(self, fit_z: np.ndarray, z: np.ndarray, labels: np.ndarray, n_init: int) -> Estimate:
+        """Adjusted Rand index between ``labels`` of all buyers (standardized features ``z``) and
+        the assignment by k-means (``n_init`` restarts) refitted on bootstrap resamples of
+        ``fit_z``, the buyers the clustering was fitted on."""
         rng = np.random.default_rng(self.params.seed)
-        n, reps = len(z), self.params.bootstrap
+        m, reps = len(fit_z), self.params.bootstrap
         ari = []
         for b in range(reps):
-            idx = rng.integers(0, n, n)
-            km = KMeans(self.k_, n_init=N_INIT, random_state=self.params.seed + b + 1).fit(z[idx])
+            idx = rng.integers(0, m, m)
+            km = KMeans(self.k_, n_init=n_init, random_state=self.params.seed + b + 1).fit(fit_z[idx])
             ari.append(adjusted_rand_score(labels, km.predict(z)))
         ari = np.asarray(ari)
         lo, hi = np.percentile(ari, [2.5, 97.5])
         return Estimate(float(ari.mean()), float(ari.std(ddof=1)), float(lo), float(hi), reps,
                         f"bootstrap refits ({reps})")
-
 
 
 def cluster_buyers(table: pd.DataFrame, params: ClusteringParams,
@@ -531,12 +575,47 @@ class Playbook:
     among them, revenue share (Estimate) and ``actions`` (tuple of action keys);
     ``actions``: per action (key) its target list ``file``, the customers targeted and the
     revenue share they hold; ``targets``: per action a frame of customer_id and segment fields
-    (no personal data).
+    (no personal data, see :class:`TargetLists`).
     """
 
     groups: pd.DataFrame
     actions: pd.DataFrame
-    targets: dict[str, pd.DataFrame]
+    targets: TargetLists
+
+
+class TargetLists(Mapping):
+    """Action key -> its target list: customer_id, the segment and class fields and ``matched``,
+    by customer_id. Each list is built when asked for from the rows of the per-customer table it
+    selects, so a unit of a million customers keeps row numbers, not a copy of the table per action."""
+
+    def __init__(self, table: pd.DataFrame, fields: list[str], rows: dict[str, np.ndarray],
+                 matched: dict[str, np.ndarray]):
+        self._table, self._fields, self._rows, self._matched = table, fields, rows, matched
+
+    def __getitem__(self, action: str) -> pd.DataFrame:
+        rows, t = self._rows[action], self._table
+        return pd.DataFrame({"customer_id": t.index.values[rows], **{f: t[f].values[rows] for f in self._fields},
+                             "matched": self._matched[action]})
+
+    def __contains__(self, action) -> bool:
+        return action in self._rows
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def _joined(flags: np.ndarray, keys: list[str]) -> np.ndarray:
+    """Per row of ``flags`` (rows x keys, bool) the keys it flags joined by "; ", in key order;
+    each distinct row is put into words once."""
+    if not len(flags):
+        return np.array([], dtype=object)
+    pattern = pd.DataFrame(flags).groupby(list(range(len(keys))), sort=False).ngroup().to_numpy()
+    first = np.unique(pattern, return_index=True)[1]
+    words = np.array(["; ".join(k for k, on in zip(keys, flags[i]) if on) for i in first], dtype=object)
+    return words[pattern]
 
 
 def build_playbook(table: pd.DataFrame, params: SegmentationParams) -> Playbook:
@@ -546,32 +625,35 @@ def build_playbook(table: pd.DataFrame, params: SegmentationParams) -> Playbook:
     customer_id, the segment fields, the class fields and ``matched`` (the groups that put the
     customer on the list).
     """
-    revenue = table["revenue"].fillna(0).clip(lower=0)
-    customers = table["record"] == "customer"
-    reasons: dict[str, dict[str, pd.Series]] = {a: {} for a in params.actions}
+    revenue = table["revenue"].fillna(0).clip(lower=0).to_numpy()
+    customers = (table["record"] == "customer").to_numpy()
+    buyers = (table["orders"] > 0).to_numpy()
+    reasons: dict[str, dict[str, np.ndarray]] = {a: {} for a in params.actions}
     rows = []
     for fld, groups in params.playbook.items():
         if fld not in table:
             raise CustlibDataError(f"playbook field {fld!r} is not a segment field",
                                    column=f"segmentation.playbook.{fld}", kind="params")
+        values = table[fld].astype(str).to_numpy()
         for group, acts in groups.items():
-            m = (table[fld].astype(str) == group) & customers
+            m = (values == group) & customers
             rows.append({"field": fld, "group": group, "customers": int(m.sum()),
-                         "buyers": int((m & (table["orders"] > 0)).sum()),
+                         "buyers": int((m & buyers).sum()),
                          "revenue_share": share_of_total(revenue, m), "actions": tuple(acts)})
             for a in acts:
                 reasons[a][f"{fld}={group}"] = m
-    fields = [c for c in (*SEGMENT_FIELDS, *params.classes) if c in table]
-    targets, arows = {}, []
+    by_id = table.index.argsort()
+    listed, matched, arows = {}, {}, []
     for a in params.actions:
-        why = pd.DataFrame(reasons[a], index=table.index, dtype=bool)
+        keys = list(reasons[a])
+        why = np.column_stack(list(reasons[a].values())) if keys else np.zeros((len(table), 0), dtype=bool)
         hit = why.any(axis=1)
-        matched = why[hit].dot(why.columns + "; ").str.rstrip("; ") if len(why.columns) else ""
-        targets[a] = (table.loc[hit, fields].assign(matched=matched)
-                      .reset_index().sort_values("customer_id", ignore_index=True))
+        listed[a] = by_id[hit[by_id]]
+        matched[a] = _joined(why[listed[a]], keys)
         arows.append({"action": a, "file": f"targets/{a}.csv",
                       "customers": int(hit.sum()), "revenue_share": share_of_total(revenue, hit)})
-    return Playbook(pd.DataFrame(rows), pd.DataFrame(arows), targets)
+    fields = [c for c in (*SEGMENT_FIELDS, *params.classes) if c in table]
+    return Playbook(pd.DataFrame(rows), pd.DataFrame(arows), TargetLists(table, fields, listed, matched))
 
 
 # -- migration ----------------------------------------------------------------------------------
@@ -601,21 +683,24 @@ class Migration:
         return f.sort_values("customers", ascending=False, kind="stable")
 
 
-def migration(transactions, earlier: date, later: date, later_segments: RfmSegments,
-              params: SegmentationParams, category_tiers: dict[str, str] | None = None,
-              min_n: int = 1) -> Migration | Unavailable:
-    """Transition of RFM segments from ``earlier`` (computed from the orders up to that date,
-    scored against that date's customers) to the segments at the observation end; Unavailable
-    with fewer than ``min_n`` buyers by ``earlier``."""
-    agg = features.customer_aggregates(transactions, earlier, category_tiers)
-    before = rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params)
+def rfm_at(transactions, at: date, params: SegmentationParams) -> RfmSegments:
+    """RFM segments of the buyers by ``at``, from their orders up to that date and scored against
+    each other (the earlier side of :func:`migration`)."""
+    agg = features.customer_aggregates(transactions, at)
+    return rfm_segments(agg.assign(orders=agg["orders"].astype(int)), params)
+
+
+def migration(before: RfmSegments, now: RfmSegments, earlier: date, later: date,
+              params: SegmentationParams, min_n: int = 1) -> Migration | Unavailable:
+    """Transition of RFM segments from ``before`` (at ``earlier``, see :func:`rfm_at`) to ``now``
+    (at the observation end ``later``); Unavailable with fewer than ``min_n`` buyers by ``earlier``."""
     if before.n < min_n:
         return Unavailable("segmentation.unavailable.migration_too_few",
                            {"date": f"{earlier:%Y-%m-%d}", "n": before.n, "needed": min_n})
-    now = later_segments.customers["rfm_segment"]
-    was = before.customers["rfm_segment"].reindex(now.index).fillna(NOT_YET)
+    current = now.customers["rfm_segment"]
+    was = before.customers["rfm_segment"].reindex(current.index).fillna(NOT_YET)
     order = [r.name for r in params.rfm_segments]
-    matrix = pd.crosstab(was, now).reindex(index=[*order, NOT_YET], columns=order, fill_value=0)
+    matrix = pd.crosstab(was, current).reindex(index=[*order, NOT_YET], columns=order, fill_value=0)
     matrix = matrix.loc[matrix.sum(axis=1) > 0, matrix.sum(axis=0) > 0]
     rows = []
     for f, row in matrix.iterrows():
@@ -678,15 +763,13 @@ class SegmentationResult:
     def segments(self) -> pd.DataFrame:
         """The machine-readable output: one row per customer record with RFM values, scores,
         segment, value tier, cluster and classes (no personal fields)."""
-        c = self.customers[self.customers["record"] == "customer"]
-        out = c[[]].join(self.rfm.customers)
+        c = self.customers
+        known = (c["record"] == "customer").to_numpy()
+        out = self.rfm.customers.reindex(c.index[known])
         for col in ("frequency", "r_score", "f_score", "m_score"):
             out[col] = out[col].astype("Int64")
-        out["value_tier"] = c["value_tier"]
-        out["cluster"] = c["cluster"].astype("Int64")
-        out["cluster_name"] = c["cluster_name"]
-        for key in self.params.classes:
-            out[key] = c[key]
+        for col in ("value_tier", "cluster", "cluster_name", *self.params.classes):
+            out[col] = c[col].array[known]
         return out.reset_index()
 
 
@@ -712,11 +795,15 @@ def analyse(data) -> SegmentationResult:
     """Run the whole segmentation of one unit (``data``: :class:`custlib.sources.UnitData`)."""
     p = data.params
     sp, small, end = p.segmentation, p.small_sample_n, p.observation_end
+    earlier = migration_date(p)
+    # the engine's queries first: their working memory then adds to little that pandas holds
+    before = rfm_at(data.transactions, earlier, sp)
     table = customer_table(data)
     leads = prospects(table) if data.has("leads") else NO_LEADS
     rfm = rfm_segments(table, sp)
     value = value_analysis(rfm.customers["monetary"], sp, seed=sp.clustering.seed)
-    table = table.join(rfm.customers[["r_score", "f_score", "m_score", "rfm_segment"]])
+    for col in ("r_score", "f_score", "m_score", "rfm_segment"):
+        table[col] = rfm.customers[col]
     table["value_tier"] = value.tiers
     clusters = cluster_buyers(table, sp.clustering, small)
     fitted = isinstance(clusters, BehaviourClustering)
@@ -725,11 +812,11 @@ def analyse(data) -> SegmentationResult:
     table["cluster_name"] = table["cluster"].map(clusters.names_ if fitted else {})
     for key, dim in sp.classes.items():
         table[key] = classify(table, dim)
-    mig = migration(data.transactions, migration_date(p), end, rfm, sp, p.category_tiers, min_n=small)
-    known = table[table["record"] == "customer"]
+    mig = migration(before, rfm, earlier, end, sp, min_n=small)
     groupings = {"rfm_segment": PROFILE_WHAT["rfm_segment"], "value_tier": PROFILE_WHAT["value_tier"],
                  "cluster_name": PROFILE_WHAT["cluster_name"],
                  **{k: "segmentation.what.profiles_classes" for k in sp.classes}}
+    known = table.loc[table["record"] == "customer", list(dict.fromkeys([*groupings, *PROFILE_VARIABLES]))]
     profiles = {g: profile(known[g], known[[v for v in PROFILE_VARIABLES if v != g]], sp.profile_alpha,
                            PROFILE_TAGS, min_n=small, what=what) for g, what in groupings.items()}
     return SegmentationResult(p.id, p.currency, end, table, leads, rfm, value, class_summary(table, sp),

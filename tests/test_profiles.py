@@ -45,10 +45,22 @@ def test_independent_variable_is_not_flagged_and_missing_values_are_left_out():
     assert p.flagged().empty
 
 
+def test_rows_without_a_group_take_no_part_not_even_their_categories():
+    g, v = _groups_and_values({"A": {"x": 30, "y": 10}, "B": {"x": 20, "y": 40}})
+    g = pd.concat([g, pd.Series([None] * 7)], ignore_index=True)
+    v = pd.concat([v, pd.Series(["z"] * 7)], ignore_index=True)
+    p = profile(g, pd.DataFrame({"var": v.astype("category")}))
+    assert set(p.cells["category"]) == {"x", "y"} and p.n == 100 and p.tests.iloc[0]["n"] == 100
+    cell = p.cells.set_index(["group", "category"]).loc[("A", "x")]
+    assert cell["adj_residual"] == pytest.approx(10 / np.sqrt(6))
+
+
 def test_tags_become_yes_no_variables():
     tags = expand_tags(pd.Series(["travel;food", None, "food"]), "interests")
     assert list(tags.columns) == ["interests: food", "interests: travel"]
     assert tags["interests: food"].tolist() == ["yes", "no", "yes"]
+    assert expand_tags(pd.Series(["", None, "a;;b"]), "t").astype(str).to_dict("list") == {
+        "t: a": ["no", "no", "yes"], "t: b": ["no", "no", "yes"]}
     g = pd.Series(["A"] * 50 + ["B"] * 50)
     interests = pd.Series(["food"] * 45 + [None] * 5 + [None] * 45 + ["food"] * 5)
     p = profile(g, pd.DataFrame({"interests": interests}), tag_columns=("interests",))
