@@ -17,6 +17,13 @@ and the same acquisition month who had not enrolled yet:
 Effects are absolute (orders per customer-month, currency per customer-month, proportions)
 and relative to the members' counterfactual level (what they would have done without the
 programme), which is how a purchase-rate uplift is usually stated.
+
+Scale: the engine aggregates transactions to the customer-months with activity; they are held
+once per analysis as running sums per customer and month (:class:`PanelGrid`, about 20 bytes
+per customer-month), the regressions run on sufficient statistics
+(:mod:`custlib.causal.did`, :func:`naive_gap`), and the propensity methods see at most
+:data:`MAX_CONTROLS` sampled controls per enrollment cohort (:func:`cohort_snapshots`). The
+functions take that grid or, for small data, a panel frame (:func:`panel_grid`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+import pyarrow as pa
 
 from custlib import features
 from custlib.causal import did
@@ -47,6 +54,7 @@ STATIC_COVARIATES = ("acquisition_channel", "customer_type", "region", "age", "g
 PRE_COVARIATES = ("pre_orders", "pre_spend", "pre_order_value", "last3_orders", "active_share",
                   "lifetime_orders", "recency_months", "tenure_months")
 NEW_SINCE_LAUNCH = "new_since_launch"
+MAX_CONTROLS = 15_000  # controls per enrollment cohort in the propensity snapshots (sampled above)
 
 
 # -- inputs ---------------------------------------------------------------------------------
@@ -55,9 +63,12 @@ def customer_frame(panel: pd.DataFrame, members: pd.DataFrame,
                    attributes: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per buyer in ``panel``: ``first_month``, ``enrolled_month`` (NaT if not a member),
     ``tier`` (None if not a member) and, if given, the customer ``attributes``. Indexed by
-    ``customer_id``; members who never bought are left out (they have no behaviour to compare).
+    ``customer_id`` (sorted); members who never bought are left out (they have no behaviour to
+    compare). ``panel``: dense or compact (:func:`custlib.features.customer_month_panel`).
     """
-    out = panel.groupby("customer_id", sort=True)["first_month"].first().to_frame()
+    first = panel.groupby("customer_id", observed=True)["first_month"].first()
+    first = pd.Series(did.month_start(did.month_number(first)), index=first.index.astype(object), name="first_month")
+    out = first.sort_index().to_frame()
     m = members.set_index("customer_id")
     out["enrolled_month"] = pd.to_datetime(m["enrolled_date"]).dt.to_period("M").dt.to_timestamp().reindex(out.index)
     out["tier"] = m["tier"].reindex(out.index).astype(object).where(out["enrolled_month"].notna(), None)
@@ -68,9 +79,9 @@ def customer_frame(panel: pd.DataFrame, members: pd.DataFrame,
 
 @dataclass(frozen=True)
 class LoyaltyInputs:
-    """The customer x month panel and the per-customer frame of one unit (see :func:`load_inputs`)."""
+    """The panel grid and the per-customer frame of one unit (see :func:`load_inputs`)."""
 
-    panel: pd.DataFrame
+    grid: PanelGrid
     customers: pd.DataFrame
 
     @property
@@ -80,19 +91,31 @@ class LoyaltyInputs:
 
 
 def load_inputs(data) -> LoyaltyInputs:
-    """Panel (built in the engine, :func:`custlib.features.customer_month_panel`), members and the
-    non-personal customer attributes of one unit (a :class:`custlib.sources.UnitData`)."""
+    """Panel grid of :data:`PANEL_OUTCOMES` (the customer-months with activity aggregated in the
+    engine, :func:`custlib.features.customer_month_panel`), members and the non-personal customer
+    attributes (text as categories) of one unit (a :class:`custlib.sources.UnitData`)."""
     p = data.params
-    panel = features.customer_month_panel(data.transactions, p.observation_end, data.period()[0])
+    start = data.period()[0]
+    panel = features.customer_month_panel(data.transactions, p.observation_end, start, zeros=False)
     members = data.loyalty_members.select("customer_id", "enrolled_date", "tier").execute()
-    attributes = data.customers.select("customer_id", *STATIC_COVARIATES).execute()
-    return LoyaltyInputs(panel, customer_frame(panel, members, attributes))
+    attributes = data.customers.select("customer_id", *STATIC_COVARIATES).to_pyarrow().to_pandas(
+        strings_to_categorical=True, memory_pool=pa.system_memory_pool())
+    customers = customer_frame(panel, members, attributes.assign(customer_id=attributes["customer_id"].astype(object)))
+    grid = PanelGrid.build(panel, customers, PANEL_OUTCOMES, months=(start, p.observation_end))
+    return LoyaltyInputs(grid, customers)
+
+
+def panel_grid(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame) -> PanelGrid:
+    """``panel`` if it is a :class:`PanelGrid` (as :func:`load_inputs` builds once per unit), else
+    the grid of :data:`PANEL_OUTCOMES` of a :func:`custlib.features.customer_month_panel` frame."""
+    return panel if isinstance(panel, PanelGrid) else PanelGrid.build(panel, customers, PANEL_OUTCOMES)
 
 
 # -- the naive gap ----------------------------------------------------------------------------
 
 
-def naive_gap(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orders") -> pd.DataFrame | Unavailable:
+def naive_gap(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame,
+              outcome: str = "orders") -> pd.DataFrame | Unavailable:
     """Members' mean monthly ``outcome`` after enrollment vs never-enrolled customers' mean over the
     same programme months — the comparison that mixes the programme's effect with who joins.
 
@@ -100,26 +123,35 @@ def naive_gap(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orde
     ``gap`` and ``relative_gap`` (members / non-members - 1) with cluster-robust (by customer)
     95% intervals, ``n_members``, ``n_non_members`` (customers). Tiers without member months are
     left out; :class:`Unavailable` without never-enrolled customers or without any member month.
-    """
-    launch = customers["enrolled_month"].min()
-    p = panel[panel["month"] >= launch].merge(customers[["enrolled_month", "tier"]],
-                                              left_on="customer_id", right_index=True)
-    member_months = p["enrolled_month"].notna() & (p["month"] > p["enrolled_month"])
-    never = p["enrolled_month"].isna()
-    if not never.any() or not member_months.any():
-        return Unavailable("loyalty.unavailable.naive", {"members": int(p.loc[member_months, "customer_id"].nunique()),
-                                                         "never": int(p.loc[never, "customer_id"].nunique())})
+
+    The regression of the customer-month outcome on a member-month indicator, from per-customer
+    sums: the means are the two groups' totals over their months, and each customer's residual
+    sum is their score, so the covariance is the cluster-robust OLS one with the usual small-sample
+    factor G / (G - 1) x (N - 1) / (N - 2) (statsmodels' ``cov_type="cluster"``)."""
+    grid = panel_grid(panel, customers)
+    launch = np.nanmin(grid.treated, initial=grid.n_months)
+    member = ~np.isnan(grid.treated)
+    start = np.where(member, np.nan_to_num(grid.treated) + 1, launch).clip(max=grid.n_months).astype(int)
+    total, months = grid.window_sum(outcome, np.arange(len(member)), start, grid.n_months - 1)
+    never, member = ~member & (months > 0), member & (months > 0)
+    if not never.any() or not member.any():
+        return Unavailable("loyalty.unavailable.naive", {"members": int(member.sum()), "never": int(never.sum())})
     rows = []
     for tier in ("all", *TIERS):
-        treated = member_months & ((p["tier"] == tier) if tier != "all" else True)
+        treated = member & ((grid.group == tier) if tier != "all" else True)
         if not treated.any():
             continue
-        d = p[treated | never]
-        x = sm.add_constant(treated[treated | never].astype(float).to_numpy())
-        fit = sm.OLS(d[outcome].to_numpy(dtype=float), x).fit(
-            cov_type="cluster", cov_kwds={"groups": pd.factorize(d["customer_id"])[0]})
-        beta, cov = fit.params, fit.cov_params()
-        n_m, n_n = d.loc[treated, "customer_id"].nunique(), d.loc[never, "customer_id"].nunique()
+        n0, n1 = months[never].sum(), months[treated].sum()
+        mean0 = total[never].sum() / n0
+        beta = np.array([mean0, total[treated].sum() / n1 - mean0])
+        score0 = total[never] - months[never] * beta[0]
+        score1 = total[treated] - months[treated] * beta.sum()
+        meat = np.full((2, 2), score1 @ score1)
+        meat[0, 0] += score0 @ score0
+        bread = np.linalg.inv([[n0 + n1, n1], [n1, n1]])
+        g, n = never.sum() + treated.sum(), n0 + n1
+        cov = g / (g - 1) * (n - 1) / (n - 2) * bread @ meat @ bread
+        n_m, n_n = int(treated.sum()), int(never.sum())
         gap = Estimate.normal(beta[1], np.sqrt(cov[1, 1]), n_m + n_n, "naive_gap")
         rel = did.ratio_estimate(beta, cov, np.array([0.0, 1.0]), np.array([1.0, 0.0]), n_m + n_n, "naive_gap")
         rows.append({"tier": tier, "member_mean": beta[0] + beta[1], "non_member_mean": beta[0],
@@ -132,14 +164,15 @@ def naive_gap(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orde
 
 # -- difference-in-differences on the programme's tiers -----------------------------------------
 
-def cohort_did(panel: pd.DataFrame, customers: pd.DataFrame, outcome: str = "orders", leads: int = 6,
+def cohort_did(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame, outcome: str = "orders", leads: int = 6,
                lags: int = 12, pre_months: int = 6, control_group: ControlGroup = "later_members",
                event_study: bool = True, tiers: tuple[str, ...] = ("all", *TIERS),
-               adjust: bool = True) -> CohortDiD | Unavailable:
+               adjust: bool = True, sample: np.ndarray | None = None) -> CohortDiD | Unavailable:
     """:func:`custlib.causal.did.cohort_did` around enrollment, per tier (``all`` and each tier):
-    members against not-yet-enrolled customers (``control_group`` as in params)."""
-    return did.cohort_did(panel, customers, outcome, leads, lags, pre_months, DID_CONTROLS[control_group],
-                          event_study, tiers, adjust)
+    members against not-yet-enrolled customers (``control_group`` as in params); ``sample``: a
+    mask of the customers (rows of ``customers``) to compare."""
+    return did.cohort_did(panel_grid(panel, customers), outcome, leads, lags, pre_months, DID_CONTROLS[control_group],
+                          event_study, tiers, adjust, sample=sample)
 
 
 def _order_value_effect(b: np.ndarray, sales: tuple[int, int], orders: tuple[int, int], scale: str) -> float:
@@ -151,7 +184,7 @@ def _order_value_effect(b: np.ndarray, sales: tuple[int, int], orders: tuple[int
     return (b[l_s] / (b[l_s] - b[a_s])) / (b[l_o] / (b[l_o] - b[a_o])) - 1
 
 
-def spend_per_order_did(panel: pd.DataFrame, customers: pd.DataFrame, lags: int = 12, pre_months: int = 6,
+def spend_per_order_did(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame, lags: int = 12, pre_months: int = 6,
                         control_group: ControlGroup = "later_members",
                         tiers: tuple[str, ...] = ("all", *TIERS)) -> pd.DataFrame | Unavailable:
     """Effect of membership on the value per order (gross sales / orders), from the DiD effects on
@@ -162,14 +195,11 @@ def spend_per_order_did(panel: pd.DataFrame, customers: pd.DataFrame, lags: int 
     to order after enrollment (membership itself changes who that is). One row per tier and
     scale, as :attr:`CohortDiD.overall`; a tier is left out without a comparison or without
     orders (actual or counterfactual) after enrollment, :class:`Unavailable` if every tier is."""
-    grid = PanelGrid.build(panel, customers, PANEL_OUTCOMES)
-    post, controls = range(1, lags + 1), DID_CONTROLS[control_group]
-    sales = did.did_cells(grid, "gross_sales", post, pre_months, controls, covariates=True)
-    orders = did.did_cells(grid, "orders", post, pre_months, controls, covariates=True)
+    fits = did.did_regression(panel_grid(panel, customers), ("gross_sales", "orders"), range(1, lags + 1),
+                              pre_months, DID_CONTROLS[control_group], tiers, did.HISTORY_COVARIATES)
     rows, missing = [], []
     for tier in tiers:
-        mask = (sales["treated"] == 0) | (sales["group"] == tier) if tier != "all" else np.ones(len(sales), bool)
-        fit = did.did_regression([sales[mask], orders[mask]], did.HISTORY_COVARIATES)
+        fit = fits[tier]
         if isinstance(fit, Unavailable):
             missing.append(fit)
             continue
@@ -193,9 +223,9 @@ def spend_per_order_did(panel: pd.DataFrame, customers: pd.DataFrame, lags: int 
 
 # -- cohort snapshots for the propensity methods -----------------------------------------------
 
-def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: int = 6,
-                     post_months: int = 6, control_group: ControlGroup = "later_members"
-                     ) -> pd.DataFrame | Unavailable:
+def cohort_snapshots(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame, pre_months: int = 6,
+                     post_months: int = 6, control_group: ControlGroup = "later_members",
+                     max_controls: int | None = MAX_CONTROLS) -> pd.DataFrame | Unavailable:
     """One row per enrollment cohort (month g) and customer: the cohort's members (``treated`` = 1)
     and the customers not enrolled by the end of the outcome window g + ``post_months``
     (``treated`` = 0), all with a first order before g. The same customer can be a control for
@@ -210,10 +240,19 @@ def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: i
     ``d_order_value`` (post minus pre); ``still_active``: any order in the last three months of
     the window.
 
+    ``weight``: 1, except in a cohort with more than ``max_controls`` controls (``None``: no
+    limit), where a simple random sample of ``max_controls`` of them (seeded by the cohort month)
+    stands for all, each weighted by controls / ``max_controls``; the treated are never sampled.
+    This bounds the memory of the propensity methods (about 1.5 kB per row) at any unit size. The
+    weighted estimates target the comparison with every control and their intervals include the
+    sampling noise: standard errors grow by about sqrt((1/T + 1/cap) / (1/T + 1/C)) for T members
+    and C controls of a cohort. Units whose cohorts have at most ``max_controls`` controls each
+    are not sampled (the demo's 20,000 customers per unit: about 11,000 at most).
+
     :class:`Unavailable` when no member bought before enrolling in a month followed by
     ``post_months`` observed months.
     """
-    grid = PanelGrid.build(panel, customers, PANEL_OUTCOMES)
+    grid = panel_grid(panel, customers)
     static = [c for c in STATIC_COVARIATES if c in customers.columns]
     launch = int(np.nanmin(grid.treated))
     parts = []
@@ -222,33 +261,38 @@ def cohort_snapshots(panel: pd.DataFrame, customers: pd.DataFrame, pre_months: i
         treated = acquired & (grid.treated == g)
         if not treated.any():
             continue
-        controls = did.not_yet_treated(grid, g + post_months, DID_CONTROLS[control_group])
-        rows = np.flatnonzero(treated | (acquired & controls))
+        controls = np.flatnonzero(acquired & did.not_yet_treated(grid.treated, g + post_months,
+                                                                 DID_CONTROLS[control_group]))
+        weight = 1.0
+        if max_controls is not None and len(controls) > max_controls:
+            weight = len(controls) / max_controls
+            controls = np.random.default_rng(grid.start + g).choice(controls, max_controls, replace=False)
+        rows = np.union1d(np.flatnonzero(treated), controls)
         pre_lo, post = g - pre_months, (g + 1, g + post_months)
         pre_sales = grid.window_sum("gross_sales", rows, pre_lo, g - 1)[0]
         pre_n = grid.window_sum("orders", rows, pre_lo, g - 1)
         post_sales = grid.window_sum("gross_sales", rows, *post)[0]
         post_orders = grid.window_sum("orders", rows, *post)[0]
         f = pd.DataFrame({
-            "customer_id": customers.index[rows], "cohort": pd.Timestamp(
-                year=(grid.start + g) // 12, month=(grid.start + g) % 12 + 1, day=1),
-            "treated": treated[rows].astype(int), "tier": grid.group[rows],
+            "customer_id": customers.index[rows], "cohort": did.month_start([grid.start + g])[0],
+            "treated": treated[rows].astype(np.int8), "tier": grid.group[rows],
             "pre_orders": pre_n[0] / pre_n[1],
             "pre_spend": grid.window_mean("spend", rows, pre_lo, g - 1),
             "pre_order_value": np.where(pre_n[0] > 0, pre_sales / np.maximum(pre_n[0], 1), np.nan),
             "last3_orders": grid.window_mean("orders", rows, g - 3, g - 1),
             "active_share": grid.window_mean("active", rows, pre_lo, g - 1),
             "lifetime_orders": grid.window_mean("orders", rows, 0, g - 1),
-            "recency_months": (g - 1 - grid.last_active[rows, g - 1]).astype(float),
+            "recency_months": grid.recency(rows, g),
             "tenure_months": (g - grid.first[rows]).astype(float),
             "post_orders": post_orders / post_months,
             "post_spend": grid.window_mean("spend", rows, *post),
             "post_order_value": np.where(post_orders > 0, post_sales / np.maximum(post_orders, 1), np.nan),
             "still_active": (grid.window_sum("active", rows, g + post_months - 2, g + post_months)[0] > 0
                              ).astype(float),
+            "weight": np.where(treated[rows], 1.0, weight),
         })
         for c in static:
-            f[c] = customers[c].to_numpy()[rows]
+            f[c] = customers[c].array.take(rows)
         parts.append(f)
     if not parts:
         return Unavailable("loyalty.unavailable.snapshots", {
@@ -287,9 +331,11 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
                        control_group: ControlGroup = "later_members", trim: float = 0.01,
                        neighbours: int = 1) -> dict[tuple[str, str], ATTResult | Unavailable]:
     """:func:`estimate_att` per tier and method on cohort snapshots (rows clustered by customer,
-    matching exact on the cohort month). Keys are ``(tier, method)``; a tier without members or
-    without controls gets :class:`Unavailable` (one class)."""
-    data = snapshots.assign(cohort=snapshots["cohort"].dt.strftime("%Y-%m"))
+    matching exact on the cohort month, weighted by the snapshots' sampling ``weight``). Keys are
+    ``(tier, method)``; a tier without members or without controls gets :class:`Unavailable`
+    (one class)."""
+    data = snapshots.copy(deep=False)  # the cohort month as text, without copying the other columns
+    data["cohort"] = data["cohort"].astype("category").cat.rename_categories(lambda m: m.strftime("%Y-%m"))
     covariates = snapshot_covariates(data)
     out = {}
     for tier in tiers:
@@ -297,7 +343,8 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
         for m in methods:
             out[tier, m] = estimate_att(rows, "treated", outcome, covariates, m, cluster="customer_id",
                                         level=level, exact=["cohort"] if m == "matching" else None,
-                                        neighbours=neighbours, trim=trim)
+                                        neighbours=neighbours, trim=trim,
+                                        weights="weight" if "weight" in rows else None)
     return out
 
 
@@ -321,18 +368,19 @@ def value_tiers_at_launch(transactions, launch: pd.Timestamp, params: Segmentati
     return value_tiers(agg["revenue"], params.value_tier_cuts, names).rename("segment")
 
 
-def segment_effects(panel: pd.DataFrame, customers: pd.DataFrame, segments: pd.Series,
+def segment_effects(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame, segments: pd.Series,
                     outcome: str = "orders", **did_options) -> pd.DataFrame | Unavailable:
     """:func:`cohort_did` (all tiers) within each segment: treated and controls both from the
     segment. ``segments``: segment per customer_id, fixed before enrollment; customers missing
     from it count as ``new_since_launch``. One row per segment and scale; segments whose members
     have no comparison are left out, :class:`Unavailable` if all are."""
+    grid = panel_grid(panel, customers)
     seg = segments.reindex(customers.index).fillna(NEW_SINCE_LAUNCH)
     rows = []
     for name in pd.unique(seg):
-        sub = customers[seg == name]
-        within = cohort_did(panel[panel["customer_id"].isin(sub.index)], sub, outcome, event_study=False,
-                            tiers=("all",), **did_options) if sub["tier"].notna().any() else None
+        sample = (seg == name).to_numpy()
+        within = cohort_did(grid, customers, outcome, event_study=False, tiers=("all",), sample=sample,
+                            **did_options) if customers["tier"][sample].notna().any() else None
         if isinstance(within, CohortDiD):
             rows.append(within.overall.assign(segment=name))
     if not rows:
@@ -341,7 +389,7 @@ def segment_effects(panel: pd.DataFrame, customers: pd.DataFrame, segments: pd.S
     return pd.concat(rows, ignore_index=True)
 
 
-def retention_effect(panel: pd.DataFrame, customers: pd.DataFrame, months: int = 12,
+def retention_effect(panel: pd.DataFrame | PanelGrid, customers: pd.DataFrame, months: int = 12,
                      regular_orders: float = 1.0, pre_months: int = 6,
                      control_group: ControlGroup = "later_members", trim: float = 0.01
                      ) -> pd.DataFrame | Unavailable:
@@ -460,7 +508,9 @@ class LoyaltyResult:
     comparison group, ``propensity_all_customers``: AIPW against the other comparison group;
     ``order_value``: :func:`spend_per_order_did`; ``retention``: :func:`retention_effect`;
     ``segments``: :func:`segment_effects` by value tier at launch; ``roi``: :func:`programme_roi`;
-    ``n_members``: members who bought at least once."""
+    ``n_members``: members who bought at least once; ``sampled_controls``: whether some
+    enrollment cohort had more than :data:`MAX_CONTROLS` controls, so that the propensity methods
+    ran on a weighted random sample of them (:func:`cohort_snapshots`)."""
 
     params: LoyaltyParams
     currency: str
@@ -476,6 +526,7 @@ class LoyaltyResult:
     segments: pd.DataFrame | Unavailable
     roi: pd.DataFrame | Unavailable
     n_members: int
+    sampled_controls: bool = False
 
     def main_effect(self, tier: str = "all") -> Estimate | Unavailable:
         """Relative effect on monthly orders from the main estimator (params.main_estimator);
@@ -569,25 +620,27 @@ def analyse(data) -> LoyaltyResult:
     """The whole loyalty-impact analysis of one unit (a :class:`custlib.sources.UnitData`)."""
     p = data.params.loyalty
     inputs = load_inputs(data)
-    panel, cust = inputs.panel, inputs.customers
+    grid, cust = inputs.grid, inputs.customers
     did_opts = {"lags": p.lags, "pre_months": p.pre_months, "control_group": p.control_group}
-    orders = cohort_did(panel, cust, "orders", leads=p.leads, **did_opts)
-    spend = cohort_did(panel, cust, "spend", event_study=False, **did_opts)
-    active = cohort_did(panel, cust, "active", event_study=False, **did_opts)
-    snaps = cohort_snapshots(panel, cust, p.pre_months, p.post_months, p.control_group)
-    propensity = _propensity_or(snaps, control_group=p.control_group, trim=p.propensity_trim,
+    orders = cohort_did(grid, cust, "orders", leads=p.leads, **did_opts)
+    spend = cohort_did(grid, cust, "spend", event_study=False, **did_opts)
+    active = cohort_did(grid, cust, "active", event_study=False, **did_opts)
+    snapshots = cohort_snapshots(grid, cust, p.pre_months, p.post_months, p.control_group)
+    sampled = not isinstance(snapshots, Unavailable) and bool((snapshots["weight"] > 1).any())
+    propensity = _propensity_or(snapshots, control_group=p.control_group, trim=p.propensity_trim,
                                 neighbours=p.matching_neighbours)
+    del snapshots  # released before the other comparison group's snapshots are built
     other = OTHER_CONTROL_GROUP[p.control_group]
-    snaps_other = cohort_snapshots(panel, cust, p.pre_months, p.post_months, other)
-    propensity_other = _propensity_or(snaps_other, methods=("aipw",), control_group=other, trim=p.propensity_trim)
+    propensity_other = _propensity_or(cohort_snapshots(grid, cust, p.pre_months, p.post_months, other),
+                                      methods=("aipw",), control_group=other, trim=p.propensity_trim)
     segments = value_tiers_at_launch(data.transactions, inputs.launch, data.params.segmentation)
     return LoyaltyResult(
         params=p, currency=data.params.currency, small_sample_n=data.params.small_sample_n,
-        naive=naive_gap(panel, cust), did=orders, did_spend=spend, did_active=active,
+        naive=naive_gap(grid, cust), did=orders, did_spend=spend, did_active=active,
         propensity=propensity, propensity_all_customers=propensity_other,
-        order_value=spend_per_order_did(panel, cust, tiers=TIERS, **did_opts),
-        retention=retention_effect(panel, cust, p.retention_months, p.regular_buyer_orders, p.pre_months,
+        order_value=spend_per_order_did(grid, cust, tiers=TIERS, **did_opts),
+        retention=retention_effect(grid, cust, p.retention_months, p.regular_buyer_orders, p.pre_months,
                                    p.control_group, p.propensity_trim),
-        segments=segment_effects(panel, cust, segments, **did_opts),
+        segments=segment_effects(grid, cust, segments, **did_opts),
         roi=programme_roi(spend, cust, p, data.params.observation_end),
-        n_members=int(cust["tier"].notna().sum()))
+        n_members=int(cust["tier"].notna().sum()), sampled_controls=sampled)

@@ -1,5 +1,5 @@
 """Generic causal estimators (custlib.causal): ATT by IPW, matching and AIPW on hand-computed
-tiny frames and a simulated intervention; the cluster-robust covariance of the DiD."""
+tiny frames and a simulated intervention (the DiD: tests/test_causal_did.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from custlib.causal import att, did
+from custlib.causal import att
 from custlib.stats import Unavailable
 
 
@@ -79,19 +79,3 @@ def test_one_class_propensity_is_unavailable(six_rows):
         r = att.estimate_att(six_rows.assign(d=d), "d", "y", ["x"])
         assert isinstance(r, Unavailable) and r.key == "causal.att.one_class"
         assert r.values == {"treated": 6 * d, "control": 6 * (1 - d)}
-
-
-def test_leverage_corrected_cluster_covariance_matches_statsmodels_without_leverage():
-    import statsmodels.api as sm
-
-    rng = np.random.default_rng(3)
-    x = sm.add_constant(rng.normal(size=(200, 2)))
-    groups = np.repeat(np.arange(50), 4)
-    y = x @ [1.0, 2.0, -1.0] + rng.normal(size=50)[groups] + rng.normal(size=200)
-    w = rng.uniform(0.5, 2, 200)
-    fit = sm.WLS(y, x, weights=w).fit()
-    ref = sm.WLS(y, x, weights=w).fit(cov_type="cluster", cov_kwds={"groups": groups}).cov_params()
-    ours = did.cluster_covariance(fit, np.zeros(200), groups)
-    np.testing.assert_allclose(ours * (200 - 1) / (200 - 3), ref, rtol=1e-10)
-    # leverage h inflates every residual by 1 / sqrt(1 - h): the covariance by 1 / (1 - h)
-    np.testing.assert_allclose(did.cluster_covariance(fit, np.full(200, 0.5), groups), 2 * ours, rtol=1e-10)

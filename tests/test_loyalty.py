@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from custlib import features, loyalty
+from custlib import features, loyalty, report
 from custlib.causal.did import CohortDiD
 from custlib.params import LoyaltyParams, load_params
 from custlib.present import loyalty as present
@@ -128,10 +129,10 @@ def demo_results(demo_unit):
     out = {}
     for unit in ("online", "stores", "b2b"):
         inputs = loyalty.load_inputs(demo_unit(unit))
-        did = loyalty.cohort_did(inputs.panel, inputs.customers, event_study=False)
-        snaps = loyalty.cohort_snapshots(inputs.panel, inputs.customers)
+        did = loyalty.cohort_did(inputs.grid, inputs.customers, event_study=False)
+        snaps = loyalty.cohort_snapshots(inputs.grid, inputs.customers)
         aipw = loyalty.propensity_effects(snaps, methods=("aipw",), tiers=loyalty.TIERS)
-        out[unit] = (loyalty.naive_gap(inputs.panel, inputs.customers).set_index("tier"), did, aipw)
+        out[unit] = (loyalty.naive_gap(inputs.grid, inputs.customers).set_index("tier"), did, aipw)
     return out
 
 
@@ -174,6 +175,27 @@ def test_95_intervals_contain_the_planted_uplift(demo_results, truth):
 @pytest.mark.parametrize("unit,tier", CASES)
 def test_aipw_balances_the_pre_enrollment_covariates(demo_results, unit, tier):
     assert demo_results[unit][2][tier, "aipw"].balance["smd_after"].abs().max() < 0.1
+
+
+def test_sampled_controls_stand_for_all_of_them(demo_unit):
+    """Above ``max_controls`` per cohort the snapshots keep a weighted random sample of the
+    controls: on the demo, with 1,000 of up to 10,000 controls per cohort, the weighted estimates
+    (IPW, AIPW) from the sample hold the estimate from every control within their 95% intervals,
+    which are wider. (Matching draws neighbours from the sample as it is, a coarser pool.)"""
+    inputs = loyalty.load_inputs(demo_unit("stores"))
+    snaps = {cap: loyalty.cohort_snapshots(inputs.grid, inputs.customers, control_group="all_not_yet_enrolled",
+                                           max_controls=cap) for cap in (loyalty.MAX_CONTROLS, 1000)}
+    assert (snaps[loyalty.MAX_CONTROLS]["weight"] == 1).all()  # the demo is below the default cap
+    sampled = snaps[1000]
+    assert (sampled.groupby("cohort")["treated"].apply(lambda d: (d == 0).sum()) <= 1000).all()
+    assert sampled.loc[sampled["treated"] == 0, "weight"].max() > 10
+    full, part = (loyalty.propensity_effects(s, methods=("ipw", "aipw"), tiers=("all",),
+                                             control_group="all_not_yet_enrolled") for s in snaps.values())
+    for method in ("ipw", "aipw"):
+        a, b = full["all", method], part["all", method]
+        assert b.estimate.ci_low < a.estimate.estimate < b.estimate.ci_high, (method, a.estimate, b.estimate)
+        assert b.relative.ci_low < a.relative.estimate < b.relative.ci_high, (method, a.relative, b.relative)
+        assert b.estimate.se > a.estimate.se
 
 
 @pytest.mark.slow
@@ -320,3 +342,13 @@ def test_covariate_names_are_readable_and_keep_chinese_values():
     set_language("zh")
     assert present.covariate_name("region=华东") == "地区：华东"
 
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_diagnostics_say_when_the_propensity_controls_were_sampled(params, monkeypatch, sampled):
+    shown = []
+    monkeypatch.setattr(report, "_show", shown.append)
+    res = dataclasses.replace(_result(params, (0.12, 0.02, 0.22), {"points": (-5.0, -9.0, -1.0)}),
+                              roi=Unavailable("loyalty.unavailable.roi"), sampled_controls=sampled)
+    present.diagnostics(res, params)
+    assert ("a random sample of 15,000 of them stands for all" in shown[0]) is sampled

@@ -28,40 +28,72 @@ MISSING_LEVEL = "missing"  # the level of a missing category in design_matrix
 def design_matrix(df: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
     """Numeric model matrix of ``covariates``: numbers as they are (a missing value gets the column
     mean and a ``<name>_missing`` indicator), text / categorical / boolean columns one-hot coded
-    with the first level dropped (a missing value is its own level). Constant columns are dropped."""
-    parts = []
+    with the first level dropped (a missing value is its own level). Constant columns are dropped.
+    Written column by column into one float array (indicators stay boolean until then)."""
+    columns = {}
     for c in covariates:
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             s = s.astype(float)
             if s.isna().any():
-                parts.append(s.isna().astype(float).rename(f"{c}_missing"))
+                columns[f"{c}_missing"] = s.isna().to_numpy()
                 s = s.fillna(s.mean())
-            parts.append(s.rename(c))
+            columns[c] = s.to_numpy()
         else:
             cat = s.astype(object).where(s.notna(), MISSING_LEVEL).astype(str)
-            parts.append(pd.get_dummies(cat, prefix=c, prefix_sep="=", drop_first=True, dtype=float))
-    x = pd.concat(parts, axis=1)
-    return x.loc[:, x.std(ddof=0) > 0]
+            codes, levels = pd.factorize(cat, sort=True)
+            columns.update({f"{c}={level}": codes == i for i, level in enumerate(levels[1:], start=1)})
+    names = [k for k, v in columns.items() if len(v) and v.min() < v.max()]
+    values = np.empty((len(names), len(df)))  # a row per column: the layout of a pandas block
+    for row, name in zip(values, names):
+        row[:] = columns.pop(name)
+    return pd.DataFrame(values.T, index=df.index, columns=names)
 
 
-def balance_table(x: pd.DataFrame, treated: np.ndarray, weights: np.ndarray) -> pd.DataFrame:
+def _columns(x: pd.DataFrame) -> np.ndarray:
+    """The columns of a numeric frame as rows of one array (a view of a single-block frame)."""
+    return x.to_numpy(dtype=float).T
+
+
+def _standardized(x: pd.DataFrame) -> np.ndarray:
+    """``(x - mean) / sd`` (population sd) as a new array, column by column with pandas'
+    arithmetic (two-pass variance) but without its full-size temporaries."""
+    z = np.empty_like(_columns(x))
+    for v, out in zip(_columns(x), z):
+        mean = v.sum() / len(v)
+        np.subtract(v, mean, out=out)
+        out /= np.sqrt(((mean - v) ** 2).sum() / len(v))
+    return z.T
+
+
+def _variance(v: np.ndarray) -> float:
+    """Sample variance (ddof 1, two-pass as pandas); NaN for fewer than two values."""
+    return ((v.sum() / len(v) - v) ** 2).sum() / (len(v) - 1) if len(v) > 1 else np.nan
+
+
+def balance_table(x: pd.DataFrame, treated: np.ndarray, weights: np.ndarray,
+                  base: np.ndarray | None = None) -> pd.DataFrame:
     """Standardized mean differences of each column of ``x``, treated vs controls, before and
-    after weighting the controls by ``weights`` (treated rows' weights are ignored).
+    after weighting the controls by ``weights`` (treated rows' weights are ignored); ``base``:
+    the controls' sampling weights for the mean before (none: unweighted).
 
     SMD = (treated mean - control mean) / sqrt((treated variance + control variance) / 2), with
     the unweighted variances in the denominator both times, so before and after are comparable;
     |SMD| < 0.1 is the usual threshold for good balance."""
     t = np.asarray(treated, dtype=bool)
-    xt, xc, wc = x[t], x[~t], np.asarray(weights, dtype=float)[~t]
-    sd = np.sqrt((xt.var(ddof=1) + xc.var(ddof=1)) / 2).replace(0, np.nan)
-    after = (xc.mul(wc, axis=0).sum() / wc.sum())
-    return pd.DataFrame({
-        "covariate": x.columns, "treated_mean": xt.mean().to_numpy(),
-        "control_mean": xc.mean().to_numpy(), "control_mean_weighted": after.to_numpy(),
-        "smd_before": ((xt.mean() - xc.mean()) / sd).to_numpy(),
-        "smd_after": ((xt.mean() - after) / sd).to_numpy(),
-    })
+    wc = np.asarray(weights, dtype=float)[~t]
+    bc = None if base is None else np.asarray(base, dtype=float)[~t]
+    rows = []
+    for v in _columns(x):  # covariate by covariate: no copy of x
+        vt, vc = v[t], v[~t]
+        sd = np.sqrt((_variance(vt) + _variance(vc)) / 2) or np.nan
+        rows.append((vt.sum() / len(vt), vc.sum() / len(vc) if bc is None else (vc * bc).sum() / bc.sum(),
+                     (vc * wc).sum() / wc.sum(), sd))
+    out = pd.DataFrame(rows, columns=["treated_mean", "control_mean", "control_mean_weighted", "sd"])
+    out.insert(0, "covariate", x.columns)
+    out["smd_before"] = (out["treated_mean"] - out["control_mean"]) / out["sd"]
+    out["smd_after"] = (out["treated_mean"] - out["control_mean_weighted"]) / out["sd"]
+    return out.drop(columns="sd")
 
 
 @dataclass(frozen=True)
@@ -93,11 +125,11 @@ class ATTResult:
                               "n_control": self.n_control} for s, e in rows])
 
 
-def _propensity(z: np.ndarray, d: np.ndarray) -> np.ndarray:
+def _propensity(z: np.ndarray, d: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Logistic-regression propensity scores (scikit-learn, effectively unpenalised on
-    standardized covariates)."""
+    standardized covariates; rows weighted by their sampling ``weights``)."""
     model = LogisticRegression(C=1e4, solver="newton-cholesky", max_iter=200)
-    return model.fit(z, d).predict_proba(z)[:, 1]
+    return model.fit(z, d, sample_weight=weights).predict_proba(z)[:, 1]
 
 
 def _one_class(d: np.ndarray, after_trimming: bool = False) -> Unavailable | None:
@@ -109,12 +141,13 @@ def _one_class(d: np.ndarray, after_trimming: bool = False) -> Unavailable | Non
     return Unavailable(key, {"treated": n1, "control": len(d) - n1})
 
 
-def _cluster_variance(psi: np.ndarray, groups: np.ndarray) -> float:
-    """Variance of (1/n) sum(psi) from per-row influence values, summed within clusters, with the
-    usual G / (G - 1) small-sample factor."""
-    sums = np.bincount(groups, weights=psi)
+def _cluster_variance(psi: np.ndarray, groups: np.ndarray, weights: np.ndarray) -> float:
+    """Variance of sum(weights psi) / sum(weights) from per-row influence values, weighted sums
+    within clusters, with the usual G / (G - 1) small-sample factor. With sampling weights
+    (1 / inclusion probability) this includes the sampling noise."""
+    sums = np.bincount(groups, weights=weights * psi)
     g = len(sums)
-    return float(g / max(g - 1, 1) * np.sum(sums**2) / len(psi) ** 2)
+    return float(g / max(g - 1, 1) * np.sum(sums**2) / weights.sum() ** 2)
 
 
 def _nearest_controls(score: np.ndarray, d: np.ndarray, exact: np.ndarray, k: int) -> np.ndarray:
@@ -136,7 +169,8 @@ def _nearest_controls(score: np.ndarray, d: np.ndarray, exact: np.ndarray, k: in
 
 def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: list[str],
                  method: ATTMethod = "aipw", cluster: str | None = None, level: str | None = None,
-                 exact: list[str] | None = None, neighbours: int = 1, trim: float = 0.01) -> ATTResult | Unavailable:
+                 exact: list[str] | None = None, neighbours: int = 1, trim: float = 0.01,
+                 weights: str | None = None) -> ATTResult | Unavailable:
     """Average treatment effect on the treated of a binary ``treatment`` (0/1 column) on
     ``outcome``, adjusting for pre-treatment ``covariates`` (numeric or categorical columns).
 
@@ -159,59 +193,68 @@ def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: lis
     column holding the post-period level, so that the relative effect is ATT / (treated mean
     level - ATT); by default the outcome itself.
 
+    ``weights``: a column of sampling weights (a row stands for that many, e.g. controls kept at
+    random with probability 1 / weight). The propensity and outcome models, the means and the
+    clustered influence sums are weighted, so IPW and AIPW estimate the full-sample effect and
+    their intervals include the sampling noise; matching draws on the sampled controls as they
+    are (a thinner pool) and only the balance before weighting uses the weights.
+
     :class:`Unavailable` when the propensity model sees one class only (no treated or no
     control rows, before or after trimming) or matching finds no control for any treated row.
     """
     exact = list(exact or [])
-    data = df.dropna(subset=[outcome] + ([level] if level else [])).reset_index(drop=True)
-    d_all = data[treatment].to_numpy(dtype=int)
-    if (one_class := _one_class(d_all)) is not None:
+    names = list(covariates) + [c for c in exact if c not in covariates]
+    complete = df[[outcome] + ([level] if level else [])].notna().all(axis=1).to_numpy()
+    data = df if complete.all() else df[complete]
+    if (one_class := _one_class(data[treatment].to_numpy(dtype=int))) is not None:
         return one_class
-    x_all = design_matrix(data, list(covariates) + [c for c in exact if c not in covariates])
-    z_all = ((x_all - x_all.mean()) / x_all.std(ddof=0)).to_numpy()
-    e_all = _propensity(z_all, d_all)
-    keep = e_all <= 1 - trim
-    data, x = data[keep].reset_index(drop=True), x_all[keep].reset_index(drop=True)
-    x = x.loc[:, x.std(ddof=0) > 0]
+    x = design_matrix(data, names)
+    s = np.ones(len(data)) if weights is None else data[weights].to_numpy(dtype=float)
+    keep = _propensity(_standardized(x), data[treatment].to_numpy(dtype=int), s) <= 1 - trim
+    if not keep.all():
+        data, x, s = data[keep], x[keep], s[keep]
+        x = x.loc[:, [v.min() < v.max() for v in _columns(x)]]
     d = data[treatment].to_numpy(dtype=int)
     if (one_class := _one_class(d, after_trimming=True)) is not None:
         return one_class
-    z = ((x - x.mean()) / x.std(ddof=0)).to_numpy()
-    e = _propensity(z, d)
+    z = _standardized(x)
+    e = _propensity(z, d, s)
     y = data[outcome].to_numpy(dtype=float)
     lv = data[level or outcome].to_numpy(dtype=float)
     groups = pd.factorize(data[cluster] if cluster else pd.Series(np.arange(len(data))))[0]
-    n, p1 = len(data), d.mean()
+    n, p1 = s.sum(), np.sum(s * d) / s.sum()
     r = e / (1 - e)
-    m0 = LinearRegression().fit(z[d == 0], y[d == 0]).predict(z)
+    m0 = LinearRegression(copy_X=False).fit(z[d == 0], y[d == 0], sample_weight=s[d == 0]).predict(z)
+    base = s
 
     if method == "ipw":
-        w = np.where(d == 1, 1.0, r)
-        q = np.mean((1 - d) * r)
-        mu1 = np.sum(d * y) / d.sum()
-        mu0 = np.sum((1 - d) * r * y) / np.sum((1 - d) * r)
+        w = np.where(d == 1, 1.0, r * s)
+        q = np.sum(s * (1 - d) * r) / n
+        mu1 = np.sum(s * d * y) / np.sum(s * d)
+        mu0 = np.sum(s * (1 - d) * r * y) / np.sum(s * (1 - d) * r)
         tau = mu1 - mu0
         # propensity-estimation term: d mu0 / d gamma, times the logit score's influence
-        xi = np.c_[np.ones(n), z]
-        grad = ((1 - d) * r * (y - mu0)) @ xi / n / q
-        hessian = (xi * (e * (1 - e))[:, None]).T @ xi / n
+        xi = np.c_[np.ones(len(d)), z]
+        grad = (s * (1 - d) * r * (y - mu0)) @ xi / n / q
+        hessian = (xi * (s * e * (1 - e))[:, None]).T @ xi / n
         correction = xi * (d - e)[:, None] @ (np.linalg.pinv(hessian) @ grad)  # pinv: collinear dummies
         psi = d * (y - mu1) / p1 - (1 - d) * r * (y - mu0) / q - correction
     elif method == "aipw":
-        w = np.where(d == 1, 1.0, r)
-        q = np.mean((1 - d) * r)
+        w = np.where(d == 1, 1.0, r * s)
+        q = np.sum(s * (1 - d) * r) / n
         resid = y - m0
-        delta0 = np.sum((1 - d) * r * resid) / np.sum((1 - d) * r)
-        tau = np.sum(d * resid) / d.sum() - delta0
+        delta0 = np.sum(s * (1 - d) * r * resid) / np.sum(s * (1 - d) * r)
+        tau = np.sum(s * d * resid) / np.sum(s * d) - delta0
         psi = d * (resid - tau) / p1 - (1 - d) * r * (resid - delta0) / q
     elif method == "matching":
         exact_key = (pd.factorize(data[exact].astype(str).agg("|".join, axis=1))[0] if exact
-                     else np.zeros(n, dtype=int))
+                     else np.zeros(len(d), dtype=int))
         w = _nearest_controls(e, d, exact_key, neighbours)
         used = (d == 0) | (w > 0)  # treated rows without a control in their exact group drop out
         if not d[used].any():
             return Unavailable("causal.att.no_match", {"treated": int(d.sum())})
         d, w, y, lv, m0, groups, x = d[used], w[used], y[used], lv[used], m0[used], groups[used], x[used]
+        base, s = s[used], np.ones(len(d))  # the matched sample as it is
         n1 = d.sum()
         tau = np.sum(d * y) / n1 - np.sum((1 - d) * w * y) / n1
         psi = (d * (y - m0 - tau) - (1 - d) * w * (y - m0)) * len(d) / n1
@@ -221,16 +264,16 @@ def estimate_att(df: pd.DataFrame, treatment: str, outcome: str, covariates: lis
 
     n_treated = int(pd.Series(groups[d == 1]).nunique())
     n_control = int(pd.Series(groups[(d == 0) & (w > 0)]).nunique())
-    est = Estimate.normal(tau, np.sqrt(_cluster_variance(psi, groups)), n_treated + n_control, method)
-    mean_level = np.sum(d * lv) / d.sum()
+    est = Estimate.normal(tau, np.sqrt(_cluster_variance(psi, groups, s)), n_treated + n_control, method)
+    mean_level = np.sum(s * d * lv) / np.sum(s * d)
     kappa = mean_level - tau
     relative = None
     if kappa > 0:
         psi_level = d * (lv - mean_level) / p1
         psi_rel = (psi * mean_level - tau * psi_level) / kappa**2
-        relative = Estimate.normal(tau / kappa, np.sqrt(_cluster_variance(psi_rel, groups)),
+        relative = Estimate.normal(tau / kappa, np.sqrt(_cluster_variance(psi_rel, groups, s)),
                                    n_treated + n_control, method)
     scores = pd.DataFrame({"treated": data[treatment].to_numpy(dtype=int), "propensity": e})
     return ATTResult(method, outcome, est, relative, float(kappa), n_treated, n_control,
-                     int((~keep).sum()), balance_table(x, d == 1, w), scores)
+                     int((~keep).sum()), balance_table(x, d == 1, w, None if weights is None else base), scores)
 

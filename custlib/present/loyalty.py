@@ -16,7 +16,7 @@ import pandas as pd
 from custlib import report
 from custlib.causal.att import MISSING_LEVEL, ATTResult
 from custlib.causal.did import CohortDiD
-from custlib.loyalty import LoyaltyResult
+from custlib.loyalty import MAX_CONTROLS, LoyaltyResult
 from custlib.plots import loyalty as loyalty_plots
 from custlib.present import fmt
 from custlib.present.i18n import language, name, t
@@ -529,6 +529,9 @@ def diagnostics(res: LoyaltyResult, params) -> None:
     main = name("loyalty_method", p.main_estimator)
     parts = [report.note_html(t("loyalty.diagnostics.method", main=main,
                                 controls=t(f"loyalty.did.controls.{p.control_group}")))]
+    if res.sampled_controls:
+        parts.append(report.note_html(t("loyalty.diagnostics.sampled_controls",
+                                        controls=fmt.value(MAX_CONTROLS, "count"))))
     parts += [report.note_html(s) for s in not_estimated(res, params)]
     if isinstance(res.did, CohortDiD) and len(res.did.pretrend):
         parts.append(report.table_html(pretrend_table(res, params), t("loyalty.diagnostics.pretrend_caption")))
