@@ -182,6 +182,9 @@ def _calls(data: sources.UnitData) -> dict[str, tuple]:
             lambda: features.survey_followup(data.survey_responses, tx, end, lapse), ["response_id"]),
         "customer_month_panel": (
             lambda: features.customer_month_panel(tx, end, date(2024, 1, 1)), ["customer_id", "month"]),
+        "customer_month_panel (compact)": (  # ids as text: the categories' order is the engine's row order
+            lambda: features.customer_month_panel(tx, end, date(2024, 1, 1), zeros=False).astype({"customer_id": str}),
+            ["customer_id", "month"]),
         "customer_snapshots": (
             lambda: features.customer_snapshots(tx, [date(2024, 12, 31), cal_end, end]), ["customer_id", "snapshot"]),
         "purchase_day_counts": (lambda: features.purchase_day_counts(tx, end, cal_end), ["date"]),
