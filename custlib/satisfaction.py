@@ -111,7 +111,7 @@ def survey_frame(data, segments: pd.Series | None = None) -> pd.DataFrame:
     out["segment"] = out["customer_id"].map(segments)
     out["month"] = out["response_date"].dt.strftime("%Y-%m")
     out["nps_group"] = nps_group(out["nps"], cfg.promoter_min, cfg.detractor_max)
-    return out.sort_values("response_date", kind="stable", ignore_index=True)
+    return out.sort_values(["response_date", "response_id"], ignore_index=True)  # ties: by id, not engine order
 
 
 def score_table(responses: pd.DataFrame, cfg: SatisfactionParams = SatisfactionParams(),
@@ -401,7 +401,7 @@ def lapse_frame(responses: pd.DataFrame) -> pd.DataFrame:
     ``log_value`` = log(1 + net revenue of the year before the response, floored at 0).
     """
     d = responses[responses["response_date"] <= responses["followup_end"]]
-    d = d.sort_values("response_date", kind="stable").drop_duplicates("customer_id")
+    d = d.sort_values(["response_date", "response_id"]).drop_duplicates("customer_id")  # the first response
     lapsed = d["lapse_date"].notna()
     end = d["lapse_date"].where(lapsed, d["followup_end"])
     return pd.DataFrame({

@@ -74,7 +74,8 @@ def age_bands(age: pd.Series, edges: list[int]) -> pd.Series:
 def _execute_compact(expr, index: str) -> pd.DataFrame:
     """Run ``expr`` through Arrow, indexed by its ``index`` column: the other text columns become
     categoricals (sorted categories) instead of one Python string per row, dates datetime64[s]
-    as Ibis gives them."""
+    as Ibis gives them. Rows in ``index`` order (code-point order, as in pandas: an engine's own
+    order depends on its collation, and k-means' result on the order of its rows)."""
     t = expr.to_pyarrow()
     df = t.drop_columns(index).to_pandas(strings_to_categorical=True, date_as_object=False)
     for c in df.select_dtypes("category"):
@@ -82,7 +83,7 @@ def _execute_compact(expr, index: str) -> pd.DataFrame:
     for c in df.select_dtypes("datetime"):
         df[c] = df[c].astype("datetime64[s]")
     df.index = pd.Index(t[index].to_pandas(), name=index)
-    return df
+    return df.sort_index(kind="stable")
 
 
 def customer_table(data) -> pd.DataFrame:
@@ -105,7 +106,7 @@ def customer_table(data) -> pd.DataFrame:
     cust = _execute_compact(data.customers.drop("business_unit"), "customer_id")
     leads = data.leads
     open_leads = (leads.filter(leads.customer_id.isnull() & (leads.stage != "lost"))
-                  .select("lead_id", acquisition_channel=leads.source).execute().set_index("lead_id"))
+                  .select("lead_id", acquisition_channel=leads.source).execute().set_index("lead_id").sort_index())
     people = cust
     if len(open_leads):
         people = pd.concat([cust, open_leads])

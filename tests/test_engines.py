@@ -22,15 +22,17 @@ else (counts, dates, ids, chosen categories and channels) is equal exactly.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, is_dataclass
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -220,6 +222,70 @@ def test_features_equal_on_duckdb_and(engine, unit, demo_300):
         except AssertionError as e:
             raise AssertionError(f"{unit}: {name} differs between DuckDB and {engine.name}\n{e}") from None
 
+
+
+ANALYSES = ("segmentation", "lifecycle", "loyalty", "satisfaction")
+# the analyses fit models by numerical optimisation (which stops within its tolerance) and numerical
+# differentiation on inputs that differ in their last bits between engines: floats to 1e-5 relative
+ANALYSIS_RTOL = 1e-5
+
+
+def _plain(x) -> bool:
+    return x is None or isinstance(x, (str, int, float, bool, date, pd.Timestamp))
+
+
+def _rows_sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows (a named index as columns) in the order of their values as text, floats to 6
+    significant digits so that the last bits do not decide."""
+    rows = frame.reset_index(drop=isinstance(frame.index, pd.RangeIndex) and frame.index.name is None)
+    key = pd.DataFrame({i: (c.map(lambda v: f"{v:.6g}") if c.dtype.kind == "f" else c.astype(str))
+                        for i, (_, c) in enumerate(rows.items())})
+    return rows.loc[key.sort_values(list(key.columns), kind="stable").index].reset_index(drop=True)
+
+
+def assert_same_result(duck, other, path: str) -> None:
+    """Two analysis results equal field by field (dataclasses and fitted objects through their
+    attributes): frames and arrays to :data:`ANALYSIS_RTOL` (absolute: the module's), with rows in any order (engines
+    return unordered rows; reports sort for display), everything else exactly."""
+    if isinstance(duck, (pd.DataFrame, pd.Series)):
+        d, o = (_rows_sorted(x.to_frame() if isinstance(x, pd.Series) else x) for x in (duck, other))
+        assert list(d.columns) == list(o.columns), path
+        objects = [c for c in d.columns if d[c].dtype == object and not d[c].map(_plain).all()]
+        for c in objects:  # e.g. Estimate cells
+            assert_same_result(d[c].tolist(), o[c].tolist(), f"{path}[{c!r}]")
+        pd.testing.assert_frame_equal(d.drop(columns=objects), o.drop(columns=objects), check_exact=False,
+                                      rtol=ANALYSIS_RTOL, atol=ATOL, obj=path)
+    elif isinstance(duck, np.ndarray):
+        if duck.dtype.kind in "fc":
+            np.testing.assert_allclose(duck, other, rtol=ANALYSIS_RTOL, atol=ATOL, err_msg=path)
+        else:
+            np.testing.assert_array_equal(duck, other, err_msg=path)
+    elif isinstance(duck, dict):
+        assert duck.keys() == other.keys(), path
+        for k in duck:
+            assert_same_result(duck[k], other[k], f"{path}[{k!r}]")
+    elif isinstance(duck, (list, tuple)):
+        assert len(duck) == len(other), path
+        for i, (a, b) in enumerate(zip(duck, other)):
+            assert_same_result(a, b, f"{path}[{i}]")
+    elif isinstance(duck, float):
+        assert duck == pytest.approx(other, rel=ANALYSIS_RTOL, abs=ATOL, nan_ok=True), path
+    elif hasattr(duck, "__dict__") and not callable(duck) or is_dataclass(duck):
+        fields_ = ({f.name: getattr(duck, f.name) for f in fields(duck)} if is_dataclass(duck)
+                   else {k: v for k, v in vars(duck).items() if not k.startswith("_")})  # fitted state, not internals
+        for k, v in fields_.items():
+            assert_same_result(v, getattr(other, k), f"{path}.{k}")
+    else:
+        assert duck == other, path
+
+
+@pytest.mark.parametrize("analysis", ANALYSES)
+def test_analyses_equal_on_duckdb_and(engine, analysis, demo_300):
+    """Every number of each report's analysis (``analyse``), on the unit with the most of them."""
+    module = importlib.import_module(f"custlib.{analysis}")
+    duck = sources.load_unit("stores", ROOT, run_date=RUN_DATE, data_source=demo_300, check=False)
+    other = sources.load_unit("stores", ROOT, run_date=RUN_DATE, data_source=engine.url, check=False)
+    assert_same_result(module.analyse(duck), module.analyse(other), analysis)
 
 # -- validation ------------------------------------------------------------------------------------
 
