@@ -249,6 +249,16 @@ def _lmg_from_corr(corr: np.ndarray) -> np.ndarray:
     return out
 
 
+def _weighted_corr(rows: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Correlation matrix of the columns of ``rows`` each repeated ``counts`` times (NaN where a
+    column does not vary), as :func:`numpy.corrcoef` of the repeated rows."""
+    centered = rows - counts @ rows / counts.sum()
+    cov = (centered * counts[:, None]).T @ centered
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.diag(cov))
+        return np.clip(cov / np.outer(sd, sd), -1, 1)
+
+
 def _regular(corr: np.ndarray) -> bool:
     """Whether a correlation matrix of (y, x1..xp) supports the LMG split: every variable
     varies and no predictor is a linear combination of the others."""
@@ -294,12 +304,12 @@ class KeyDrivers:
         self.r2_ = float(self.ols_.rsquared)
         importance = lmg_importance(d[list(self.attributes)], d[self.outcome])
         rng = np.random.default_rng(self.seed)
-        values = d.to_numpy()
+        # ratings are few distinct vectors: a resample is how often it draws each of them
+        patterns, pattern_of = np.unique(d.to_numpy(), axis=0, return_inverse=True)
         boot = np.empty((self.bootstrap_reps, len(self.attributes)))
         for b in range(self.bootstrap_reps):
-            sample = values[rng.integers(0, self.n_, self.n_)]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                corr = np.corrcoef(sample, rowvar=False)
+            counts = np.bincount(pattern_of.ravel()[rng.integers(0, self.n_, self.n_)], minlength=len(patterns))
+            corr = _weighted_corr(patterns, counts)
             boot[b] = _lmg_from_corr(corr) if _regular(corr) else np.nan
         self.bootstrap_ = pd.DataFrame(boot, columns=list(self.attributes))
         ranks = (-self.bootstrap_.dropna()).rank(axis=1)

@@ -99,10 +99,12 @@ def distinctive_terms(comments: pd.Series, groups: pd.Series, a: str, b: str,
 
     d = pd.DataFrame({"text": comments, "group": groups}).dropna()
     d = d[d["text"].str.strip() != ""]
-    d["language"] = d["text"].map(language)
+    distinct = pd.unique(d["text"])  # comments repeat ("好", "Great service"): each is read once
+    d["language"] = d["text"].map(dict(zip(distinct, map(language, distinct))))
     parts = []
     for lang, part in d.groupby("language"):
-        words = part["text"].map(tokens)
+        distinct = pd.unique(part["text"])
+        words = part["text"].map(dict(zip(distinct, map(tokens, distinct))))
         if not words.map(len).any():
             continue
         vec = CountVectorizer(analyzer=list)  # documents are token lists already
