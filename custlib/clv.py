@@ -1,4 +1,5 @@
-"""Customer lifetime value: BG/NBD purchase model, Gamma-Gamma spend model, discounted CLV.
+"""Customer lifetime value: BG/NBD, Pareto/NBD and BG/BB purchase models, Gamma-Gamma spend
+model, discounted CLV.
 
 The models follow the papers and take the per-customer summary of
 :func:`custlib.features.customer_summary` (``frequency``, ``recency``, ``T`` in periods,
@@ -7,13 +8,21 @@ The models follow the papers and take the per-customer summary of
 * BG/NBD — Fader, Hardie & Lee (2005), "Counting your customers the easy way": while alive a
   customer buys at rate ``lambda ~ Gamma(r, alpha)`` per period and drops out after each purchase
   with probability ``p ~ Beta(a, b)``.
+* Pareto/NBD — Schmittlein, Morrison & Colombo (1987), "Counting your customers: who are they and
+  what will they do next?": while alive a customer buys at rate ``lambda ~ Gamma(r, alpha)`` and
+  dies at rate ``mu ~ Gamma(s, beta)`` per period (likelihood as in Fader & Hardie's note "A note
+  on deriving the Pareto/NBD model and related expressions").
+* BG/BB — Fader, Hardie & Shang (2010), "Customer-base analysis in a discrete-time noncontractual
+  setting": at each of ``n`` discrete opportunities an alive customer transacts with probability
+  ``p ~ Beta(alpha, beta)`` and dies with probability ``theta ~ Beta(gamma, delta)``.
 * Gamma-Gamma — Fader, Hardie & Lee (2005), "RFM and CLV: using iso-value curves": the value of a
   purchase is ``Gamma(p, nu)`` with ``nu ~ Gamma(q, v)``, independent of the purchase process.
 
-Both are fitted by maximum likelihood (scipy, analytic gradient on log-parameters); standard
+All are fitted by maximum likelihood (scipy, analytic gradient on log-parameters); standard
 errors come from the inverse of the numerical Hessian of the log-likelihood (statsmodels).
 Customers with identical ``(frequency, recency, T)`` are fitted once with a weight, so a million
-customers fit in seconds.
+customers fit in seconds. A fit never raises for a degenerate optimum: ``converged_`` is False and
+``warnings_`` says why (see :meth:`_MaximumLikelihoodModel._store`).
 """
 
 from __future__ import annotations
@@ -79,20 +88,50 @@ def _param_table(names: list[str], theta: np.ndarray, se: np.ndarray, n: int) ->
     return pd.DataFrame([{"parameter": k, **v.to_dict()} for k, v in rows.items()])
 
 
+# A fitted log-parameter (relative to its data scale) beyond +-12 — a shape parameter below 6e-6 or
+# above 1.6e5, or a scale parameter that far from the data's scale — means the likelihood was
+# still rising towards the edge of the parameter space: a degenerate optimum (for example a
+# mixing distribution collapsing to a point mass), not an estimate.
+LOG_PARAMETER_BOUNDARY = 12.0
+
+
+def _boundary_problems(names: list[str], theta: np.ndarray, scales: np.ndarray) -> list[str]:
+    """Plain-English warnings for parameters at the edge of the parameter space."""
+    log_rel = np.log(theta / scales)
+    return [f"{name} = {value:.3g} is at the edge of the parameter space (it runs off towards "
+            f"{'zero' if rel < 0 else 'infinity'}): the fit is degenerate, not an estimate"
+            for name, value, rel in zip(names, theta, log_rel) if abs(rel) > LOG_PARAMETER_BOUNDARY]
+
+
+def _mean_age(T: np.ndarray, w: np.ndarray) -> float:
+    """Customer-weighted mean observation length (periods): the data's scale of a rate parameter."""
+    return float(np.average(T, weights=w)) if w.sum() > 0 and np.any(T > 0) else 1.0
+
+
 class _MaximumLikelihoodModel:
-    """Shared fitted attributes of the two models; a degenerate fit says so (``converged_``
+    """Shared fitted attributes of the models; a degenerate fit says so (``converged_``
     False, the reasons in ``warnings_``) instead of raising."""
 
     names: list[str]
 
-    def _store(self, theta: np.ndarray, problems: list[str], score, log_likelihood, n: int) -> None:
-        """Set the learned attributes from ``theta`` (NaN when nothing could be fitted)."""
+    def _store(self, theta: np.ndarray, problems: list[str], score, log_likelihood, n: int,
+               scales: np.ndarray | None = None) -> None:
+        """Set the learned attributes from ``theta`` (NaN when nothing could be fitted).
+
+        ``converged_`` is False, with the reasons in ``warnings_``, when the optimiser failed,
+        when a parameter is at the edge of the parameter space (:data:`LOG_PARAMETER_BOUNDARY`
+        relative to ``scales``, the data's scale for each parameter, 1 for shape parameters) or
+        when the information matrix is not finite and positive definite (NaN standard errors).
+        """
         k = len(self.names)
         se, cov = np.full(k, np.nan), np.full((k, k), np.nan)
         ll = float("nan")
         if np.all(np.isfinite(theta) & (theta > 0)):
+            problems = [*problems, *_boundary_problems(self.names, theta, np.ones(k) if scales is None else scales)]
             se, cov, singular = _standard_errors(score, theta)
             problems = [*problems, *singular]
+            if not singular and not np.all(np.isfinite(se) & (se > 0)):
+                problems.append("some standard errors are not finite and positive")
             ll = log_likelihood(theta)
         self.params_ = pd.Series(theta, index=self.names)
         self.standard_errors_ = pd.Series(se, index=self.names)
@@ -160,7 +199,8 @@ class BetaGeoModel(_MaximumLikelihoodModel):
             problems = [f"none of the {int(total):,} customers made a repeat purchase, so the purchase "
                         "rate and dropout are not identified"]
         self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, T, w, gradient=True)[1],
-                    lambda th: self._log_likelihood(th, x, t_x, T, w), int(total))
+                    lambda th: self._log_likelihood(th, x, t_x, T, w), int(total),
+                    scales=np.array([1.0, _mean_age(T, w), 1.0, 1.0]))
         return self
 
     def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
@@ -212,6 +252,393 @@ class BetaGeoModel(_MaximumLikelihoodModel):
         return pd.Series(1 - alive + alive * silent, index=summary.index, name="p_no_purchase")
 
 
+# Gauss-Legendre rule used on each side of the integrand's peak in _log_power_tail; the integrand
+# is followed down to exp(-_TAIL_DROP) of its peak (relative accuracy 1e-10 or better).
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(40)
+_TAIL_DROP = 46.0
+_TAIL_CHUNK = 20_000  # rows per block, so the rows x nodes arrays stay small
+
+
+def _log_power_tail(t, c, p, m, q, gradient: bool = False):
+    """``log of the integral over tau from t to infinity of (c + tau)^-p (m + tau)^-q``, for
+    ``0 < c <= m``, ``t >= 0``, ``p, q >= 0`` and ``p + q > 1`` (arrays broadcast), and optionally
+    its derivatives in (c, p, m, q).
+
+    This is the Pareto/NBD tail ``(m + t)^-(p+q-1) 2F1(p+q-1, p; p+q; (m-c)/(m+t)) / (p+q-1)``,
+    evaluated without the 2F1 series: with ``y = log((c + tau)/(c + t))`` the log-integrand is
+    concave, so it is integrated by Gauss-Legendre on both sides of its peak down to
+    ``exp(-46)`` of the peak, all in log space (no overflow for large p, q, t or m/c).
+    """
+    t, c, p, m, q = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (t, c, p, m, q)))
+    shape = t.shape
+    t, c, p, m, q = (v.ravel() for v in (t, c, p, m, q))
+    out = np.empty(t.size)
+    grads = np.empty((4, t.size)) if gradient else None
+    for lo in range(0, t.size, _TAIL_CHUNK):
+        block = slice(lo, lo + _TAIL_CHUNK)
+        res = _log_power_tail_block(t[block], c[block], p[block], m[block], q[block], gradient)
+        if gradient:
+            out[block], grads[:, block] = res
+        else:
+            out[block] = res
+    if gradient:
+        return out.reshape(shape), grads.reshape((4, *shape))
+    return out.reshape(shape)
+
+
+def _log_power_tail_block(t, c, p, m, q, gradient):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lc = np.log(c + t)
+        ld = np.log(m - c)  # -inf when c == m
+
+        def h(y, rows=slice(None)):  # y: one value per row, or a row of nodes per row
+            col = (rows,) + (None,) * (y.ndim - 1)
+            return (1 - p[col]) * (lc[col] + y) - q[col] * np.logaddexp(ld[col], lc[col] + y)
+
+        def dh(y, rows=slice(None)):
+            return (1 - p[rows]) - q[rows] * special.expit(lc[rows] + y - ld[rows])
+
+        # the peak: h' decreases from h'(0) to 1 - p - q < 0
+        rising = dh(np.zeros_like(t)) > 0
+        ratio = np.where(rising, (1 - p) / q, 0.5)
+        peak = np.where(rising, special.logit(ratio) + ld - lc, 0.0)
+        top = h(peak)
+        target = top - _TAIL_DROP
+        # right end: Newton from the right of the root converges monotonically (h is concave)
+        # (the ends need not be exact: stop when no end moves by more than 0.01)
+        hi = peak + 1.0
+        for _ in range(60):
+            step = np.clip(hi - (h(hi) - target) / np.minimum(dh(hi), -1e-300), peak, peak + 1e6) - hi
+            hi += step
+            if np.all(np.abs(step) < 0.01):
+                break
+        # left end: 0, or Newton from 0 (left of the root, monotone)
+        lo = np.zeros_like(t)
+        climb = np.flatnonzero(rising & (h(lo) < target))
+        if climb.size:
+            y = np.zeros(climb.size)
+            for _ in range(60):
+                step = np.clip(y - (h(y, climb) - target[climb]) / np.maximum(dh(y, climb), 1e-300),
+                               0.0, peak[climb]) - y
+                y += step
+                if np.all(np.abs(step) < 0.01):
+                    break
+            lo[climb] = y
+        half_l, half_r = (peak - lo) / 2, (hi - peak) / 2
+        y = np.concatenate([((peak + lo) / 2)[:, None] + half_l[:, None] * _GL_NODES,
+                            ((peak + hi) / 2)[:, None] + half_r[:, None] * _GL_NODES], axis=1)
+        log_w = np.concatenate([np.log(half_l)[:, None] + np.log(_GL_WEIGHTS),
+                                np.log(half_r)[:, None] + np.log(_GL_WEIGHTS)], axis=1)
+        # h at the nodes; the tau-integral's dtau = (c + tau) dy is in h through the (1 - p) factor
+        log_c_tau = lc[:, None] + y
+        log_m_tau = np.logaddexp(ld[:, None], log_c_tau)
+        hy = (1 - p[:, None]) * log_c_tau - q[:, None] * log_m_tau + log_w
+        value = special.logsumexp(hy, axis=1)
+        if not gradient:
+            return value
+        share = np.exp(hy - value[:, None])
+        d_c = -(share * np.exp(-log_c_tau)).sum(axis=1) * p
+        d_p = -(share * log_c_tau).sum(axis=1)
+        d_m = -(share * np.exp(-log_m_tau)).sum(axis=1) * q
+        d_q = -(share * log_m_tau).sum(axis=1)
+        return value, np.array([d_c, d_p, d_m, d_q])
+
+
+def log_hyp2f1_shifted(a, b, z):
+    """``log 2F1(a, b; a + 1; z)`` for ``0 <= z < 1`` and ``0 < b < a + 1`` (arrays broadcast),
+    the Gauss hypergeometric function of the Pareto/NBD likelihood, in log space: finite where
+    2F1 itself overflows (large ``a``, ``b`` or ``z`` near 1)."""
+    a, b, z = (np.asarray(v, dtype=float) for v in (a, b, z))
+    return np.log(a) + _log_power_tail(0.0, 1 - z, b, 1.0, a + 1 - b)
+
+
+def _log1mexp(d):
+    """``log(1 - exp(d))`` for ``d <= 0`` (-inf at 0)."""
+    with np.errstate(divide="ignore"):
+        return np.where(d > -0.693, np.log(-np.expm1(d)), np.log1p(-np.exp(d)))
+
+
+def _growth(k, log_ratio):
+    """``(1 - exp(-k log_ratio)) / k``, continuous at ``k = 0`` (where it is ``log_ratio``)."""
+    small = np.abs(k) < 1e-8
+    return np.where(small, log_ratio, -np.expm1(-k * log_ratio) / np.where(small, 1.0, k))
+
+
+class ParetoNBDModel(_MaximumLikelihoodModel):
+    """Pareto/NBD model of repeat purchases (periods as in the summary, usually weeks).
+
+    Learned attributes after :meth:`fit`: ``params_`` (Series r, alpha, s, beta: purchase rate
+    ``Gamma(r, alpha)``, death rate ``Gamma(s, beta)``, alpha and beta in periods),
+    ``standard_errors_``, ``covariance_``, ``log_likelihood_``, ``n_customers_``, ``summary``,
+    ``converged_`` and ``warnings_``. Fitted on the same columns as :class:`BetaGeoModel`.
+    """
+
+    names = ["r", "alpha", "s", "beta"]
+
+    @staticmethod
+    def _log_tails(theta, px, pt, gradient: bool):
+        """log of the death-time tail integral from ``pt`` on for ``px`` repeat purchases, and
+        its derivatives in (r, alpha, s, beta)."""
+        r, alpha, s, beta = theta
+        # the smaller of alpha, beta is "c" (the concave parametrisation of _log_power_tail)
+        if alpha >= beta:
+            res = _log_power_tail(pt, beta, s + 1, alpha, r + px, gradient)
+            order = (3, 2, 1, 0)  # d/dr = d/dq, d/dalpha = d/dm, d/ds = d/dp, d/dbeta = d/dc
+        else:
+            res = _log_power_tail(pt, alpha, r + px, beta, s + 1, gradient)
+            order = (1, 0, 3, 2)
+        if not gradient:
+            return res
+        value, d = res
+        return value, d[list(order)]
+
+    @classmethod
+    def _log_likelihood(cls, theta: np.ndarray, x, t_x, T, w, gradient: bool = False, pairs=None):
+        """Total log-likelihood (Fader & Hardie's Pareto/NBD note) and optionally its
+        gradient in (r, alpha, s, beta). ``pairs``: :meth:`_pairs` of the data, if precomputed."""
+        r, alpha, s, beta = theta
+        px, pt, i_tx, i_T = cls._pairs(x, t_x, T) if pairs is None else pairs
+        tails = cls._log_tails(theta, px, pt, gradient)
+        tail, d_tail = tails if gradient else (tails, None)
+        l1, l2 = tail[i_tx], tail[i_T]
+        rx = r + x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_alive = -rx * np.log(alpha + T) - s * np.log(beta + T)
+            log_died = np.log(s) + l1 + _log1mexp(np.minimum(l2 - l1, 0.0))  # dies in (t_x, T]
+            log_mix = np.logaddexp(log_alive, log_died)
+        ll_i = special.gammaln(rx) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta) + log_mix
+        ll = float((w * ll_i).sum())
+        if not gradient:
+            return ll
+        died = np.exp(log_died - log_mix)
+        alive = 1.0 - died
+        rho = np.exp(np.minimum(l2 - l1, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_interval = np.where(died > 0, (d_tail[:, i_tx] - rho * d_tail[:, i_T]) / (1 - rho), 0.0)
+        dg = special.digamma
+        d_r = dg(rx) - dg(r) + np.log(alpha) - alive * np.log(alpha + T) + died * d_interval[0]
+        d_alpha = r / alpha - alive * rx / (alpha + T) + died * d_interval[1]
+        d_s = np.log(beta) - alive * np.log(beta + T) + died * (1 / s + d_interval[2])
+        d_beta = s / beta - alive * s / (beta + T) + died * d_interval[3]
+        return ll, np.array([(w * d).sum() for d in (d_r, d_alpha, d_s, d_beta)])
+
+    @staticmethod
+    def _pairs(x, t_x, T):
+        """Distinct (x, t) of the recency and age columns, and where each row's two are: the tail
+        integrals depend on those only."""
+        both = np.column_stack([np.concatenate([x, x]), np.concatenate([t_x, T])])
+        distinct, index = np.unique(both, axis=0, return_inverse=True)
+        index = index.ravel()
+        return distinct[:, 0], distinct[:, 1], index[:len(x)], index[len(x):]
+
+    def fit(self, summary: pd.DataFrame) -> "ParetoNBDModel":
+        """Maximum-likelihood fit on ``frequency``, ``recency``, ``T`` (one row per customer)."""
+        data, w = _compress(summary, ["frequency", "recency", "T"])
+        x, t_x, T = data["frequency"], data["recency"], data["T"]
+        total = w.sum()
+        pairs = self._pairs(x, t_x, T)
+
+        def score(th):
+            return self._log_likelihood(th, x, t_x, T, w, gradient=True, pairs=pairs)[1]
+
+        def objective(log_theta):
+            theta = np.exp(log_theta)
+            ll, grad = self._log_likelihood(theta, x, t_x, T, w, gradient=True, pairs=pairs)
+            return -ll / total, -grad * theta / total
+
+        if np.any(x > 0):
+            theta, problems = _maximise(objective, 4)
+        else:
+            theta = np.full(4, np.nan)
+            problems = [f"none of the {int(total):,} customers made a repeat purchase, so the purchase "
+                        "rate and dropout are not identified"]
+        age = _mean_age(T, w)
+        self._store(theta, problems, score, lambda th: self._log_likelihood(th, x, t_x, T, w, pairs=pairs),
+                    int(total), scales=np.array([1.0, age, 1.0, age]))
+        return self
+
+    def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
+        p = self.params_ if params is None else params
+        return float(p["r"]), float(p["alpha"]), float(p["s"]), float(p["beta"])
+
+    def probability_alive(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        """P(still alive at the end of the summary's period | history) (Fader & Hardie's note)."""
+        theta = np.array(self._theta(params))
+        r, alpha, s, beta = theta
+        x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+        tail_tx, tail_T = self._log_tails(theta, x, t_x, False), self._log_tails(theta, x, T, False)
+        with np.errstate(divide="ignore"):
+            log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
+            log_died = np.log(s) + tail_tx + _log1mexp(np.minimum(tail_T - tail_tx, 0.0))
+        return pd.Series(special.expit(log_alive - log_died), index=summary.index, name="p_alive")
+
+    def purchases_if_alive(self, t, x, T, params: pd.Series | None = None) -> np.ndarray:
+        """Expected repeat purchases in the next ``t`` periods of a customer who is still alive,
+        after ``x`` repeat purchases in ``T`` periods (posterior ``lambda ~ Gamma(r + x, alpha + T)``,
+        ``mu ~ Gamma(s, beta + T)``). Arrays broadcast."""
+        r, alpha, s, beta = self._theta(params)
+        return (r + x) * (beta + T) / (alpha + T) * _growth(s - 1, np.log1p(t / (beta + T)))
+
+    def expected_purchases(self, t: float, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        """Expected repeat purchases in the next ``t`` periods given each customer's history:
+        :meth:`purchases_if_alive` x P(alive)."""
+        x, T = summary["frequency"].to_numpy(float), summary["T"].to_numpy(float)
+        values = self.purchases_if_alive(t, x, T, params) * self.probability_alive(summary, params).to_numpy()
+        return pd.Series(values, index=summary.index, name="expected_purchases")
+
+    def expected_purchases_new_customer(self, t, params: pd.Series | None = None) -> np.ndarray:
+        """Expected repeat purchases within ``t`` periods of a first purchase
+        ``r beta / (alpha (s - 1)) (1 - (beta / (beta + t))^(s - 1))``."""
+        return self.purchases_if_alive(np.asarray(t, dtype=float), 0.0, 0.0, params)
+
+    def probability_of_purchases(self, k, t, params: pd.Series | None = None) -> np.ndarray:
+        """P(exactly ``k`` repeat purchases in (0, t]) of a new customer (Fader & Hardie's note on
+        P(X(t) = x)): alive all along, or dead at some ``tau <= t`` after ``k`` purchases; the
+        integral over ``tau`` is 200-point Gauss-Legendre in log space. Arrays broadcast."""
+        r, alpha, s, beta = self._theta(params)
+        k, t = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+        nodes, weights = np.polynomial.legendre.leggauss(200)
+        tau = t[..., None] * (nodes + 1) / 2
+        lead = special.gammaln(r + k) - special.gammaln(r) - special.gammaln(k + 1)
+        alive = (lead + r * np.log(alpha / (alpha + t)) + k * np.log(t / (alpha + t))
+                 + s * np.log(beta / (beta + t)))
+        with np.errstate(divide="ignore"):
+            died = special.logsumexp(k[..., None] * np.log(tau) - (r + k[..., None]) * np.log(alpha + tau)
+                                     - (s + 1) * np.log(beta + tau) + np.log(weights / 2), axis=-1)
+        died += lead + np.log(s) + s * np.log(beta) + r * np.log(alpha) + np.log(t)
+        return np.exp(np.logaddexp(alive, died))
+
+
+def repeat_summary(opportunities) -> pd.DataFrame:
+    """Recency/frequency summary of a binary repeat-opportunity matrix (customers x opportunities
+    1..n, 1 = transacted): one row per distinct (frequency, recency, n_periods) with ``weights``,
+    the number of customers; ``recency`` is the last opportunity with a transaction (0 if none)."""
+    m = np.asarray(opportunities, dtype=bool)
+    n = m.shape[1]
+    last = np.where(m.any(axis=1), n - np.argmax(m[:, ::-1], axis=1), 0)
+    rows = pd.DataFrame({"frequency": m.sum(axis=1), "recency": last, "n_periods": n})
+    return rows.groupby(["frequency", "recency", "n_periods"]).size().rename("weights").reset_index()
+
+
+class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
+    """BG/BB model of transactions at discrete opportunities (Fader, Hardie & Shang 2010).
+
+    Fitted on ``frequency`` (transactions in the ``n_periods`` opportunities), ``recency`` (the
+    last opportunity with a transaction, 0 if none), ``n_periods`` and optionally ``weights``
+    (customers per row; see :func:`repeat_summary`). Learned attributes: ``params_`` (Series
+    alpha, beta, gamma, delta, all shape parameters), ``standard_errors_``, ``covariance_``,
+    ``log_likelihood_``, ``n_customers_``, ``summary``, ``converged_`` and ``warnings_``.
+    """
+
+    names = ["alpha", "beta", "gamma", "delta"]
+
+    @staticmethod
+    def _terms(x, t_x, n):
+        """Per row, the (transaction, no-transaction, death-shift) counts of the likelihood's
+        terms: alive through ``n``, or died after opportunity ``t_x + i`` (i = 0..n - t_x - 1);
+        masked beyond that."""
+        i = np.arange(int(np.max(n - t_x)) if len(n) else 0)
+        fail = np.column_stack([n - x, t_x[:, None] - x[:, None] + i])
+        death = np.column_stack([n, t_x[:, None] + i])
+        dead = np.column_stack([np.zeros(len(x)), np.ones((len(x), len(i)))])
+        valid = np.column_stack([np.ones(len(x), bool), i < (n - t_x)[:, None]])
+        return fail, death, dead, valid
+
+    @classmethod
+    def _log_terms(cls, theta, x, t_x, n):
+        """Log of each term of each row's likelihood (-inf where masked)."""
+        a, b, g, d = theta
+        fail, death, dead, valid = cls._terms(x, t_x, n)
+        return np.where(valid, special.betaln(a + x[:, None], b + fail) - special.betaln(a, b)
+                        + special.betaln(g + dead, d + death) - special.betaln(g, d), -np.inf)
+
+    @classmethod
+    def _log_likelihood(cls, theta: np.ndarray, x, t_x, n, w, gradient: bool = False):
+        """Total log-likelihood (FHS 2010) and optionally its gradient in
+        (alpha, beta, gamma, delta)."""
+        a, b, g, d = theta
+        log_terms = cls._log_terms(theta, x, t_x, n)
+        ll_i = special.logsumexp(log_terms, axis=1)
+        ll = float((w * ll_i).sum())
+        if not gradient:
+            return ll
+        fail, death, dead, valid = cls._terms(x, t_x, n)
+        xc = x[:, None]
+        share = np.exp(log_terms - ll_i[:, None])
+        dg = special.digamma
+        d_a = dg(a + xc) - dg(a + b + xc + fail) - dg(a) + dg(a + b)
+        d_b = dg(b + fail) - dg(a + b + xc + fail) - dg(b) + dg(a + b)
+        d_g = dg(g + dead) - dg(g + d + dead + death) - dg(g) + dg(g + d)
+        d_d = dg(d + death) - dg(g + d + dead + death) - dg(d) + dg(g + d)
+        grad = np.array([(w * np.where(valid, share * dd, 0.0).sum(axis=1)).sum() for dd in (d_a, d_b, d_g, d_d)])
+        return ll, grad
+
+    @staticmethod
+    def _columns(summary: pd.DataFrame):
+        x, t_x, n = (summary[c].to_numpy(float) for c in ("frequency", "recency", "n_periods"))
+        w = summary["weights"].to_numpy(float) if "weights" in summary else np.ones(len(x))
+        return x, t_x, n, w
+
+    def fit(self, summary: pd.DataFrame) -> "BetaGeoBetaBinomModel":
+        """Maximum-likelihood fit on ``frequency``, ``recency``, ``n_periods`` (and ``weights``)."""
+        x, t_x, n, w = self._columns(summary)
+        keep = w > 0
+        x, t_x, n, w = x[keep], t_x[keep], n[keep], w[keep]
+        total = w.sum()
+
+        def objective(log_theta):
+            theta = np.exp(log_theta)
+            ll, grad = self._log_likelihood(theta, x, t_x, n, w, gradient=True)
+            return -ll / total, -grad * theta / total
+
+        if np.any(x > 0):
+            theta, problems = _maximise(objective, 4)
+        else:
+            theta = np.full(4, np.nan)
+            problems = [f"none of the {int(total):,} customers transacted, so the transaction and "
+                        "dropout probabilities are not identified"]
+        self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, n, w, gradient=True)[1],
+                    lambda th: self._log_likelihood(th, x, t_x, n, w), int(total))
+        return self
+
+    def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
+        p = self.params_ if params is None else params
+        return float(p["alpha"]), float(p["beta"]), float(p["gamma"]), float(p["delta"])
+
+    def _log_likelihood_rows(self, summary: pd.DataFrame, params: pd.Series | None) -> np.ndarray:
+        x, t_x, n, _ = self._columns(summary)
+        return special.logsumexp(self._log_terms(np.array(self._theta(params)), x, t_x, n), axis=1)
+
+    def probability_alive(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        """P(alive at the next opportunity, ``n_periods + 1`` | history) (FHS 2010)."""
+        a, b, g, d = self._theta(params)
+        x, _, n, _ = self._columns(summary)
+        log_p = (special.betaln(a + x, b + n - x) - special.betaln(a, b) + special.betaln(g, d + n + 1)
+                 - special.betaln(g, d) - self._log_likelihood_rows(summary, params))
+        return pd.Series(np.exp(log_p), index=summary.index, name="p_alive")
+
+    def expected_transactions(self, n_future: int, summary: pd.DataFrame,
+                              params: pd.Series | None = None) -> pd.Series:
+        """Expected transactions in the next ``n_future`` opportunities given each customer's
+        history (FHS 2010)."""
+        a, b, g, d = self._theta(params)
+        x, _, n, _ = self._columns(summary)
+        log_lead = (special.betaln(a + x + 1, b + n - x) - special.betaln(a, b)
+                    + special.gammaln(g + d) - special.gammaln(1 + d) - self._log_likelihood_rows(summary, params))
+        bracket = (np.exp(special.gammaln(1 + d + n) - special.gammaln(g + d + n))
+                   - np.exp(special.gammaln(1 + d + n + n_future) - special.gammaln(g + d + n + n_future)))
+        return pd.Series(np.exp(log_lead) * d / (g - 1) * bracket, index=summary.index,
+                         name="expected_transactions")
+
+    def expected_transactions_new_customer(self, n, params: pd.Series | None = None) -> np.ndarray:
+        """Expected transactions of a new customer in ``n`` opportunities (FHS 2010)."""
+        a, b, g, d = self._theta(params)
+        n = np.asarray(n, dtype=float)
+        ratio = np.exp(special.gammaln(g + d) - special.gammaln(g + d + n)
+                       + special.gammaln(1 + d + n) - special.gammaln(1 + d))
+        return a / (a + b) * d / (g - 1) * (1 - ratio)
+
+
 class GammaGammaModel(_MaximumLikelihoodModel):
     """Gamma-Gamma model of the mean repeat-purchase value (currency per purchase).
 
@@ -260,7 +687,8 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         else:
             theta, problems = np.full(3, np.nan), ["no customer made a repeat purchase of positive value"]
         self._store(theta, problems, lambda th: self._log_likelihood(th, x, z, gradient=True)[1],
-                    lambda th: self._log_likelihood(th, x, z), len(x))
+                    lambda th: self._log_likelihood(th, x, z), len(x),
+                    scales=np.array([1.0, 1.0, scale]) if len(x) else None)
         return self
 
     def expected_spend(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
