@@ -35,6 +35,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from custlib import features
 from custlib.causal import did
@@ -616,8 +617,10 @@ def _propensity_or(snapshots: pd.DataFrame | Unavailable, **options) -> dict | U
     return first if all(isinstance(r, Unavailable) for r in results.values()) else results
 
 
+@threadpool_limits.wrap(limits=1)  # many small fits: more BLAS threads stall more than they help
 def analyse(data) -> LoyaltyResult:
-    """The whole loyalty-impact analysis of one unit (a :class:`custlib.sources.UnitData`)."""
+    """The whole loyalty-impact analysis of one unit (a :class:`custlib.sources.UnitData`), on
+    one BLAS / OpenMP thread (with two on 2 shared cores it took three to four times as long)."""
     p = data.params.loyalty
     inputs = load_inputs(data)
     grid, cust = inputs.grid, inputs.customers
