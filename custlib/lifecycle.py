@@ -7,13 +7,18 @@ Stages (rules in ``params.lifecycle``; the first matching rule wins, in this ord
 * ``new`` — first purchase within ``new_within_days``;
 * ``lapsed`` — no purchase for more than ``lapsed_after_days``;
 * ``at_risk`` — one purchase only and past the new window, or silent for longer than
-  ``at_risk_gap_factor`` times the customer's own mean gap between purchase days, or BG/NBD
-  P(alive) below ``at_risk_p_alive``;
+  ``at_risk_gap_factor`` times the customer's own mean gap between purchase days, or the purchase
+  model's P(alive) below ``at_risk_p_alive``;
 * ``loyal`` — at least ``loyal_min_purchases`` purchase days and a purchase within
   ``loyal_recent_days``;
 * ``repeat`` — everyone else (two or more purchase days).
 
 Purchases are purchase *days* (several orders on one day are one purchase); returns are left out.
+
+The purchase model (BG/NBD or Pareto/NBD, :data:`PURCHASE_MODELS`) is chosen on the holdout
+check: both are fitted on the data before the last ``holdout_weeks`` and compared on that window
+(:func:`choose_model`); ``params.lifecycle.purchase_model`` can force one. The CLV, P(alive), the
+at-risk rule and the churn list use the chosen one.
 
 :func:`analyse` returns a :class:`LifecycleResult` of numbers only; what a report shows (tables,
 findings, notes, output files) is built from it by :mod:`custlib.present.lifecycle`.
@@ -21,6 +26,7 @@ findings, notes, output files) is built from it by :mod:`custlib.present.lifecyc
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -34,7 +40,7 @@ from sklearn.metrics import roc_curve
 
 from custlib import clv, features, funnel
 from custlib.params import LIFECYCLE_STAGES, LifecycleParams
-from custlib.stats import Estimate, Term, Unavailable, proportion
+from custlib.stats import Z95, Estimate, Term, Unavailable, proportion
 
 STAGE_CODE = {s: i for i, s in enumerate(LIFECYCLE_STAGES)}  # stage -> position, the stage codes
 ACTIVE_STAGES = ("new", "repeat", "loyal", "at_risk")
@@ -42,7 +48,11 @@ CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", 
                  "value_at_risk", "became_at_risk"]
 WEEK = 7.0
 TRANSITION_MONTHS = 12  # month-to-month moves pooled in the transition matrix
-CHURN_SCORES = ("bgnbd_p_no_purchase", "recency_weeks")  # the model's churn score, the plain rule
+PURCHASE_MODELS = {"bg_nbd": clv.BetaGeoModel, "pareto_nbd": clv.ParetoNBDModel}  # compared in the report
+PurchaseModel = clv.BetaGeoModel | clv.ParetoNBDModel
+DEFAULT_MODEL = "bg_nbd"  # used without a holdout comparison (unless params force another)
+RULE_SCORE = "recency_weeks"  # the plain churn rule the models' scores are compared with
+NEAR_TIE = 0.02  # holdout errors closer than 2 percentage points are a tie, broken by BIC
 
 
 # -- stages ------------------------------------------------------------------------------------
@@ -226,7 +236,7 @@ class _Snapshot:
 
 
 def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, observation_end: date,
-                  rules: LifecycleParams, model: clv.BetaGeoModel | None = None,
+                  rules: LifecycleParams, model: PurchaseModel | None = None,
                   start: date | None = None) -> StageHistory:
     """Monthly stage snapshots of every customer and open lead.
 
@@ -234,7 +244,7 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
     created_date, won_date, lost_date``. A customer counts from the signup or the first
     purchase, whichever comes first. A lead is a prospect from its creation until it is won or
     lost; a lead with a customer_id is that customer, counted once (as the customer) while the
-    customer counts. ``model``: a fitted BG/NBD model whose P(alive) feeds the at-risk rule at
+    customer counts. ``model``: a fitted purchase model whose P(alive) feeds the at-risk rule at
     every snapshot (without it the rule is not used).
 
     The purchase days come from the engine once; the snapshots are walked in order, keeping the
@@ -449,9 +459,35 @@ def median_time_to_lapse(lapses: pd.DataFrame) -> Estimate | Unavailable:
 
 # -- CLV and its validation --------------------------------------------------------------------
 
+def probability_no_purchase(model: PurchaseModel, t: float, summary: pd.DataFrame) -> pd.Series:
+    """P(no purchase in the next ``t`` periods | history) under either purchase model.
+
+    BG/NBD: :meth:`custlib.clv.BetaGeoModel.probability_no_purchase`. Pareto/NBD: dropped out, or
+    alive and silent; given alive, ``lambda ~ Gamma(r + x, A)`` and ``mu ~ Gamma(s, B)``
+    independently (``A = alpha + T``, ``B = beta + T``), and silence means no purchase before
+    ``t`` or before a death at ``tau < t``:
+    ``(A / (A + t))^(r + x) (B / (B + t))^s + integral_0^t s B^s (B + tau)^-(s + 1) (A / (A + tau))^(r + x) dtau``,
+    the integral by 64-point Gauss-Legendre (smooth and monotone on a finite interval).
+    """
+    if isinstance(model, clv.BetaGeoModel):
+        return model.probability_no_purchase(t, summary)
+    r, alpha, s, beta = (float(model.params_[k]) for k in ("r", "alpha", "s", "beta"))
+    x, T = summary["frequency"].to_numpy(float), summary["T"].to_numpy(float)
+    a, b, rx = (alpha + T)[:, None], (beta + T)[:, None], (r + x)[:, None]
+    nodes, weights = np.polynomial.legendre.leggauss(64)
+    tau = t * (nodes + 1) / 2
+    log_f = np.log(s) + s * np.log(b) - (s + 1) * np.log(b + tau) + rx * (np.log(a) - np.log(a + tau))
+    died_silent = t / 2 * (np.exp(log_f) * weights).sum(axis=1)
+    a, b, rx = a[:, 0], b[:, 0], rx[:, 0]
+    lived_silent = np.exp(rx * (np.log(a) - np.log(a + t)) + s * (np.log(b) - np.log(b + t)))
+    alive = model.probability_alive(summary).to_numpy()
+    return pd.Series(1 - alive + alive * (lived_silent + died_silent), index=summary.index, name="p_no_purchase")
+
+
 @dataclass(frozen=True)
 class CustomerValue:
-    """Fitted BG/NBD and Gamma-Gamma models and per-customer values at the observation end.
+    """Fitted purchase model (``model``: its key in :data:`PURCHASE_MODELS`) and Gamma-Gamma
+    model and per-customer values at the observation end.
 
     ``table`` (indexed by customer_id): ``p_alive``, ``expected_purchases`` (over the horizon),
     ``expected_spend`` (per purchase, currency), ``clv`` (discounted, currency),
@@ -459,7 +495,8 @@ class CustomerValue:
     ``p_no_purchase`` (no purchase in the next ``window_weeks``); ``summary``: the weekly
     customer summary the models were fitted on."""
 
-    purchases: clv.BetaGeoModel
+    model: str
+    purchases: PurchaseModel
     spend: clv.GammaGammaModel
     table: pd.DataFrame
     total: clv.ClvTotal
@@ -468,15 +505,18 @@ class CustomerValue:
 
     def total_of(self, customers, horizon_months: int, annual_discount_rate: float,
                  if_retained: bool = False) -> Estimate:
-        """Sum of the discounted CLV of ``customers`` (ids; ``if_retained``: of their value if
-        still active, CLV / P(alive)) with a delta-method 95% interval for this fixed group."""
-        s = self.summary.loc[list(customers)]
+        """Sum of the discounted CLV of ``customers`` (ids; None: all; ``if_retained``: of their
+        value if still active, CLV / P(alive)) with a delta-method 95% interval for this fixed
+        group."""
+        s = self.summary if customers is None else self.summary.loc[list(customers)]
         clv_of = clv.DiscountedClv(s, horizon_months, annual_discount_rate)
+        names = self.purchases.names
 
-        def total(bg: pd.Series, gg: pd.Series) -> float:
-            value = clv_of(self.purchases, self.spend, bg, gg)
+        def total(purchase: pd.Series, gg: pd.Series) -> float:
+            purchase = pd.Series(purchase.to_numpy(), index=names)  # delta_total labels them as BG/NBD's
+            value = clv_of(self.purchases, self.spend, purchase, gg)
             if if_retained:
-                p = self.purchases.probability_alive(s, bg).to_numpy()
+                p = self.purchases.probability_alive(s, purchase).to_numpy()
                 value = np.where(p > 0, value / np.where(p > 0, p, 1.0), 0.0)
             return float(np.sum(value))
 
@@ -490,40 +530,74 @@ def _degenerate(models: dict) -> str:
     return ", ".join(name for name, m in models.items() if not m.converged_)
 
 
-def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int) -> CustomerValue | Unavailable:
-    """Fit both models on a weekly ``customer_summary`` and value every customer; unavailable
-    with fewer than ``small_n`` buyers or repeat buyers, or when a fit is degenerate."""
+MODEL_NAMES = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "gamma_gamma": "Gamma-Gamma"}
+
+
+def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int,
+                   model: str = DEFAULT_MODEL) -> CustomerValue | Unavailable:
+    """Fit the purchase model ``model`` (a key of :data:`PURCHASE_MODELS`) and Gamma-Gamma on a
+    weekly ``customer_summary`` and value every customer; unavailable with fewer than
+    ``small_n`` buyers or repeat buyers, or when a fit did not converge (then ``values``
+    holds ``warnings``: model name -> its ``warnings_``)."""
     repeat_buyers = len(clv.GammaGammaModel.repeat_buyers(summary))
     if len(summary) < small_n:
-        return Unavailable.too_few("lifecycle.what.bgnbd", len(summary), small_n, "lifecycle.of.buyers")
+        return Unavailable.too_few("lifecycle.what.purchase_model", len(summary), small_n, "lifecycle.of.buyers")
     if repeat_buyers < small_n:
         return Unavailable.too_few("lifecycle.what.gamma_gamma", repeat_buyers, small_n,
                                    "lifecycle.of.repeat_buyers")
-    bg = clv.BetaGeoModel().fit(summary)
+    purchases = PURCHASE_MODELS[model]().fit(summary)
     gg = clv.GammaGammaModel().fit(summary)
-    problem = _degenerate({"BG/NBD": bg, "Gamma-Gamma": gg})
+    fits = {MODEL_NAMES[model]: purchases, MODEL_NAMES["gamma_gamma"]: gg}
+    problem = _degenerate(fits)
     if problem:
-        return Unavailable("lifecycle.unavailable.degenerate", {"models": problem})
+        return Unavailable("lifecycle.unavailable.degenerate", {
+            "models": problem, "warnings": {k: list(m.warnings_) for k, m in fits.items() if not m.converged_}})
     horizon_weeks = rules.clv_horizon_months * clv.DAYS_PER_MONTH / WEEK
-    value = clv.discounted_clv(bg, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
-    p_alive = bg.probability_alive(summary)
+    value = clv.discounted_clv(purchases, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
+    p_alive = purchases.probability_alive(summary)
     table = pd.DataFrame({
         "p_alive": p_alive,
-        "expected_purchases": bg.expected_purchases(horizon_weeks, summary),
+        "expected_purchases": purchases.expected_purchases(horizon_weeks, summary),
         "expected_spend": gg.expected_spend(summary),
         "clv": value,
         "value_if_retained": np.where(p_alive > 0, value / p_alive.where(p_alive > 0, 1.0), 0.0),
-        "p_no_purchase": bg.probability_no_purchase(rules.holdout_weeks, summary),
+        "p_no_purchase": probability_no_purchase(purchases, rules.holdout_weeks, summary),
     }, index=summary.index)
-    total = clv.total_clv(bg, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
-    return CustomerValue(bg, gg, table, total, rules.holdout_weeks, summary)
+    out = CustomerValue(model, purchases, gg, table, None, rules.holdout_weeks, summary)
+    total = out.total_of(None, rules.clv_horizon_months, rules.annual_discount_rate)
+    return dataclasses.replace(out, total=clv.ClvTotal(total, rules.clv_horizon_months, rules.annual_discount_rate))
+
+
+def spend_frequency_correlation(summary: pd.DataFrame, small_n: int, reps: int = 200,
+                                seed: int = 0) -> Estimate | Unavailable:
+    """Pearson correlation of the average spend per repeat purchase with the number of repeat
+    purchases among repeat buyers, with a bootstrap percentile 95% interval (spend is skewed, so
+    no normal-theory interval). Gamma-Gamma assumes the two independent, and then this
+    correlation is 0 in expectation (the mean of ``x`` purchases has the same expectation for
+    every ``x``; a rank correlation would not be). Unavailable with fewer than ``small_n``
+    repeat buyers or when either is constant."""
+    rep = clv.GammaGammaModel.repeat_buyers(summary)
+    n = len(rep)
+    if n < max(small_n, 3):
+        return Unavailable.too_few("lifecycle.what.spend_correlation", n, max(small_n, 3), "lifecycle.of.repeat_buyers")
+    z, x = rep["monetary_value"].to_numpy(float), rep["frequency"].to_numpy(float)
+    if z.std() == 0 or x.std() == 0:
+        return Unavailable("lifecycle.unavailable.spend_correlation_constant", {"n": n})
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(reps):
+        i = rng.integers(0, n, n)
+        boot.append(np.corrcoef(z[i], x[i])[0, 1])
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5])
+    return Estimate(float(np.corrcoef(z, x)[0, 1]), float(np.nanstd(boot)), float(lo), float(hi), n,
+                    "Pearson, bootstrap percentile interval")
 
 
 @dataclass(frozen=True)
 class ChurnRanking:
     """How well scores rank "no purchase in the holdout window": ``table`` (AUC and top-decile
-    lift per score and the AUC difference of the first two, bootstrap 95% intervals), ``roc``
-    points, ``n`` customers scored and their ``lapse_rate``."""
+    lift per score and each score's AUC minus the last score's, the plain rule, bootstrap 95%
+    intervals), ``roc`` points, ``n`` customers scored and their ``lapse_rate``."""
 
     table: pd.DataFrame
     roc: pd.DataFrame
@@ -532,20 +606,73 @@ class ChurnRanking:
 
 
 @dataclass(frozen=True)
-class HoldoutCheck:
-    """Calibration / holdout validation of the purchase model and of the churn-risk ranking.
+class ModelChoice:
+    """Which purchase model (a key of :data:`PURCHASE_MODELS`) the CLV, P(alive) and churn list
+    use, and why. ``reason``: ``forced`` (params), ``holdout_error`` (the lowest holdout error),
+    ``near_tie_bic`` (holdout errors within :data:`NEAR_TIE` of the lowest: the lowest BIC among
+    them), ``bic`` (no holdout error to compare: the lowest BIC), ``only_converged`` (the other
+    did not converge) or ``default`` (no holdout comparison: :data:`DEFAULT_MODEL`);
+    ``forced_failed``: the model params forced, when it did not converge and the rule chose."""
 
-    ``by_frequency``: calibration repeat purchases (bucket) -> customers, mean actual and
-    predicted holdout purchases; ``tracking``: weekly cumulative repeat purchases, actual and
-    predicted; ``ranking``: how well the churn score finds the customers who bought nothing in
-    the holdout window.
+    model: str
+    reason: str
+    forced_failed: str | None = None
+
+
+def choose_model(comparison: pd.DataFrame, forced: str) -> ModelChoice:
+    """The purchase model to use, from the holdout comparison (:attr:`HoldoutCheck.comparison`,
+    at least one model converged) and ``params.lifecycle.purchase_model`` (``auto`` or a key).
+
+    Never a model that did not converge. Forced: that model. Otherwise the lowest absolute
+    error of the holdout total; errors within :data:`NEAR_TIE` of the lowest are a tie, broken
+    by the lowest BIC (the models have the same number of parameters, so the higher calibration
+    likelihood)."""
+    ok = comparison[comparison["converged"]].set_index("model")
+    if forced != "auto" and forced in ok.index:
+        return ModelChoice(forced, "forced")
+    failed = None if forced == "auto" else forced
+    if len(ok) == 1:
+        return ModelChoice(str(ok.index[0]), "only_converged", failed)
+    error = ok["error"].abs()
+    if not error.notna().any():
+        return ModelChoice(str(ok["bic"].idxmin()), "bic", failed)
+    close = ok[error <= error.min() + NEAR_TIE]
+    if len(close) > 1:
+        return ModelChoice(str(close["bic"].idxmin()), "near_tie_bic", failed)
+    return ModelChoice(str(error.idxmin()), "holdout_error", failed)
+
+
+def default_choice(forced: str) -> ModelChoice:
+    """The choice without a holdout comparison: the forced model, else :data:`DEFAULT_MODEL`."""
+    return ModelChoice(DEFAULT_MODEL, "default") if forced == "auto" else ModelChoice(forced, "forced")
+
+
+@dataclass(frozen=True)
+class HoldoutCheck:
+    """Calibration / holdout validation and comparison of the purchase models and of the
+    churn-risk ranking.
+
+    ``models``: each purchase model fitted on the calibration period (key -> fitted model,
+    converged or not); ``comparison``: one row per model (:func:`model_comparison`);
+    ``choice``: :func:`choose_model`; ``by_frequency``: per converged model (``model``) and
+    calibration repeat purchases (``bucket``): customers, mean actual and predicted holdout
+    purchases; ``tracking``: weekly cumulative repeat purchases, actual and predicted by the
+    chosen model; ``ranking``: how well each converged model's churn score and the plain rule
+    find the customers who bought nothing in the holdout window.
     """
 
     calibration_end: date
-    model: clv.BetaGeoModel
+    models: dict
+    comparison: pd.DataFrame
+    choice: ModelChoice
     by_frequency: pd.DataFrame
     tracking: pd.DataFrame
     ranking: ChurnRanking | Unavailable
+
+    @property
+    def model(self) -> PurchaseModel:
+        """The chosen model, as fitted on the calibration period."""
+        return self.models[self.choice.model]
 
 
 def _frequency_buckets(summary: pd.DataFrame, predicted: pd.Series, top: int = 7) -> pd.DataFrame:
@@ -557,7 +684,7 @@ def _frequency_buckets(summary: pd.DataFrame, predicted: pd.Series, top: int = 7
     return out
 
 
-def _tracking(model: clv.BetaGeoModel, daily: pd.DataFrame, calibration_end: date) -> pd.DataFrame:
+def _tracking(model: PurchaseModel, daily: pd.DataFrame, calibration_end: date) -> pd.DataFrame:
     """Weekly cumulative repeat purchases of the calibration customers, actual vs the model's
     expectation (sum over first-purchase days of customers x E[X(t - first day)])."""
     cal = pd.Timestamp(calibration_end)
@@ -602,9 +729,9 @@ class _ScoreRanking:
 
 
 def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed: int = 0) -> pd.DataFrame:
-    """AUC and top-decile lift per score, and the AUC difference of the first two, with paired
-    bootstrap 95% intervals (resamples that hold one class only are left out); the difference
-    row has ``score == "difference"``."""
+    """AUC and top-decile lift per score, and each score's AUC minus the last score's (metric
+    ``auc_difference``), with paired bootstrap 95% intervals (resamples that hold one class only
+    are left out)."""
     rng = np.random.default_rng(seed)
     names = list(scores)
     ranking = {k: _ScoreRanking(y, s) for k, s in scores.items()}
@@ -621,16 +748,19 @@ def _ranking(y: np.ndarray, scores: dict[str, np.ndarray], reps: int = 200, seed
             lo, hi = np.nanpercentile(b[:, j], [2.5, 97.5])
             rows.append({"score": k, "metric": metric, "estimate": point[k][j], "ci_low": lo,
                          "ci_high": hi, "n": len(y)})
-    diff = np.array(boot[names[0]])[:, 0] - np.array(boot[names[1]])[:, 0]
-    lo, hi = np.nanpercentile(diff, [2.5, 97.5])
-    rows.append({"score": "difference", "metric": "auc_difference",
-                 "estimate": point[names[0]][0] - point[names[1]][0], "ci_low": lo, "ci_high": hi, "n": len(y)})
+    base = names[-1]
+    for k in names[:-1]:
+        diff = np.array(boot[k])[:, 0] - np.array(boot[base])[:, 0]
+        lo, hi = np.nanpercentile(diff, [2.5, 97.5])
+        rows.append({"score": k, "metric": "auc_difference", "estimate": point[k][0] - point[base][0],
+                     "ci_low": lo, "ci_high": hi, "n": len(y)})
     return pd.DataFrame(rows)
 
 
 def churn_ranking(y: np.ndarray, scores: dict[str, np.ndarray], small_n: int) -> ChurnRanking | Unavailable:
     """AUC, top-decile lift and ROC of each score for the outcome ``y`` (1: no purchase in the
-    window); unavailable with fewer than ``small_n`` customers or one outcome only."""
+    window), and each score's AUC minus the last score's (:func:`_ranking`); unavailable with
+    fewer than ``small_n`` customers or one outcome only."""
     if len(y) < small_n:
         return Unavailable.too_few("lifecycle.what.ranking", len(y), small_n, "lifecycle.of.holdout_customers")
     if y.min() == y.max():
@@ -644,33 +774,76 @@ def churn_ranking(y: np.ndarray, scores: dict[str, np.ndarray], small_n: int) ->
                         proportion(int(y.sum()), len(y)))
 
 
+def model_comparison(models: dict, calibration: pd.DataFrame, predicted: dict,
+                     ranking: ChurnRanking | Unavailable) -> pd.DataFrame:
+    """One row per purchase model (key -> fitted on ``calibration``): ``model``, ``converged``,
+    calibration ``log_likelihood``, ``parameters`` (k), ``n`` (customers),
+    ``bic = k ln n - 2 LL``; the holdout total ``predicted`` (sum of each customer's expected
+    purchases in the window; ``predicted``: key -> per-customer Series, converged models only)
+    and ``actual``, ``error`` = predicted / actual - 1 with a 95% interval for the chance in the
+    customers' holdout purchases (``error_se`` = sqrt of the sum of squared customer residuals /
+    actual; customers independent, model parameters taken as known); the churn score's ``auc``
+    and its AUC minus the recency rule's (``auc_difference``), bootstrap 95% intervals."""
+    actual = calibration["frequency_holdout"]
+    auc = ranking.table.set_index(["score", "metric"]) if isinstance(ranking, ChurnRanking) else None
+    rows = []
+    for key, m in models.items():
+        k, n = len(m.names), m.n_customers_
+        row = {"model": key, "converged": bool(m.converged_), "log_likelihood": m.log_likelihood_,
+               "parameters": k, "n": n, "bic": k * np.log(n) - 2 * m.log_likelihood_}
+        if key in predicted:
+            total = float(actual.sum())
+            pred = float(predicted[key].sum())
+            se = float(np.sqrt(((actual - predicted[key]) ** 2).sum())) / total if total else np.nan
+            error = pred / total - 1 if total else np.nan
+            row |= {"predicted": pred, "actual": total, "error": error, "error_se": se,
+                    "error_ci_low": error - Z95 * se, "error_ci_high": error + Z95 * se}
+        if auc is not None and (key, "auc") in auc.index:
+            a, d = auc.loc[(key, "auc")], auc.loc[(key, "auc_difference")]
+            row |= {"auc": a["estimate"], "auc_ci_low": a["ci_low"], "auc_ci_high": a["ci_high"],
+                    "auc_difference": d["estimate"], "auc_difference_ci_low": d["ci_low"],
+                    "auc_difference_ci_high": d["ci_high"], "ranked": int(a["n"])}
+        rows.append(row)
+    columns = ["model", "converged", "log_likelihood", "parameters", "n", "bic", "predicted", "actual", "error",
+               "error_se", "error_ci_low", "error_ci_high", "auc", "auc_ci_low", "auc_ci_high", "auc_difference",
+               "auc_difference_ci_low", "auc_difference_ci_high", "ranked"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
 def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_end: date,
                   rules: LifecycleParams, small_n: int) -> HoldoutCheck | Unavailable:
-    """Fit BG/NBD on the calibration period and compare with what happened in the holdout.
+    """Fit every purchase model once on the calibration period, compare them with what happened
+    in the holdout and choose one (:func:`choose_model`, ``rules.purchase_model``).
 
     ``calibration``: ``customer_summary(..., calibration_end=...)`` (weekly, with holdout
     columns); ``daily``: ``features.purchase_day_counts(..., cohort_end=calibration_end)``.
     The ranking is scored on customers active at the calibration end (silent for at most
-    ``lapsed_after_days``); the outcome is no purchase in the holdout window. The model score is
-    P(no purchase in the window); the plain rule ranks by days since the last purchase.
-    Unavailable with fewer than ``small_n`` calibration customers or a degenerate fit.
+    ``lapsed_after_days``); the outcome is no purchase in the holdout window. Each model's score
+    is P(no purchase in the window); the plain rule ranks by weeks since the last purchase.
+    Unavailable with fewer than ``small_n`` calibration customers or when no model converged.
     """
     if len(calibration) < small_n:
         return Unavailable.too_few("lifecycle.what.holdout_model", len(calibration), small_n,
                                    "lifecycle.of.buyers_before_holdout")
-    model = clv.BetaGeoModel().fit(calibration)
-    if _degenerate({"BG/NBD": model}):
+    models = {key: model().fit(calibration) for key, model in PURCHASE_MODELS.items()}
+    fitted = {key: m for key, m in models.items() if m.converged_}
+    if not fitted:
         return Unavailable("lifecycle.unavailable.holdout_degenerate")
     window = float(calibration["duration_holdout"].iloc[0])
-    predicted = model.expected_purchases(window, calibration)
+    predicted = {key: m.expected_purchases(window, calibration) for key, m in fitted.items()}
     silence_weeks = calibration["T"] - calibration["recency"]
     active = calibration[silence_weeks * WEEK <= rules.lapsed_after_days]
     y = (active["frequency_holdout"] == 0).to_numpy(int)
-    model_score, rule_score = CHURN_SCORES
-    scores = {model_score: model.probability_no_purchase(window, active).to_numpy(),
-              rule_score: (active["T"] - active["recency"]).to_numpy()}
-    return HoldoutCheck(calibration_end, model, _frequency_buckets(calibration, predicted),
-                        _tracking(model, daily, calibration_end), churn_ranking(y, scores, small_n))
+    scores = {key: probability_no_purchase(m, window, active).to_numpy() for key, m in fitted.items()}
+    scores[RULE_SCORE] = (active["T"] - active["recency"]).to_numpy()
+    ranking = churn_ranking(y, scores, small_n)
+    comparison = model_comparison(models, calibration, predicted, ranking)
+    choice = choose_model(comparison, rules.purchase_model)
+    by_frequency = pd.concat([_frequency_buckets(calibration, p).assign(model=key) for key, p in predicted.items()],
+                             ignore_index=True)
+    return HoldoutCheck(calibration_end, models, comparison, choice,
+                        by_frequency[["model", "bucket", "customers", "actual", "predicted"]],
+                        _tracking(fitted[choice.model], daily, calibration_end), ranking)
 
 
 # -- churn-risk warning ------------------------------------------------------------------------
@@ -720,7 +893,9 @@ class LifecycleResult:
     the customers in it (``stage, estimate, se, ci_low, ci_high, n``, currency, delta method);
     ``transitions`` pooled over the last ``transition_months`` month-to-month moves;
     ``retention``: :func:`pooled_retention`; ``lapse``: median days to lapse of all customers
-    followed; ``value_at_risk``: what the customers on the churn list are worth if retained
+    followed; ``purchase_model``: which purchase model the CLV, P(alive) and churn list use and
+    why (:func:`choose_model`); ``spend_correlation``: :func:`spend_frequency_correlation`;
+    ``value_at_risk``: what the customers on the churn list are worth if retained
     (sum of CLV / P(alive) over the horizon, currency, delta method)."""
 
     stages: StageHistory
@@ -734,7 +909,9 @@ class LifecycleResult:
     lapse: Estimate | Unavailable
     lapse_by_channel: LapseCurves | Unavailable
     lapse_by_tier: LapseCurves | Unavailable
+    purchase_model: ModelChoice
     value: CustomerValue | Unavailable
+    spend_correlation: Estimate | Unavailable
     holdout: HoldoutCheck | Unavailable
     churn: pd.DataFrame | Unavailable
     value_at_risk: Estimate | Unavailable
@@ -791,18 +968,19 @@ def analyse(data) -> LifecycleResult:
     leads = data.leads.execute()
     start, _ = data.period()
 
+    cal_end = end - timedelta(weeks=rules.holdout_weeks)
+    calibration = features.customer_summary(tx, end, calibration_end=cal_end)
+    daily = features.purchase_day_counts(tx, end, cal_end)
+    holdout = holdout_check(calibration, daily, cal_end, rules, small)
+    choice = holdout.choice if isinstance(holdout, HoldoutCheck) else default_choice(rules.purchase_model)
+
     summary = features.customer_summary(tx, end)
-    value = customer_value(summary, rules, small)
+    value = customer_value(summary, rules, small, choice.model)
     model = value.purchases if isinstance(value, CustomerValue) else None
     stages = stage_history(tx, customers, leads, end, rules, model=model, start=start)
     cohorts = cohort_retention(tx, end, start)
 
     lapses = lapse_counts(features.lapse_times(tx, end, rules.lapsed_after_days), customers, p.category_tiers)
-
-    cal_end = end - timedelta(weeks=rules.holdout_weeks)
-    calibration = features.customer_summary(tx, end, calibration_end=cal_end)
-    daily = features.purchase_day_counts(tx, end, cal_end)
-    holdout = holdout_check(calibration, daily, cal_end, rules, small)
 
     if data.has("leads"):
         open_leads = stages.open_leads
@@ -826,4 +1004,5 @@ def analyse(data) -> LifecycleResult:
         lapse=median_time_to_lapse(lapses),
         lapse_by_channel=time_to_lapse(lapses, "acquisition_channel", small),
         lapse_by_tier=time_to_lapse(lapses, "first_order_tier", small),
-        value=value, holdout=holdout, churn=churn, value_at_risk=at_risk, funnel=fun)
+        purchase_model=choice, value=value, spend_correlation=spend_frequency_correlation(summary, small),
+        holdout=holdout, churn=churn, value_at_risk=at_risk, funnel=fun)

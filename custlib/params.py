@@ -154,7 +154,7 @@ class LifecycleParams(_Strict):
     lapsed_after_days: int = Field(365, ge=1, description="lapsed: no purchase for longer than this")
     at_risk_gap_factor: float = Field(2.0, gt=0, description="at risk: silent longer than this "
                                                              "multiple of the own mean purchase gap")
-    at_risk_p_alive: float = Field(0.5, ge=0, le=1, description="at risk: BG/NBD P(alive) below this")
+    at_risk_p_alive: float = Field(0.5, ge=0, le=1, description="at risk: the purchase model's P(alive) below this")
     loyal_min_purchases: int = Field(5, ge=2, description="loyal: at least this many purchase days")
     loyal_recent_days: int = Field(180, ge=1, description="loyal: last purchase within this many days")
     stages: dict[Literal[LIFECYCLE_STAGES], LifecycleStage] = Field(default_factory=dict)
@@ -162,6 +162,12 @@ class LifecycleParams(_Strict):
     clv_horizon_months: int = Field(12, ge=1, le=120)
     annual_discount_rate: float = Field(0.10, ge=0, lt=1)
     holdout_weeks: int = Field(26, ge=4, description="validation window at the end of the data")
+    purchase_model: Literal["auto", "bg_nbd", "pareto_nbd"] = Field(
+        "auto", description="purchase model of the CLV, P(alive) and churn list: auto = the lowest holdout "
+                            "error among the models that converged (near ties by BIC), or force one")
+    spend_correlation_warning: float = Field(
+        0.1, gt=0, lt=1, description="warn when the spend-frequency correlation (Pearson) of repeat buyers is at "
+                                     "least this far from 0 and its 95% CI excludes 0 (Gamma-Gamma assumes 0)")
     churn_value_quantile: float = Field(0.8, ge=0, lt=1, description="valuable: value if retained "
                                                                      "at or above this quantile")
     funnel_stages: dict[str, str] = Field(

@@ -452,3 +452,168 @@ def test_thin_units_give_reasons_not_exceptions(thin_root, unit, tmp_path):
         assert lc.funnel.values["table"] == lc.open_leads.values["table"] == "leads"
     if unit == "one_time":
         assert "0 repeat buyers" in lc.value.reason and isinstance(lc.holdout, Unavailable)
+
+
+# -- which purchase model: BG/NBD vs Pareto/NBD on the holdout, and the spend assumption ----------
+
+def test_pareto_probability_of_no_purchase_equals_a_simulation():
+    """P(no purchase in t | history) of Pareto/NBD against drawing (lambda, mu) from the posterior
+    given alive and the death time: silent when the next purchase comes after min(t, death)."""
+    model = clv.ParetoNBDModel()
+    model.params_ = pd.Series({"r": 0.8, "alpha": 6.0, "s": 0.6, "beta": 20.0})
+    summary = pd.DataFrame({"frequency": [0.0, 3.0, 10.0], "recency": [0.0, 20.0, 50.0], "T": [30.0, 40.0, 52.0]})
+    t = 26.0
+    got = lifecycle.probability_no_purchase(model, t, summary).to_numpy()
+    alive = model.probability_alive(summary).to_numpy()
+    rng = np.random.default_rng(1)
+    for i, row in summary.iterrows():
+        lam = rng.gamma(0.8 + row["frequency"], 1 / (6.0 + row["T"]), 400_000)
+        mu = rng.gamma(0.6, 1 / (20.0 + row["T"]), 400_000)
+        silent = rng.exponential(1 / lam) > np.minimum(t, rng.exponential(1 / mu))
+        assert got[i] == pytest.approx(1 - alive[i] + alive[i] * silent.mean(), abs=3e-3)
+
+
+def test_purchase_models_compared_on_the_holdout(stores):
+    _, lc = stores
+    h = lc.holdout
+    cmp = h.comparison.set_index("model")
+    assert list(cmp.index) == ["bg_nbd", "pareto_nbd"] and cmp["converged"].all()
+    n = len(h.by_frequency[h.by_frequency["model"] == "bg_nbd"])
+    assert n and set(h.by_frequency["model"]) == {"bg_nbd", "pareto_nbd"}
+    k = cmp["parameters"].to_numpy()
+    assert cmp["bic"].to_numpy() == pytest.approx(k * np.log(cmp["n"].to_numpy()) - 2 * cmp["log_likelihood"].to_numpy())
+    # both forecast the holdout total within 10%; the actual total is the customers' holdout purchases
+    assert (cmp["error"].abs() < 0.10).all() and (cmp["error_ci_low"] < cmp["error"]).all()
+    assert (cmp["predicted"] / cmp["actual"] - 1).to_numpy() == pytest.approx(cmp["error"].to_numpy())
+    # both models' churn scores beat the recency rule; AUCs carry bootstrap intervals and n
+    assert (cmp["auc_difference_ci_low"] > 0).all() and (cmp["auc_ci_low"] < cmp["auc"]).all()
+    assert (cmp["ranked"] == h.ranking.n).all()
+    # the choice follows the stated rule, and CLV, P(alive) and the churn list use the chosen model
+    choice = lc.purchase_model
+    assert choice == lifecycle.choose_model(h.comparison, "auto") and choice.reason in {"holdout_error", "near_tie_bic"}
+    err = cmp["error"].abs()
+    if choice.reason == "holdout_error":
+        assert choice.model == err.idxmin() and err.max() - err.min() > lifecycle.NEAR_TIE
+    else:
+        assert err.max() - err.min() <= lifecycle.NEAR_TIE and choice.model == cmp["bic"].idxmin()
+    assert lc.value.model == choice.model and type(lc.value.purchases) is lifecycle.PURCHASE_MODELS[choice.model]
+    assert h.model is h.models[choice.model]
+
+
+def test_the_rule_and_the_forcing_param_by_hand():
+    def cmp(errors, bics, converged=(True, True)):
+        return pd.DataFrame({"model": ["bg_nbd", "pareto_nbd"], "error": errors, "bic": bics, "converged": converged})
+
+    assert lifecycle.choose_model(cmp([0.10, -0.03], [100.0, 200.0]), "auto") == lifecycle.ModelChoice(
+        "pareto_nbd", "holdout_error")
+    assert lifecycle.choose_model(cmp([0.03, -0.02], [100.0, 200.0]), "auto").model == "bg_nbd"  # tie: BIC
+    assert lifecycle.choose_model(cmp([np.nan, np.nan], [300.0, 200.0]), "auto").reason == "bic"
+    assert lifecycle.choose_model(cmp([0.10, -0.03], [100.0, 200.0]), "bg_nbd") == lifecycle.ModelChoice("bg_nbd", "forced")
+    # never a model that did not converge, even when forced or better on the holdout
+    failed = cmp([0.10, 0.0], [100.0, 50.0], converged=(True, False))
+    assert lifecycle.choose_model(failed, "auto") == lifecycle.ModelChoice("bg_nbd", "only_converged")
+    assert lifecycle.choose_model(failed, "pareto_nbd") == lifecycle.ModelChoice("bg_nbd", "only_converged", "pareto_nbd")
+    assert lifecycle.default_choice("auto").model == "bg_nbd" and lifecycle.default_choice("pareto_nbd").reason == "forced"
+
+
+def _forcing(data, model):
+    params = data.params.model_copy(update={"lifecycle": data.params.lifecycle.model_copy(
+        update={"purchase_model": model})})
+    return dataclasses.replace(data, params=params)
+
+
+@pytest.mark.parametrize("model", ["bg_nbd", "pareto_nbd"])
+def test_forcing_the_param_changes_the_model_used(small_b2b, model):
+    lc = lifecycle.analyse(_forcing(small_b2b, model))
+    assert lc.purchase_model == lifecycle.ModelChoice(model, "forced")
+    assert lc.value.model == model and isinstance(lc.value.purchases, lifecycle.PURCHASE_MODELS[model])
+    assert lc.holdout.model is lc.holdout.models[model]
+    np.testing.assert_allclose(lc.value.table["p_alive"], lc.value.purchases.probability_alive(lc.value.summary))
+    assert lc.value.total.estimate.estimate == pytest.approx(lc.value.table["clv"].sum())
+    assert lc.stages.current()["p_alive"].dropna().between(0, 1).all()
+
+
+class _NotConverged(clv.ParetoNBDModel):
+    """Pareto/NBD whose fit is flagged as degenerate."""
+
+    def fit(self, summary):
+        super().fit(summary)
+        self.converged_, self.warnings_ = False, ["planted: the optimiser stopped"]
+        return self
+
+
+def test_a_model_that_did_not_converge_is_never_chosen(small_b2b, monkeypatch):
+    monkeypatch.setitem(lifecycle.PURCHASE_MODELS, "pareto_nbd", _NotConverged)
+    data = _forcing(small_b2b, "pareto_nbd")
+    lc = lifecycle.analyse(data)
+    assert lc.purchase_model == lifecycle.ModelChoice("bg_nbd", "only_converged", "pareto_nbd")
+    assert lc.value.model == "bg_nbd"
+    row = lc.holdout.comparison.set_index("model").loc["pareto_nbd"]
+    assert not row["converged"] and np.isnan(row["predicted"]) and np.isnan(row["auc"])
+    assert "pareto_nbd" not in set(lc.holdout.by_frequency["model"])
+    caveats = present.caveats(lc, data.params)
+    assert any("Pareto/NBD could not be fitted" in c for c in caveats)
+    assert any("ask for Pareto/NBD" in c for c in caveats)
+    shown = []
+    monkeypatch.setattr(present.report, "_show", shown.append)
+    present.purchase_models(lc, data.params)
+    assert "planted: the optimiser stopped" in "".join(shown)
+
+
+def _spend_summary(dependent: bool, n: int = 3000, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(3.0, n) + 1.0
+    nu = rng.gamma(3.0, 1 / 30.0, n) * (1 + x / 2 if dependent else 1)  # planted: frequent buyers spend less
+    z = rng.gamma(4.0 * x, 1 / (nu * x))  # the mean of x purchases of Gamma(4, nu)
+    return pd.DataFrame({"frequency": x, "recency": 10.0, "T": 20.0, "monetary_value": z})
+
+
+def test_spend_frequency_correlation_finds_a_planted_dependence(stores):
+    data, lc = stores
+    independent = lifecycle.spend_frequency_correlation(_spend_summary(False), 30)
+    dependent = lifecycle.spend_frequency_correlation(_spend_summary(True), 30)
+    assert independent.ci_low < 0 < independent.ci_high and independent.n == 3000
+    assert dependent.ci_high < -data.params.lifecycle.spend_correlation_warning
+    warned = [present.spend_correlated(dataclasses.replace(lc, spend_correlation=r), data.params)
+              for r in (independent, dependent)]
+    assert warned == [False, True]
+    # the demo data follow Gamma-Gamma: no warning
+    assert lc.spend_correlation.ci_low < 0.1 and not present.spend_correlated(lc, data.params)
+    assert isinstance(lifecycle.spend_frequency_correlation(_spend_summary(True).head(10), 30), Unavailable)
+
+
+def test_gamma_gamma_that_did_not_converge_shows_its_warnings_not_a_clv(small_b2b, monkeypatch):
+    class Degenerate(clv.GammaGammaModel):
+        def fit(self, summary):
+            super().fit(summary)
+            self.converged_, self.warnings_ = False, ["planted: q runs off to infinity"]
+            return self
+
+    monkeypatch.setattr(lifecycle.clv, "GammaGammaModel", Degenerate)
+    data = small_b2b
+    summary = features.customer_summary(data.transactions, data.params.observation_end)
+    value = lifecycle.customer_value(summary, data.params.lifecycle, data.params.small_sample_n)
+    assert isinstance(value, Unavailable) and "Gamma-Gamma" in value.reason
+    assert value.values["warnings"] == {"Gamma-Gamma": ["planted: q runs off to infinity"]}
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_which_model_section_renders_in_both_languages(stores, language, monkeypatch):
+    data, lc = stores
+    i18n.set_language(language)
+    shown = []
+    monkeypatch.setattr(present.report, "_show", shown.append)
+    present.purchase_models(lc, data.params)
+    present.value(lc, data.params)
+    html = "".join(shown)
+    table = present.comparison_table(lc.holdout, data.params)
+    assert table.iloc[:, 0].tolist() == ["BG/NBD", "Pareto/NBD"] and len(table.columns) == 9
+    assert table.iloc[:, 5].str.contains("%").all() and table.iloc[:, 6].str.match(r"^0\.\d\d \(").all()
+    assert present.model_name(lc.purchase_model.model) in html.split("</table>")[-1]  # the sentence naming it
+    assert not re.search(r"\bnan\b", html, re.IGNORECASE)
+    if language == "zh":
+        text = re.sub(r"<[^>]+>|BG/NBD|Pareto/NBD|Gamma-Gamma|BIC|AUC|CLV", "", html)
+        assert not re.search(r"[A-Za-z][a-z]+(?:[ -][A-Za-z][a-z]+){2,}", text)
+        assert "采用" in html
+    else:
+        assert "This report uses" in html

@@ -110,12 +110,17 @@ def lapse_curves(curves, *, ax: plt.Axes | None = None) -> plt.Axes:
                   t("lifecycle.charts.not_lapsed"))
 
 
-def holdout_by_frequency(by_frequency: pd.DataFrame, *, weeks: int, ax: plt.Axes | None = None) -> plt.Axes:
-    """Mean actual vs predicted purchases in the holdout, by calibration repeat purchases."""
-    series = {"actual": t("lifecycle.charts.actual"), "predicted": t("lifecycle.charts.predicted")}
-    d = by_frequency.melt(id_vars=["bucket", "customers"], value_vars=list(series),
-                          var_name="series", value_name="purchases")
-    d["series"] = d["series"].map(series)
+def holdout_by_frequency(by_frequency: pd.DataFrame, *, weeks: int, names: dict | None = None,
+                         ax: plt.Axes | None = None) -> plt.Axes:
+    """Mean actual and each model's predicted purchases in the holdout, by calibration repeat
+    purchases; ``by_frequency``: ``model, bucket, customers, actual, predicted``
+    (:attr:`custlib.lifecycle.HoldoutCheck.by_frequency`); ``names``: model -> display name."""
+    first = by_frequency[by_frequency["model"] == by_frequency["model"].iloc[0]]
+    actual = first.assign(series=t("lifecycle.charts.actual"), purchases=first["actual"])
+    predicted = by_frequency.assign(
+        series=[t("lifecycle.charts.predicted", model=(names or {}).get(m, m)) for m in by_frequency["model"]],
+        purchases=by_frequency["predicted"])
+    d = pd.concat([actual, predicted], ignore_index=True)
     d["bucket"] = d["bucket"] + "\n(n = " + d["customers"].map(_count) + ")"
     ax = axes(ax, (9, 4.2))
     sns.barplot(data=d, x="bucket", y="purchases", hue="series", ax=ax)
@@ -125,12 +130,12 @@ def holdout_by_frequency(by_frequency: pd.DataFrame, *, weeks: int, ax: plt.Axes
                   t("lifecycle.charts.mean_purchases"))
 
 
-def tracking(track: pd.DataFrame, *, calibration_end, ax: plt.Axes | None = None) -> plt.Axes:
-    """Cumulative repeat purchases of the calibration customers, actual vs predicted; the part
-    after ``calibration_end`` is a forecast."""
+def tracking(track: pd.DataFrame, *, calibration_end, model: str, ax: plt.Axes | None = None) -> plt.Axes:
+    """Cumulative repeat purchases of the calibration customers, actual vs predicted by
+    ``model`` (its display name); the part after ``calibration_end`` is a forecast."""
     ax = axes(ax, (9, 4))
     ax.plot(track["week"], track["actual"], label=t("lifecycle.charts.actual"), lw=2)
-    ax.plot(track["week"], track["predicted"], label=t("lifecycle.charts.predicted"), ls="--", lw=2)
+    ax.plot(track["week"], track["predicted"], label=t("lifecycle.charts.predicted", model=model), ls="--", lw=2)
     ax.axvline(pd.Timestamp(calibration_end), color="grey", lw=1)
     ax.text(pd.Timestamp(calibration_end), ax.get_ylim()[1] * 0.05, " " + t("lifecycle.charts.holdout"), color="grey")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: _count(x)))

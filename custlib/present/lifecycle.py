@@ -184,9 +184,27 @@ def caveats(lc: lifecycle.LifecycleResult, params: UnitParams) -> list[str]:
             out.append(t("lifecycle.warnings.funnel_few", steps=few, needed=small))
     if isinstance(lc.churn, pd.DataFrame) and len(lc.churn) < small:
         out.append(t("lifecycle.warnings.churn_few", n=len(lc.churn)))
-    if isinstance(lc.ranking, lifecycle.ChurnRanking) and _ranking_row(lc.ranking, "difference", "auc_difference")["ci_low"] <= 0:
+    if isinstance(lc.ranking, lifecycle.ChurnRanking) and _ranking_row(
+            lc.ranking, lc.purchase_model.model, "auc_difference")["ci_low"] <= 0:
         out.append(t("lifecycle.warnings.ranking_weak"))
+    if isinstance(lc.holdout, lifecycle.HoldoutCheck):
+        out += [t("lifecycle.warnings.model_not_converged", model=model_name(k))
+                for k, m in lc.holdout.models.items() if not m.converged_]
+    if lc.purchase_model.forced_failed:
+        out.append(t("lifecycle.warnings.forced_failed", forced=model_name(lc.purchase_model.forced_failed),
+                     model=model_name(lc.purchase_model.model)))
+    if spend_correlated(lc, params):
+        out.append(t("lifecycle.warnings.spend_correlation", r=fmt.estimate(lc.spend_correlation, "ratio"),
+                     threshold=fmt.value(params.lifecycle.spend_correlation_warning, "ratio")))
     return out
+
+
+def spend_correlated(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
+    """Whether spend and frequency are clearly correlated among repeat buyers: the 95% interval
+    excludes 0 and the estimate is at least ``spend_correlation_warning`` away from it."""
+    r = lc.spend_correlation
+    return (not isinstance(r, Unavailable) and (r.ci_low > 0 or r.ci_high < 0)
+            and abs(r.estimate) >= params.lifecycle.spend_correlation_warning)
 
 
 def warnings(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
@@ -306,15 +324,96 @@ def lapse_groups(curves: lifecycle.LapseCurves | Unavailable) -> bool:
     return True
 
 
+# -- which purchase model ------------------------------------------------------------------------
+
+def model_names() -> dict[str, str]:
+    """Purchase model key -> display name, for the charts."""
+    return {k: model_name(k) for k in lifecycle.PURCHASE_MODELS}
+
+
+def comparison_table(holdout: lifecycle.HoldoutCheck, params: UnitParams) -> pd.DataFrame:
+    """One row per purchase model: calibration log-likelihood and BIC, the holdout total
+    forecast vs actual with the forecast error (95% CI), the churn-ranking AUC and its margin
+    over the recency rule (bootstrap 95% CI), and whether the fit converged ("–" where a model
+    that did not converge has no forecast)."""
+    small = params.small_sample_n
+    rows = []
+    for r in holdout.comparison.to_dict("records"):
+        def est(prefix: str, n: str, r: dict = r) -> dict:
+            return {"estimate": r[prefix], "ci_low": r[f"{prefix}_ci_low"], "ci_high": r[f"{prefix}_ci_high"],
+                    "n": r[n]}
+
+        ranked = not pd.isna(r["auc"])
+        rows.append({
+            t("lifecycle.models.model"): model_name(r["model"]),
+            t("lifecycle.models.log_likelihood"): fmt.value(r["log_likelihood"], "number", digits=1),
+            t("lifecycle.models.bic"): fmt.value(r["bic"], "number", digits=1),
+            t("lifecycle.models.predicted", weeks=params.lifecycle.holdout_weeks): fmt.value(r["predicted"], "count"),
+            t("lifecycle.models.actual"): fmt.value(r["actual"], "count"),
+            t("lifecycle.models.error"): ("–" if pd.isna(r["error"])
+                                          else fmt.cell(est("error", "n"), "change", small_n=small)),
+            t("lifecycle.models.auc"): fmt.cell(est("auc", "ranked"), "ratio", small_n=small) if ranked else "–",
+            t("lifecycle.models.auc_vs_rule"): (fmt.cell(est("auc_difference", "ranked"), "ratio", signed=True,
+                                                         small_n=small) if ranked else "–"),
+            t("lifecycle.models.converged"): (t("lifecycle.churn.yes") if r["converged"]
+                                              else t("lifecycle.diagnostics.no")),
+        })
+    return pd.DataFrame(rows)
+
+
+def purchase_models(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
+    """Section: which purchase model — the two models and the choice rule (window and tie
+    margin from params and the analysis), the comparison table, the warnings of a fit that
+    did not converge and one sentence naming the model used and why."""
+    r, choice, h = params.lifecycle, lc.purchase_model, lc.holdout
+    tie = fmt.value(lifecycle.NEAR_TIE, "pp", signed=False, digits=0)
+    report.section(t("lifecycle.models.title"), t("lifecycle.models.intro", weeks=r.holdout_weeks, tie=tie))
+    if report.available(h):
+        caption = t("lifecycle.models.caption", end=f"{h.calibration_end:%Y-%m-%d}", weeks=r.holdout_weeks)
+        report.table(comparison_table(h, params), caption, n=int(h.comparison["n"].max()))
+        for k, m in h.models.items():
+            if not m.converged_:
+                report.warning(t("lifecycle.models.not_converged", model=model_name(k),
+                                 warnings=_fit_warnings(m.warnings_)))
+    if choice.forced_failed:
+        report.note(t("lifecycle.warnings.forced_failed", forced=model_name(choice.forced_failed),
+                      model=model_name(choice.model)))
+    chosen = h.comparison.set_index("model").loc[choice.model] if isinstance(h, lifecycle.HoldoutCheck) else None
+    error = "–" if chosen is None or pd.isna(chosen["error"]) else fmt.value(abs(chosen["error"]), "pct")
+    report.note(t(f"lifecycle.models.chosen.{choice.reason}", model=model_name(choice.model), error=error, tie=tie))
+
+
 # -- CLV and the churn warning -------------------------------------------------------------------
 
+def model_name(model: str) -> str:
+    """Display name of a purchase model key (``bg_nbd``, ``pareto_nbd``)."""
+    return name("lifecycle_purchase_model", model)
+
+
+def _fit_warnings(warnings: list[str]) -> str:
+    return t("lifecycle.list_sep").join(warnings)
+
+
 def value(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
-    """Section: what customers are worth — heading, the method in a sentence (horizon and
-    discount rate from params) and the total; False, after the reason, without CLV."""
-    r = params.lifecycle
-    report.section(t("lifecycle.value.title"), t("lifecycle.value.intro", months=r.clv_horizon_months,
-                                                 rate=_pct(r.annual_discount_rate)))
+    """Section: what customers are worth — heading, the method in a sentence (the chosen
+    purchase model, horizon and discount rate), the spend-frequency correlation Gamma-Gamma
+    assumes away and the total; False, after the reason (and the fits' own warnings when a
+    model did not converge), without CLV."""
+    r, model = params.lifecycle, lc.purchase_model.model
+    report.section(t("lifecycle.value.title"), t(
+        "lifecycle.value.intro", model=model_name(model), source=name("lifecycle_purchase_model_source", model),
+        months=r.clv_horizon_months, rate=_pct(r.annual_discount_rate)))
+    if isinstance(lc.spend_correlation, Unavailable):
+        report.note(lc.spend_correlation.reason)
+    else:
+        report.note(t("lifecycle.value.correlation", n=fmt.value(lc.spend_correlation.n, "count"),
+                      r=fmt.estimate(lc.spend_correlation, "ratio", n=False)))
+        if spend_correlated(lc, params):
+            report.warning(t("lifecycle.warnings.spend_correlation", r=fmt.estimate(lc.spend_correlation, "ratio"),
+                             threshold=fmt.value(r.spend_correlation_warning, "ratio")))
     if not report.available(lc.value):
+        for fitted, warnings in lc.value.values.get("warnings", {}).items():
+            report.note(t("lifecycle.value.fit_warnings", model=fitted, warnings=_fit_warnings(warnings)))
         return False
     report.note(t("lifecycle.value.total", n=fmt.value(lc.value.total.estimate.n, "count"),
                   months=r.clv_horizon_months, value=_money(lc.value.total.estimate, params)))
@@ -353,9 +452,9 @@ def churn(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
         "lifecycle.churn.intro", top=_pct(1 - r.churn_value_quantile), at_risk=stage_name("at_risk", params),
         p=_pct(r.at_risk_p_alive), months=r.clv_horizon_months))
     if isinstance(lc.ranking, lifecycle.ChurnRanking):
-        model, rule = lifecycle.CHURN_SCORES
-        diff = _ranking_row(lc.ranking, "difference", "auc_difference")
-        report.note(t("lifecycle.churn.check", weeks=r.holdout_weeks,
+        model, rule = lc.purchase_model.model, lifecycle.RULE_SCORE
+        diff = _ranking_row(lc.ranking, model, "auc_difference")
+        report.note(t("lifecycle.churn.check", weeks=r.holdout_weeks, model=model_name(model),
                       auc=fmt.value(_ranking_row(lc.ranking, model, "auc")["estimate"], "ratio"),
                       rule_auc=fmt.value(_ranking_row(lc.ranking, rule, "auc")["estimate"], "ratio"),
                       diff=fmt.estimate(diff, "ratio", signed=True, n=False)))
@@ -423,13 +522,16 @@ def funnel(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
 
 # -- method and diagnostics ----------------------------------------------------------------------
 
+def _fitted(value: lifecycle.CustomerValue, params: UnitParams) -> list[tuple[str, object]]:
+    return [(t("lifecycle.diagnostics.purchases", model=model_name(value.model)), value.purchases),
+            (t("lifecycle.diagnostics.gamma_gamma", currency=params.currency), value.spend)]
+
+
 def model_table(value: lifecycle.CustomerValue, params: UnitParams) -> pd.DataFrame:
-    """BG/NBD (per week) and Gamma-Gamma (currency) parameters: estimate, standard error and the
-    95% interval (log-scale Wald)."""
-    parts = [(t("lifecycle.diagnostics.bgnbd"), value.purchases),
-             (t("lifecycle.diagnostics.gamma_gamma", currency=params.currency), value.spend)]
+    """The chosen purchase model's (per week) and Gamma-Gamma's (currency) parameters: estimate,
+    standard error and the 95% interval (log-scale Wald)."""
     rows = []
-    for model, fitted in parts:
+    for model, fitted in _fitted(value, params):
         for r in fitted.summary.itertuples():
             rows.append({t("lifecycle.diagnostics.model"): model,
                          t("lifecycle.diagnostics.parameter"): name("lifecycle_clv_parameter", r.parameter),
@@ -441,8 +543,7 @@ def model_table(value: lifecycle.CustomerValue, params: UnitParams) -> pd.DataFr
 
 def fit_table(value: lifecycle.CustomerValue, params: UnitParams) -> pd.DataFrame:
     """Customers, log-likelihood and convergence of both models."""
-    parts = [(t("lifecycle.diagnostics.bgnbd"), value.purchases),
-             (t("lifecycle.diagnostics.gamma_gamma", currency=params.currency), value.spend)]
+    parts = _fitted(value, params)
     return pd.DataFrame({
         t("lifecycle.diagnostics.model"): [m for m, _ in parts],
         t("lifecycle.diagnostics.customers"): [fmt.value(f.n_customers_, "count") for _, f in parts],
@@ -479,7 +580,8 @@ def diagnostics(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
     fitted model parameters and fit, the holdout check, the churn ranking, the log-rank tests
     and the funnel by lead source."""
     r = params.lifecycle
-    parts = [report.note_html(t("lifecycle.diagnostics.method", months=r.clv_horizon_months,
+    parts = [report.note_html(t("lifecycle.diagnostics.method", model=model_name(lc.purchase_model.model),
+                                months=r.clv_horizon_months,
                                 rate=_pct(r.annual_discount_rate), weeks=r.holdout_weeks)),
              report.note_html(t("lifecycle.diagnostics.value_at_risk", months=r.clv_horizon_months))]
     if lc.has_value:
@@ -489,9 +591,11 @@ def diagnostics(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
     if isinstance(lc.holdout, lifecycle.HoldoutCheck):
         parts += [report.note_html(t("lifecycle.diagnostics.holdout", weeks=r.holdout_weeks,
                                      end=f"{lc.holdout.calibration_end:%Y-%m-%d}")),
-                  report.figure_html(lifecycle_plots.holdout_by_frequency(lc.holdout.by_frequency, weeks=r.holdout_weeks)),
-                  report.figure_html(lifecycle_plots.tracking(lc.holdout.tracking,
-                                                              calibration_end=lc.holdout.calibration_end))]
+                  report.figure_html(lifecycle_plots.holdout_by_frequency(
+                      lc.holdout.by_frequency, weeks=r.holdout_weeks, names=model_names())),
+                  report.figure_html(lifecycle_plots.tracking(
+                      lc.holdout.tracking, calibration_end=lc.holdout.calibration_end,
+                      model=model_name(lc.holdout.choice.model)))]
     else:
         parts.append(report.note_html(lc.holdout.reason))
     if isinstance(lc.ranking, lifecycle.ChurnRanking):
