@@ -22,13 +22,14 @@ All are fitted by maximum likelihood (scipy, analytic gradient on log-parameters
 errors come from the inverse of the numerical Hessian of the log-likelihood (statsmodels).
 Customers with identical ``(frequency, recency, T)`` are fitted once with a weight, so a million
 customers fit in seconds. A fit never raises for a degenerate optimum: ``converged_`` is False and
-``warnings_`` says why (see :meth:`_MaximumLikelihoodModel._store`).
+``warnings_`` says why (:class:`FitWarning`; see :meth:`_MaximumLikelihoodModel._store`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,42 @@ def _compress(summary: pd.DataFrame, columns: list[str]) -> tuple[dict[str, np.n
     return arrays, grouped.to_numpy(float)
 
 
-def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+# What each FitWarning key says to a library user; the reports word them in their own
+# language from the catalogue (``lifecycle.model_warnings.<key>``).
+FIT_WARNINGS = {
+    "optimiser_failed": "the optimiser stopped without reaching a maximum",
+    "no_finite_maximum": "the likelihood has no finite maximum (parameters run off to zero or infinity)",
+    "boundary_zero": "{parameter} = {value:.3g} is at the edge of the parameter space (it runs off towards "
+                     "zero): the fit is degenerate, not an estimate",
+    "boundary_infinity": "{parameter} = {value:.3g} is at the edge of the parameter space (it runs off towards "
+                         "infinity): the fit is degenerate, not an estimate",
+    "singular_information": "the information matrix is singular: the data do not identify every parameter, "
+                            "so there are no standard errors",
+    "standard_errors": "some standard errors are not finite and positive",
+    "no_repeat_purchases": "none of the {customers:,} customers made a repeat purchase, so the purchase rate "
+                           "and dropout are not identified",
+    "no_transactions": "none of the {customers:,} customers transacted, so the transaction and dropout "
+                       "probabilities are not identified",
+    "no_repeat_spend": "no customer made a repeat purchase of positive value",
+}
+
+
+class FitWarning(str):
+    """Why a fit is not trusted: the English sentence itself (``warnings_`` prints and reads as
+    text), with ``key`` (one of :data:`FIT_WARNINGS`) and its ``values`` (``parameter`` and
+    ``value`` at the boundary, ``customers`` without repeats) for a report to word it."""
+
+    def __new__(cls, key: str, values: dict | None = None) -> Self:
+        values = dict(values or {})
+        out = super().__new__(cls, FIT_WARNINGS[key].format(**values))
+        out.key, out.values = key, values
+        return out
+
+    def __reduce__(self):
+        return type(self), (self.key, self.values)
+
+
+def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, list[FitWarning]]:
     """Maximise a log-likelihood over log-parameters; returns the natural parameters and what
     went wrong (empty when the optimiser converged to a finite, positive maximum)."""
     x0 = np.zeros(n_params) if start is None else np.log(start)
@@ -58,22 +94,20 @@ def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -
         res = optimize.minimize(neg_ll_and_grad, x0, jac=True, method="L-BFGS-B",
                                 options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
     theta = np.exp(res.x)
-    problems = [] if res.success else ["the optimiser stopped without reaching a maximum"]
+    problems = [] if res.success else [FitWarning("optimiser_failed")]
     if not np.all(np.isfinite(theta) & (theta > 0)):
-        problems.append("the likelihood has no finite maximum (parameters run off to zero or infinity)")
+        problems.append(FitWarning("no_finite_maximum"))
     return theta, problems
 
 
-def _standard_errors(score, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _standard_errors(score, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[FitWarning]]:
     """Standard errors and covariance from the inverse observed information (numerical Hessian
     of the score); NaN, with the reason, when the information is not positive definite."""
     hess = approx_fprime(theta, score, centered=True)
     info = -(hess + hess.T) / 2
     if not (np.all(np.isfinite(info)) and np.linalg.eigvalsh(info).min() > 0):
         k = len(theta)
-        return (np.full(k, np.nan), np.full((k, k), np.nan),
-                ["the information matrix is singular: the data do not identify every parameter, "
-                 "so there are no standard errors"])
+        return np.full(k, np.nan), np.full((k, k), np.nan), [FitWarning("singular_information")]
     cov = np.linalg.inv(info)
     return np.sqrt(np.clip(np.diag(cov), 0, None)), cov, []
 
@@ -95,11 +129,12 @@ def _param_table(names: list[str], theta: np.ndarray, se: np.ndarray, n: int) ->
 LOG_PARAMETER_BOUNDARY = 12.0
 
 
-def _boundary_problems(names: list[str], theta: np.ndarray, scales: np.ndarray) -> list[str]:
-    """Plain-English warnings for parameters at the edge of the parameter space."""
+def _boundary_problems(names: list[str], theta: np.ndarray, scales: np.ndarray) -> list[FitWarning]:
+    """Warnings for parameters at the edge of the parameter space (running off towards zero or
+    infinity)."""
     log_rel = np.log(theta / scales)
-    return [f"{name} = {value:.3g} is at the edge of the parameter space (it runs off towards "
-            f"{'zero' if rel < 0 else 'infinity'}): the fit is degenerate, not an estimate"
+    return [FitWarning("boundary_zero" if rel < 0 else "boundary_infinity",
+                       {"parameter": name, "value": float(value)})
             for name, value, rel in zip(names, theta, log_rel) if abs(rel) > LOG_PARAMETER_BOUNDARY]
 
 
@@ -114,14 +149,15 @@ class _MaximumLikelihoodModel:
 
     names: list[str]
 
-    def _store(self, theta: np.ndarray, problems: list[str], score, log_likelihood, n: int,
+    def _store(self, theta: np.ndarray, problems: list[FitWarning], score, log_likelihood, n: int,
                scales: np.ndarray | None = None) -> None:
         """Set the learned attributes from ``theta`` (NaN when nothing could be fitted).
 
-        ``converged_`` is False, with the reasons in ``warnings_``, when the optimiser failed,
-        when a parameter is at the edge of the parameter space (:data:`LOG_PARAMETER_BOUNDARY`
-        relative to ``scales``, the data's scale for each parameter, 1 for shape parameters) or
-        when the information matrix is not finite and positive definite (NaN standard errors).
+        ``converged_`` is False, with the reasons in ``warnings_`` (:class:`FitWarning`), when the
+        optimiser failed, when a parameter is at the edge of the parameter space
+        (:data:`LOG_PARAMETER_BOUNDARY` relative to ``scales``, the data's scale for each
+        parameter, 1 for shape parameters) or when the information matrix is not finite and
+        positive definite (NaN standard errors).
         """
         k = len(self.names)
         se, cov = np.full(k, np.nan), np.full((k, k), np.nan)
@@ -131,7 +167,7 @@ class _MaximumLikelihoodModel:
             se, cov, singular = _standard_errors(score, theta)
             problems = [*problems, *singular]
             if not singular and not np.all(np.isfinite(se) & (se > 0)):
-                problems.append("some standard errors are not finite and positive")
+                problems.append(FitWarning("standard_errors"))
             ll = log_likelihood(theta)
         self.params_ = pd.Series(theta, index=self.names)
         self.standard_errors_ = pd.Series(se, index=self.names)
@@ -196,8 +232,7 @@ class BetaGeoModel(_MaximumLikelihoodModel):
             theta, problems = _maximise(objective, 4)
         else:
             theta = np.full(4, np.nan)
-            problems = [f"none of the {int(total):,} customers made a repeat purchase, so the purchase "
-                        "rate and dropout are not identified"]
+            problems = [FitWarning("no_repeat_purchases", {"customers": int(total)})]
         self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, T, w, gradient=True)[1],
                     lambda th: self._log_likelihood(th, x, t_x, T, w), int(total),
                     scales=np.array([1.0, _mean_age(T, w), 1.0, 1.0]))
@@ -450,8 +485,7 @@ class ParetoNBDModel(_MaximumLikelihoodModel):
             theta, problems = _maximise(objective, 4)
         else:
             theta = np.full(4, np.nan)
-            problems = [f"none of the {int(total):,} customers made a repeat purchase, so the purchase "
-                        "rate and dropout are not identified"]
+            problems = [FitWarning("no_repeat_purchases", {"customers": int(total)})]
         age = _mean_age(T, w)
         self._store(theta, problems, score, lambda th: self._log_likelihood(th, x, t_x, T, w, pairs=pairs),
                     int(total), scales=np.array([1.0, age, 1.0, age]))
@@ -507,6 +541,29 @@ class ParetoNBDModel(_MaximumLikelihoodModel):
                                      - (s + 1) * np.log(beta + tau) + np.log(weights / 2), axis=-1)
         died += lead + np.log(s) + s * np.log(beta) + r * np.log(alpha) + np.log(t)
         return np.exp(np.logaddexp(alive, died))
+
+    def probability_no_purchase(self, t: float, summary: pd.DataFrame,
+                                params: pd.Series | None = None) -> pd.Series:
+        """P(no purchase in the next ``t`` periods | history): dropped out, or alive and silent.
+        Given alive, ``lambda ~ Gamma(r + x, A)`` and ``mu ~ Gamma(s, B)`` independently
+        (``A = alpha + T``, ``B = beta + T``), and silence means no purchase before ``t`` or
+        before a death at ``tau < t``:
+        ``(A / (A + t))^(r + x) (B / (B + t))^s + integral_0^t s B^s (B + tau)^-(s + 1) (A / (A + tau))^(r + x) dtau``,
+        the integral by 64-point Gauss-Legendre (smooth and monotone on a finite interval)."""
+        r, alpha, s, beta = self._theta(params)
+        x, T = summary["frequency"].to_numpy(float), summary["T"].to_numpy(float)
+        a, b, rx = (alpha + T)[:, None], (beta + T)[:, None], (r + x)[:, None]
+        nodes, weights = np.polynomial.legendre.leggauss(64)
+        tau = t * (nodes + 1) / 2
+        log_f = np.log(s) + s * np.log(b) - (s + 1) * np.log(b + tau) + rx * (np.log(a) - np.log(a + tau))
+        died_silent = t / 2 * (np.exp(log_f) * weights).sum(axis=1)
+        a, b, rx = a[:, 0], b[:, 0], rx[:, 0]
+        lived_silent = np.exp(rx * (np.log(a) - np.log(a + t)) + s * (np.log(b) - np.log(b + t)))
+        alive = self.probability_alive(summary, params).to_numpy()
+        return pd.Series(1 - alive + alive * (lived_silent + died_silent), index=summary.index, name="p_no_purchase")
+
+
+PurchaseModel = BetaGeoModel | ParetoNBDModel
 
 
 def repeat_summary(opportunities) -> pd.DataFrame:
@@ -595,8 +652,7 @@ class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
             theta, problems = _maximise(objective, 4)
         else:
             theta = np.full(4, np.nan)
-            problems = [f"none of the {int(total):,} customers transacted, so the transaction and "
-                        "dropout probabilities are not identified"]
+            problems = [FitWarning("no_transactions", {"customers": int(total)})]
         self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, n, w, gradient=True)[1],
                     lambda th: self._log_likelihood(th, x, t_x, n, w), int(total))
         return self
@@ -685,7 +741,7 @@ class GammaGammaModel(_MaximumLikelihoodModel):
             theta, problems = _maximise(objective, 3)
             theta = theta * np.array([1.0, 1.0, scale])
         else:
-            theta, problems = np.full(3, np.nan), ["no customer made a repeat purchase of positive value"]
+            theta, problems = np.full(3, np.nan), [FitWarning("no_repeat_spend")]
         self._store(theta, problems, lambda th: self._log_likelihood(th, x, z, gradient=True)[1],
                     lambda th: self._log_likelihood(th, x, z), len(x),
                     scales=np.array([1.0, 1.0, scale]) if len(x) else None)
@@ -731,7 +787,7 @@ class DiscountedClv:
         self.t = (months * DAYS_PER_MONTH / period_days)[:, None]
         self.discount = ((1 + monthly_discount(annual_discount_rate)) ** months)[:, None]
 
-    def __call__(self, purchases: BetaGeoModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
+    def __call__(self, purchases: PurchaseModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
                  spend_params: pd.Series | None = None) -> np.ndarray:
         """CLV per customer (currency), in the summary's row order."""
         cumulative = purchases.purchases_if_alive(self.t, self.x, self.T, purchase_params)  # months x pairs
@@ -740,7 +796,7 @@ class DiscountedClv:
         return per_pair[self.pair] * alive * spend.expected_spend(self.summary, spend_params).to_numpy()
 
 
-def discounted_clv(purchases: BetaGeoModel, spend: GammaGammaModel, summary: pd.DataFrame,
+def discounted_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
                    horizon_months: int, annual_discount_rate: float, period_days: float = 7.0,
                    purchase_params: pd.Series | None = None,
                    spend_params: pd.Series | None = None) -> pd.Series:
@@ -760,32 +816,34 @@ class ClvTotal:
     annual_discount_rate: float
 
 
-def delta_total(purchases: BetaGeoModel, spend: GammaGammaModel,
+def delta_total(purchases: PurchaseModel, spend: GammaGammaModel,
                 total: Callable[[pd.Series, pd.Series], float], n: int, method: str) -> Estimate:
-    """A total that depends on both models' parameters (``total(bg_params, gg_params)``, in
-    currency) with a 95% Wald interval from the parameters' covariance (delta method; the two
-    models are fitted independently, as the Gamma-Gamma model assumes). ``n``: customers summed."""
+    """A total that depends on both models' parameters (``total(purchase_params, gg_params)``,
+    each labelled with its model's ``names``, in currency) with a 95% Wald interval from the
+    parameters' covariance (delta method; the two models are fitted independently, as the
+    Gamma-Gamma model assumes). ``n``: customers summed."""
+    k = len(purchases.names)
     theta = np.concatenate([purchases.params_.to_numpy(), spend.params_.to_numpy()])
 
     def at(th):
-        return total(pd.Series(th[:4], index=BetaGeoModel.names), pd.Series(th[4:], index=GammaGammaModel.names))
+        return total(pd.Series(th[:k], index=purchases.names), pd.Series(th[k:], index=spend.names))
 
     grad = approx_fprime(theta, at, epsilon=theta * 1e-5, centered=True)
-    cov = np.zeros((7, 7))
-    cov[:4, :4] = purchases.covariance_.to_numpy()
-    cov[4:, 4:] = spend.covariance_.to_numpy()
+    cov = np.zeros((len(theta), len(theta)))
+    cov[:k, :k] = purchases.covariance_.to_numpy()
+    cov[k:, k:] = spend.covariance_.to_numpy()
     se = float(np.sqrt(grad @ cov @ grad))
     return Estimate.normal(at(theta), se, n, method)
 
 
-def total_clv(purchases: BetaGeoModel, spend: GammaGammaModel, summary: pd.DataFrame,
+def total_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
               horizon_months: int, annual_discount_rate: float, period_days: float = 7.0) -> ClvTotal:
     """Sum of discounted CLV with a 95% delta-method interval (:func:`delta_total`). The
     interval is for the expected total, not for the realised future revenue."""
     value = DiscountedClv(summary, horizon_months, annual_discount_rate, period_days)
 
-    def total(bg: pd.Series, gg: pd.Series) -> float:
-        return float(value(purchases, spend, bg, gg).sum())
+    def total(purchase: pd.Series, gg: pd.Series) -> float:
+        return float(value(purchases, spend, purchase, gg).sum())
 
-    est = delta_total(purchases, spend, total, len(summary), "BG/NBD x Gamma-Gamma, delta method")
+    est = delta_total(purchases, spend, total, len(summary), "purchase model x Gamma-Gamma, delta method")
     return ClvTotal(est, horizon_months, annual_discount_rate)

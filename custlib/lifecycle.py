@@ -49,7 +49,7 @@ CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", 
 WEEK = 7.0
 TRANSITION_MONTHS = 12  # month-to-month moves pooled in the transition matrix
 PURCHASE_MODELS = {"bg_nbd": clv.BetaGeoModel, "pareto_nbd": clv.ParetoNBDModel}  # compared in the report
-PurchaseModel = clv.BetaGeoModel | clv.ParetoNBDModel
+PurchaseModel = clv.PurchaseModel
 DEFAULT_MODEL = "bg_nbd"  # used without a holdout comparison (unless params force another)
 RULE_SCORE = "recency_weeks"  # the plain churn rule the models' scores are compared with
 NEAR_TIE = 0.02  # holdout errors closer than 2 percentage points are a tie, broken by BIC
@@ -459,31 +459,6 @@ def median_time_to_lapse(lapses: pd.DataFrame) -> Estimate | Unavailable:
 
 # -- CLV and its validation --------------------------------------------------------------------
 
-def probability_no_purchase(model: PurchaseModel, t: float, summary: pd.DataFrame) -> pd.Series:
-    """P(no purchase in the next ``t`` periods | history) under either purchase model.
-
-    BG/NBD: :meth:`custlib.clv.BetaGeoModel.probability_no_purchase`. Pareto/NBD: dropped out, or
-    alive and silent; given alive, ``lambda ~ Gamma(r + x, A)`` and ``mu ~ Gamma(s, B)``
-    independently (``A = alpha + T``, ``B = beta + T``), and silence means no purchase before
-    ``t`` or before a death at ``tau < t``:
-    ``(A / (A + t))^(r + x) (B / (B + t))^s + integral_0^t s B^s (B + tau)^-(s + 1) (A / (A + tau))^(r + x) dtau``,
-    the integral by 64-point Gauss-Legendre (smooth and monotone on a finite interval).
-    """
-    if isinstance(model, clv.BetaGeoModel):
-        return model.probability_no_purchase(t, summary)
-    r, alpha, s, beta = (float(model.params_[k]) for k in ("r", "alpha", "s", "beta"))
-    x, T = summary["frequency"].to_numpy(float), summary["T"].to_numpy(float)
-    a, b, rx = (alpha + T)[:, None], (beta + T)[:, None], (r + x)[:, None]
-    nodes, weights = np.polynomial.legendre.leggauss(64)
-    tau = t * (nodes + 1) / 2
-    log_f = np.log(s) + s * np.log(b) - (s + 1) * np.log(b + tau) + rx * (np.log(a) - np.log(a + tau))
-    died_silent = t / 2 * (np.exp(log_f) * weights).sum(axis=1)
-    a, b, rx = a[:, 0], b[:, 0], rx[:, 0]
-    lived_silent = np.exp(rx * (np.log(a) - np.log(a + t)) + s * (np.log(b) - np.log(b + t)))
-    alive = model.probability_alive(summary).to_numpy()
-    return pd.Series(1 - alive + alive * (lived_silent + died_silent), index=summary.index, name="p_no_purchase")
-
-
 @dataclass(frozen=True)
 class CustomerValue:
     """Fitted purchase model (``model``: its key in :data:`PURCHASE_MODELS`) and Gamma-Gamma
@@ -510,10 +485,8 @@ class CustomerValue:
         group."""
         s = self.summary if customers is None else self.summary.loc[list(customers)]
         clv_of = clv.DiscountedClv(s, horizon_months, annual_discount_rate)
-        names = self.purchases.names
 
         def total(purchase: pd.Series, gg: pd.Series) -> float:
-            purchase = pd.Series(purchase.to_numpy(), index=names)  # delta_total labels them as BG/NBD's
             value = clv_of(self.purchases, self.spend, purchase, gg)
             if if_retained:
                 p = self.purchases.probability_alive(s, purchase).to_numpy()
@@ -561,7 +534,7 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int,
         "expected_spend": gg.expected_spend(summary),
         "clv": value,
         "value_if_retained": np.where(p_alive > 0, value / p_alive.where(p_alive > 0, 1.0), 0.0),
-        "p_no_purchase": probability_no_purchase(purchases, rules.holdout_weeks, summary),
+        "p_no_purchase": purchases.probability_no_purchase(rules.holdout_weeks, summary),
     }, index=summary.index)
     out = CustomerValue(model, purchases, gg, table, None, rules.holdout_weeks, summary)
     total = out.total_of(None, rules.clv_horizon_months, rules.annual_discount_rate)
@@ -834,7 +807,7 @@ def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_en
     silence_weeks = calibration["T"] - calibration["recency"]
     active = calibration[silence_weeks * WEEK <= rules.lapsed_after_days]
     y = (active["frequency_holdout"] == 0).to_numpy(int)
-    scores = {key: probability_no_purchase(m, window, active).to_numpy() for key, m in fitted.items()}
+    scores = {key: m.probability_no_purchase(window, active).to_numpy() for key, m in fitted.items()}
     scores[RULE_SCORE] = (active["T"] - active["recency"]).to_numpy()
     ranking = churn_ranking(y, scores, small_n)
     comparison = model_comparison(models, calibration, predicted, ranking)

@@ -171,6 +171,39 @@ def test_pareto_nbd_clv_uses_the_same_interface(cdnow, cdnow_pnbd):
                                rtol=1e-12)
 
 
+def test_pareto_nbd_total_clv_labels_its_own_parameters(cdnow, cdnow_pnbd):
+    """delta_total hands the Pareto/NBD parameters (r, alpha, s, beta) to the total: the total
+    CLV equals the sum of the model's own discounted CLV, with a finite interval around it."""
+    gg = clv.GammaGammaModel().fit(cdnow)
+    total = clv.total_clv(cdnow_pnbd, gg, cdnow, 12, 0.1).estimate
+    assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_pnbd, gg, cdnow, 12, 0.1).sum(), rel=1e-12)
+    assert 0 < total.se < np.inf and total.ci_low < total.estimate < total.ci_high and total.n == len(cdnow)
+    s = clv.delta_total(cdnow_pnbd, gg, lambda pnbd, _: pnbd["s"], 1, "s")
+    assert (s.estimate, s.se) == (pytest.approx(cdnow_pnbd.params_["s"]),
+                                  pytest.approx(cdnow_pnbd.standard_errors_["s"], rel=1e-4))
+
+
+def test_pareto_probability_of_no_purchase_equals_a_simulation():
+    """P(no purchase in t | history) of Pareto/NBD against drawing (lambda, mu) from the posterior
+    given alive and the death time: silent when the next purchase comes after min(t, death)."""
+    model = clv.ParetoNBDModel()
+    model.params_ = pd.Series({"r": 0.8, "alpha": 6.0, "s": 0.6, "beta": 20.0})
+    summary = pd.DataFrame({"frequency": [0.0, 3.0, 10.0], "recency": [0.0, 20.0, 50.0], "T": [30.0, 40.0, 52.0]})
+    t = 26.0
+    got = model.probability_no_purchase(t, summary).to_numpy()
+    alive = model.probability_alive(summary).to_numpy()
+    rng = np.random.default_rng(1)
+    for i, row in summary.iterrows():
+        lam = rng.gamma(0.8 + row["frequency"], 1 / (6.0 + row["T"]), 400_000)
+        mu = rng.gamma(0.6, 1 / (20.0 + row["T"]), 400_000)
+        silent = rng.exponential(1 / lam) > np.minimum(t, rng.exponential(1 / mu))
+        assert got[i] == pytest.approx(1 - alive[i] + alive[i] * silent.mean(), abs=3e-3)
+    other = clv.ParetoNBDModel()
+    other.params_ = pd.Series({"r": 2.0, "alpha": 3.0, "s": 1.5, "beta": 10.0})
+    np.testing.assert_array_equal(model.probability_no_purchase(t, summary, other.params_),
+                                  other.probability_no_purchase(t, summary))
+
+
 # -- BG/BB -----------------------------------------------------------------------------------------
 
 def test_bgbb_reproduces_published_donations_estimates(donations):
@@ -235,7 +268,8 @@ def test_bgnbd_on_the_donations_data_is_flagged(donations):
                             "recency": rows["recency"].to_numpy(float), "T": rows["n_periods"].to_numpy(float)})
     bg = clv.BetaGeoModel().fit(summary)
     assert not bg.converged_
-    assert any("a = " in w and "edge of the parameter space" in w for w in bg.warnings_)
+    assert any(w.key == "boundary_zero" and w.values["parameter"] == "a" for w in bg.warnings_)
+    assert any(w.startswith("a = ") and "edge of the parameter space" in w for w in bg.warnings_)  # reads as English
 
 
 def test_gamma_gamma_without_within_customer_variation_is_flagged():
@@ -247,8 +281,9 @@ def test_gamma_gamma_without_within_customer_variation_is_flagged():
                           "monetary_value": 50.0 / rng.gamma(3.0, 1.0, n)})
     gg = clv.GammaGammaModel().fit(spend)
     assert not gg.converged_ and gg.warnings_
+    assert {(w.key, w.values["parameter"]) for w in gg.warnings_ if "parameter" in w.values} == {
+        ("boundary_infinity", "p"), ("boundary_zero", "v")}
     assert any(w.startswith("p = ") and "infinity" in w for w in gg.warnings_)
-    assert any(w.startswith("v = ") and "zero" in w for w in gg.warnings_)
 
 
 def test_well_identified_fits_are_not_flagged(cdnow):
@@ -260,6 +295,8 @@ def test_new_models_without_repeat_purchases_say_so():
     one_time = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": [10.0, 20.0, 30.0]})
     pnbd = clv.ParetoNBDModel().fit(one_time)
     assert not pnbd.converged_ and "repeat purchase" in pnbd.warnings_[0] and pnbd.params_.isna().all()
+    assert pnbd.warnings_ == [clv.FitWarning("no_repeat_purchases", {"customers": 3})]
+    assert pnbd.warnings_[0].values == {"customers": 3}
     never = pd.DataFrame({"frequency": [0], "recency": [0], "n_periods": [6], "weights": [100]})
     bgbb = clv.BetaGeoBetaBinomModel().fit(never)
     assert not bgbb.converged_ and "transacted" in bgbb.warnings_[0] and bgbb.params_.isna().all()

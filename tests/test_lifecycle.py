@@ -456,23 +456,6 @@ def test_thin_units_give_reasons_not_exceptions(thin_root, unit, tmp_path):
 
 # -- which purchase model: BG/NBD vs Pareto/NBD on the holdout, and the spend assumption ----------
 
-def test_pareto_probability_of_no_purchase_equals_a_simulation():
-    """P(no purchase in t | history) of Pareto/NBD against drawing (lambda, mu) from the posterior
-    given alive and the death time: silent when the next purchase comes after min(t, death)."""
-    model = clv.ParetoNBDModel()
-    model.params_ = pd.Series({"r": 0.8, "alpha": 6.0, "s": 0.6, "beta": 20.0})
-    summary = pd.DataFrame({"frequency": [0.0, 3.0, 10.0], "recency": [0.0, 20.0, 50.0], "T": [30.0, 40.0, 52.0]})
-    t = 26.0
-    got = lifecycle.probability_no_purchase(model, t, summary).to_numpy()
-    alive = model.probability_alive(summary).to_numpy()
-    rng = np.random.default_rng(1)
-    for i, row in summary.iterrows():
-        lam = rng.gamma(0.8 + row["frequency"], 1 / (6.0 + row["T"]), 400_000)
-        mu = rng.gamma(0.6, 1 / (20.0 + row["T"]), 400_000)
-        silent = rng.exponential(1 / lam) > np.minimum(t, rng.exponential(1 / mu))
-        assert got[i] == pytest.approx(1 - alive[i] + alive[i] * silent.mean(), abs=3e-3)
-
-
 def test_purchase_models_compared_on_the_holdout(stores):
     _, lc = stores
     h = lc.holdout
@@ -538,7 +521,7 @@ class _NotConverged(clv.ParetoNBDModel):
 
     def fit(self, summary):
         super().fit(summary)
-        self.converged_, self.warnings_ = False, ["planted: the optimiser stopped"]
+        self.converged_, self.warnings_ = False, [clv.FitWarning("optimiser_failed")]
         return self
 
 
@@ -557,7 +540,7 @@ def test_a_model_that_did_not_converge_is_never_chosen(small_b2b, monkeypatch):
     shown = []
     monkeypatch.setattr(present.report, "_show", shown.append)
     present.purchase_models(lc, data.params)
-    assert "planted: the optimiser stopped" in "".join(shown)
+    assert "Reasons given by the fit: the optimiser stopped without reaching a maximum." in "".join(shown)
 
 
 def _spend_summary(dependent: bool, n: int = 3000, seed: int = 4) -> pd.DataFrame:
@@ -583,10 +566,12 @@ def test_spend_frequency_correlation_finds_a_planted_dependence(stores):
 
 
 def test_gamma_gamma_that_did_not_converge_shows_its_warnings_not_a_clv(small_b2b, monkeypatch):
+    planted = clv.FitWarning("boundary_infinity", {"parameter": "q", "value": 3.2e9})
+
     class Degenerate(clv.GammaGammaModel):
         def fit(self, summary):
             super().fit(summary)
-            self.converged_, self.warnings_ = False, ["planted: q runs off to infinity"]
+            self.converged_, self.warnings_ = False, [planted]
             return self
 
     monkeypatch.setattr(lifecycle.clv, "GammaGammaModel", Degenerate)
@@ -594,7 +579,42 @@ def test_gamma_gamma_that_did_not_converge_shows_its_warnings_not_a_clv(small_b2
     summary = features.customer_summary(data.transactions, data.params.observation_end)
     value = lifecycle.customer_value(summary, data.params.lifecycle, data.params.small_sample_n)
     assert isinstance(value, Unavailable) and "Gamma-Gamma" in value.reason
-    assert value.values["warnings"] == {"Gamma-Gamma": ["planted: q runs off to infinity"]}
+    assert value.values["warnings"] == {"Gamma-Gamma": [planted]}
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_fit_warnings_render_from_the_catalogue(stores, language, monkeypatch):
+    """The warnings of flagged fits (parameters at the boundary, nothing to fit) are shown in the
+    report language: each the catalogue sentence with its values; in Chinese no English words
+    but the parameter names and the numbers' exponent."""
+    data, lc = stores
+    rng = np.random.default_rng(5)
+    same_price = pd.DataFrame({"frequency": rng.integers(1, 8, 2000).astype(float),
+                               "monetary_value": 50.0 / rng.gamma(3.0, 1.0, 2000)})
+    one_time = pd.DataFrame({"frequency": 0.0, "recency": 0.0, "T": [10.0, 20.0, 30.0]})
+    fits = {"Gamma-Gamma": clv.GammaGammaModel().fit(same_price), "BG/NBD": clv.BetaGeoModel().fit(one_time)}
+    warnings = {k: m.warnings_ for k, m in fits.items()}
+    keys = {w.key for ws in warnings.values() for w in ws}
+    assert {"boundary_zero", "boundary_infinity", "no_repeat_purchases"} <= keys
+    degenerate = dataclasses.replace(lc, value=Unavailable("lifecycle.unavailable.degenerate", {
+        "models": ", ".join(fits), "warnings": warnings}))
+    i18n.set_language(language)
+    worded = {k.removeprefix("lifecycle.model_warnings.") for k in i18n.catalogue(language)
+              if k.startswith("lifecycle.model_warnings.")}
+    assert worded == {*clv.FIT_WARNINGS, "sep"}
+    shown = []
+    monkeypatch.setattr(present.report, "_show", shown.append)
+    present.value(degenerate, data.params)
+    html = re.sub(r"<[^>]+>", "", "".join(shown))
+    for model, ws in warnings.items():
+        note = i18n.t("lifecycle.value.fit_warnings", model=model, warnings=present._fit_warnings(ws))
+        assert note in html
+        for w in ws:
+            assert i18n.t(f"lifecycle.model_warnings.{w.key}", **w.values) in note
+            assert (str(w) in note) == (language == "en")
+        if language == "zh":
+            words = set(re.findall(r"[A-Za-z]+", note.replace(model, "")))
+            assert words <= {"e"} | {w.values["parameter"] for w in ws if "parameter" in w.values}, words
 
 
 @pytest.mark.parametrize("language", ["en", "zh"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from custlib import lifecycle, report
+from custlib import clv, lifecycle, report
 from custlib.funnel import ALL_SOURCES, Funnel
 from custlib.funnel import STAGES as FUNNEL_STAGES
 from custlib.params import LIFECYCLE_STAGES, UnitParams
@@ -390,8 +390,10 @@ def model_name(model: str) -> str:
     return name("lifecycle_purchase_model", model)
 
 
-def _fit_warnings(warnings: list[str]) -> str:
-    return t("lifecycle.list_sep").join(warnings)
+def _fit_warnings(warnings: list[clv.FitWarning]) -> str:
+    """A fit's warnings in the report language, one clause each."""
+    return t("lifecycle.model_warnings.sep").join(t(f"lifecycle.model_warnings.{w.key}", **w.values)
+                                                   for w in warnings)
 
 
 def value(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
