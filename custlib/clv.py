@@ -149,6 +149,29 @@ class _MaximumLikelihoodModel:
 
     names: list[str]
 
+    def _fit(self, log_likelihood, n: float, unidentified: FitWarning | None = None,
+             scales: np.ndarray | None = None, fit_scales: np.ndarray | None = None) -> None:
+        """Maximise ``log_likelihood(theta, gradient=False)`` (with ``gradient=True``: the value
+        and its gradient) over the log-parameters, per customer (``n``: customers, weights
+        summed), then :meth:`_store`. ``unidentified``: why the data cannot identify the model
+        (nothing is fitted), or None; ``scales``: as in :meth:`_store`; ``fit_scales``: the
+        parameters are optimised as ``log(theta / fit_scales)`` (a well-scaled start at 1)."""
+        k = len(self.names)
+        unit = np.ones(k) if fit_scales is None else fit_scales
+
+        def objective(log_theta):
+            theta = np.exp(log_theta) * unit
+            ll, grad = log_likelihood(theta, gradient=True)
+            return -ll / n, -grad * theta / n
+
+        if unidentified is None:
+            theta, problems = _maximise(objective, k)
+            theta = theta * unit
+        else:
+            theta, problems = np.full(k, np.nan), [unidentified]
+        self._store(theta, problems, lambda th: log_likelihood(th, gradient=True)[1], log_likelihood, int(n),
+                    scales)
+
     def _store(self, theta: np.ndarray, problems: list[FitWarning], score, log_likelihood, n: int,
                scales: np.ndarray | None = None) -> None:
         """Set the learned attributes from ``theta`` (NaN when nothing could be fitted).
@@ -222,20 +245,9 @@ class BetaGeoModel(_MaximumLikelihoodModel):
         data, w = _compress(summary, ["frequency", "recency", "T"])
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         total = w.sum()
-
-        def objective(log_theta):
-            theta = np.exp(log_theta)
-            ll, grad = self._log_likelihood(theta, x, t_x, T, w, gradient=True)
-            return -ll / total, -grad * theta / total
-
-        if np.any(x > 0):
-            theta, problems = _maximise(objective, 4)
-        else:
-            theta = np.full(4, np.nan)
-            problems = [FitWarning("no_repeat_purchases", {"customers": int(total)})]
-        self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, T, w, gradient=True)[1],
-                    lambda th: self._log_likelihood(th, x, t_x, T, w), int(total),
-                    scales=np.array([1.0, _mean_age(T, w), 1.0, 1.0]))
+        self._fit(lambda th, gradient=False: self._log_likelihood(th, x, t_x, T, w, gradient=gradient), total,
+                  None if np.any(x > 0) else FitWarning("no_repeat_purchases", {"customers": int(total)}),
+                  scales=np.array([1.0, _mean_age(T, w), 1.0, 1.0]))
         return self
 
     def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
@@ -472,23 +484,10 @@ class ParetoNBDModel(_MaximumLikelihoodModel):
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         total = w.sum()
         pairs = self._pairs(x, t_x, T)
-
-        def score(th):
-            return self._log_likelihood(th, x, t_x, T, w, gradient=True, pairs=pairs)[1]
-
-        def objective(log_theta):
-            theta = np.exp(log_theta)
-            ll, grad = self._log_likelihood(theta, x, t_x, T, w, gradient=True, pairs=pairs)
-            return -ll / total, -grad * theta / total
-
-        if np.any(x > 0):
-            theta, problems = _maximise(objective, 4)
-        else:
-            theta = np.full(4, np.nan)
-            problems = [FitWarning("no_repeat_purchases", {"customers": int(total)})]
         age = _mean_age(T, w)
-        self._store(theta, problems, score, lambda th: self._log_likelihood(th, x, t_x, T, w, pairs=pairs),
-                    int(total), scales=np.array([1.0, age, 1.0, age]))
+        self._fit(lambda th, gradient=False: self._log_likelihood(th, x, t_x, T, w, gradient, pairs), total,
+                  None if np.any(x > 0) else FitWarning("no_repeat_purchases", {"customers": int(total)}),
+                  scales=np.array([1.0, age, 1.0, age]))
         return self
 
     def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
@@ -642,19 +641,8 @@ class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
         keep = w > 0
         x, t_x, n, w = x[keep], t_x[keep], n[keep], w[keep]
         total = w.sum()
-
-        def objective(log_theta):
-            theta = np.exp(log_theta)
-            ll, grad = self._log_likelihood(theta, x, t_x, n, w, gradient=True)
-            return -ll / total, -grad * theta / total
-
-        if np.any(x > 0):
-            theta, problems = _maximise(objective, 4)
-        else:
-            theta = np.full(4, np.nan)
-            problems = [FitWarning("no_transactions", {"customers": int(total)})]
-        self._store(theta, problems, lambda th: self._log_likelihood(th, x, t_x, n, w, gradient=True)[1],
-                    lambda th: self._log_likelihood(th, x, t_x, n, w), int(total))
+        self._fit(lambda th, gradient=False: self._log_likelihood(th, x, t_x, n, w, gradient=gradient), total,
+                  None if np.any(x > 0) else FitWarning("no_transactions", {"customers": int(total)}))
         return self
 
     def _theta(self, params: pd.Series | None) -> tuple[float, float, float, float]:
@@ -730,21 +718,9 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         """Maximum-likelihood fit on ``frequency`` and ``monetary_value`` of repeat buyers."""
         rep = self.repeat_buyers(summary)
         x, z = rep["frequency"].to_numpy(float), rep["monetary_value"].to_numpy(float)
-
-        def objective(log_theta):
-            theta = np.exp(log_theta) * np.array([1.0, 1.0, scale])
-            ll, grad = self._log_likelihood(theta, x, z, gradient=True)
-            return -ll / len(x), -grad * theta / len(x)
-
-        if len(x):
-            scale = float(np.mean(z))  # v is fitted relative to the mean spend for a well-scaled start
-            theta, problems = _maximise(objective, 3)
-            theta = theta * np.array([1.0, 1.0, scale])
-        else:
-            theta, problems = np.full(3, np.nan), [FitWarning("no_repeat_spend")]
-        self._store(theta, problems, lambda th: self._log_likelihood(th, x, z, gradient=True)[1],
-                    lambda th: self._log_likelihood(th, x, z), len(x),
-                    scales=np.array([1.0, 1.0, scale]) if len(x) else None)
+        scales = np.array([1.0, 1.0, float(np.mean(z))]) if len(x) else None  # v relative to the mean spend
+        self._fit(lambda th, gradient=False: self._log_likelihood(th, x, z, gradient=gradient), len(x),
+                  None if len(x) else FitWarning("no_repeat_spend"), scales=scales, fit_scales=scales)
         return self
 
     def expected_spend(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
