@@ -51,32 +51,23 @@ def _compress(summary: pd.DataFrame, columns: list[str]) -> tuple[dict[str, np.n
 
 # What each FitWarning key says to a library user; the reports word them in their own
 # language from the catalogue (``lifecycle.model_warnings.<key>``).
-FIT_WARNINGS = {
-    "optimiser_failed": "the optimiser stopped without reaching a maximum",
-    "no_finite_maximum": "the likelihood has no finite maximum (parameters run off to zero or infinity)",
-    "boundary_zero": "{parameter} = {value:.3g} is at the edge of the parameter space (it runs off towards "
-                     "zero): the fit is degenerate, not an estimate",
-    "boundary_infinity": "{parameter} = {value:.3g} is at the edge of the parameter space (it runs off towards "
-                         "infinity): the fit is degenerate, not an estimate",
-    "singular_information": "the information matrix is singular: the data do not identify every parameter, "
-                            "so there are no standard errors",
-    "standard_errors": "some standard errors are not finite and positive",
-    "no_repeat_purchases": "none of the {customers:,} customers made a repeat purchase, so the purchase rate "
-                           "and dropout are not identified",
-    "no_transactions": "none of the {customers:,} customers transacted, so the transaction and dropout "
-                       "probabilities are not identified",
-    "no_repeat_spend": "no customer made a repeat purchase of positive value",
-}
+# why a fit is not trusted (worded in the report's catalogue, lifecycle.model_warnings)
+FIT_WARNING_KEYS = ("optimiser_failed", "no_finite_maximum", "boundary_zero", "boundary_infinity",
+                    "singular_information", "standard_errors", "no_repeat_purchases", "no_transactions",
+                    "no_repeat_spend")
 
 
 class FitWarning(str):
-    """Why a fit is not trusted: the English sentence itself (``warnings_`` prints and reads as
-    text), with ``key`` (one of :data:`FIT_WARNINGS`) and its ``values`` (``parameter`` and
-    ``value`` at the boundary, ``customers`` without repeats) for a report to word it."""
+    """Why a fit is not trusted: ``key`` (one of :data:`FIT_WARNING_KEYS`) and its ``values``
+    (``parameter`` and ``value`` at the boundary, ``customers`` without repeats); as text the key
+    with its values, e.g. ``boundary_zero (parameter=a, value=1.1e-06)``."""
 
     def __new__(cls, key: str, values: dict | None = None) -> Self:
+        if key not in FIT_WARNING_KEYS:
+            raise ValueError(f"unknown fit warning {key!r}")
         values = dict(values or {})
-        out = super().__new__(cls, FIT_WARNINGS[key].format(**values))
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        out = super().__new__(cls, f"{key} ({shown})" if shown else key)
         out.key, out.values = key, values
         return out
 
