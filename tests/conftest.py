@@ -1,4 +1,5 @@
-"""Shared fixtures: demo data generated once per test session (20,000 customers per unit)."""
+"""Shared fixtures: demo data generated once per test session (20,000 customers per unit) and
+the vendored CDNOW summary (tests/data)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from custlib import demo, sources
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_SEED = 42
 DEMO_CUSTOMERS = 20_000
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def cdnow() -> pd.DataFrame:
+    """The CDNOW sample's per-customer summary in weeks (tests/data/README.md)."""
+    return pd.read_csv(DATA / "cdnow_summary.csv", index_col="customer_id")
 
 
 @pytest.fixture(scope="session")

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA
 from scipy import special
 from statsmodels.tools.numdiff import approx_fprime
 
 from custlib import clv, features
 
-DATA = Path(__file__).parent / "data"
 UNITS = ("online", "stores", "b2b")
-
-
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return pd.read_csv(DATA / "cdnow_summary.csv", index_col="customer_id")
 
 
 @pytest.fixture(scope="module")

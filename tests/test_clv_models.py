@@ -4,26 +4,19 @@ numbers, high-precision special functions and Monte Carlo draws from the models 
 from __future__ import annotations
 
 from decimal import Decimal, getcontext
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA
 from statsmodels.tools.numdiff import approx_fprime
 
 from custlib import clv
-
-DATA = Path(__file__).parent / "data"
 
 # lifetimes 0.11.3 ParetoNBDFitter(penalizer_coef=0).fit(frequency, recency, T, tol=1e-12) on
 # tests/data/cdnow_summary.csv (computed once; lifetimes is not a dependency)
 LIFETIMES_PNBD = {"r": 0.5532755230613722, "alpha": 10.577612479743701, "s": 0.6062135884403463,
                   "beta": 11.667911456722075}
-
-
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    return pd.read_csv(DATA / "cdnow_summary.csv", index_col="customer_id")
 
 
 @pytest.fixture(scope="module")
