@@ -27,7 +27,6 @@ customers fit in seconds. A fit never raises for a degenerate optimum: ``converg
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
@@ -738,8 +737,9 @@ class DiscountedClv:
     the lifetimes package). ``period_days``: the length of the summary's period (7 for weeks).
     The expected purchases are P(alive) x purchases if alive, and the latter depend on
     (frequency, T) only, so the discounted sum over the months is computed once per distinct
-    (frequency, T) and scaled per customer: the same value up to rounding (relative 1e-15), at a
-    fraction of the cost when the delta method evaluates it again and again.
+    (frequency, T) and scaled per customer, and P(alive) once per distinct (frequency, recency,
+    T): the same value up to rounding (relative 1e-15), at a fraction of the cost when the delta
+    method evaluates it again and again.
     """
 
     def __init__(self, summary: pd.DataFrame, horizon_months: int, annual_discount_rate: float,
@@ -750,17 +750,27 @@ class DiscountedClv:
         self.x, self.T = np.empty(pairs), np.empty(pairs)
         self.x[self.pair] = summary["frequency"].to_numpy(float)  # every customer of a pair writes the same
         self.T[self.pair] = summary["T"].to_numpy(float)
+        histories = summary.groupby(["frequency", "recency", "T"], sort=False, dropna=False)
+        self.history = histories.ngroup().to_numpy()
+        self.histories = histories.size().index.to_frame(index=False)  # in ngroup order
         months = np.arange(1, horizon_months + 1)
         self.t = (months * DAYS_PER_MONTH / period_days)[:, None]
         self.discount = ((1 + monthly_discount(annual_discount_rate)) ** months)[:, None]
 
+    def components(self, purchases: PurchaseModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
+                   spend_params: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per customer, in the summary's row order: the CLV if the customer is alive (currency)
+        and P(alive); their product is the CLV."""
+        cumulative = purchases.purchases_if_alive(self.t, self.x, self.T, purchase_params)  # months x pairs
+        per_pair = (np.diff(cumulative, axis=0, prepend=0.0) / self.discount).sum(axis=0)
+        alive = purchases.probability_alive(self.histories, purchase_params).to_numpy()[self.history]
+        return per_pair[self.pair] * spend.expected_spend(self.summary, spend_params).to_numpy(), alive
+
     def __call__(self, purchases: PurchaseModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
                  spend_params: pd.Series | None = None) -> np.ndarray:
         """CLV per customer (currency), in the summary's row order."""
-        cumulative = purchases.purchases_if_alive(self.t, self.x, self.T, purchase_params)  # months x pairs
-        per_pair = (np.diff(cumulative, axis=0, prepend=0.0) / self.discount).sum(axis=0)
-        alive = purchases.probability_alive(self.summary, purchase_params).to_numpy()
-        return per_pair[self.pair] * alive * spend.expected_spend(self.summary, spend_params).to_numpy()
+        if_alive, alive = self.components(purchases, spend, purchase_params, spend_params)
+        return if_alive * alive
 
 
 def discounted_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
@@ -783,34 +793,87 @@ class ClvTotal:
     annual_discount_rate: float
 
 
-def delta_total(purchases: PurchaseModel, spend: GammaGammaModel,
-                total: Callable[[pd.Series, pd.Series], float], n: int, method: str) -> Estimate:
-    """A total that depends on both models' parameters (``total(purchase_params, gg_params)``,
-    each labelled with its model's ``names``, in currency) with a 95% Wald interval from the
-    parameters' covariance (delta method; the two models are fitted independently, as the
-    Gamma-Gamma model assumes). ``n``: customers summed."""
-    k = len(purchases.names)
-    theta = np.concatenate([purchases.params_.to_numpy(), spend.params_.to_numpy()])
+@dataclass(frozen=True)
+class ClvUncertainty:
+    """Discounted CLV per customer and its sensitivity to the fitted parameters, for intervals
+    that carry the parameters' sampling uncertainty (delta method).
 
-    def at(th):
-        return total(pd.Series(th[:k], index=purchases.names), pd.Series(th[k:], index=spend.names))
+    ``clv`` and ``if_retained`` (the CLV if the customer is still alive, CLV / P(alive)):
+    currency per customer, in the summary's row order; ``clv_gradient`` and
+    ``if_retained_gradient``: their derivatives (customers x parameters) with respect to the
+    purchase model's parameters followed by the Gamma-Gamma parameters; ``covariance``: the
+    parameters' covariance (block-diagonal: the two models are fitted independently, as the
+    Gamma-Gamma model assumes). The intervals are for the expected value given each
+    customer's history, not for the revenue a customer will actually bring."""
 
-    grad = approx_fprime(theta, at, epsilon=theta * 1e-5, centered=True)
-    cov = np.zeros((len(theta), len(theta)))
+    clv: np.ndarray
+    if_retained: np.ndarray
+    clv_gradient: np.ndarray
+    if_retained_gradient: np.ndarray
+    covariance: np.ndarray
+
+    def per_customer(self) -> pd.DataFrame:
+        """Per customer: ``clv``, its standard error and 95% Wald interval on the log scale (the
+        value is positive; a customer with zero expected value gets a zero-width interval)."""
+        se = np.sqrt(np.einsum("ij,jk,ik->i", self.clv_gradient, self.covariance, self.clv_gradient))
+        half = Z95 * se / np.where(self.clv > 0, self.clv, 1.0)
+        return pd.DataFrame({"clv": self.clv, "clv_se": se, "clv_ci_low": self.clv * np.exp(-half),
+                             "clv_ci_high": self.clv * np.exp(half)})
+
+    def total(self, rows: np.ndarray | None = None, if_retained: bool = False) -> Estimate:
+        """Sum over ``rows`` (positions; None: everyone) of the CLV or, ``if_retained``, of the
+        value if retained, with a 95% Wald interval (delta method: the gradient of a sum is the
+        sum of the gradients)."""
+        value, gradient = ((self.if_retained, self.if_retained_gradient) if if_retained
+                           else (self.clv, self.clv_gradient))
+        if rows is not None:
+            value, gradient = value[rows], gradient[rows]
+        g = gradient.sum(axis=0)
+        method = "CLV if retained (CLV / P(alive)), delta method" if if_retained else "CLV, delta method"
+        return Estimate.normal(float(value.sum()), float(np.sqrt(g @ self.covariance @ g)), len(value), method)
+
+
+# relative step of the central differences of the CLV in each parameter
+GRADIENT_STEP = 1e-5
+
+
+def clv_uncertainty(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
+                    horizon_months: int, annual_discount_rate: float,
+                    period_days: float = 7.0) -> ClvUncertainty:
+    """Discounted CLV per customer (:class:`DiscountedClv`) with its gradient in the parameters
+    of both fitted models by central differences (relative step :data:`GRADIENT_STEP`): two
+    evaluations per parameter for the whole base, from which any customer's or group's interval
+    follows (:class:`ClvUncertainty`)."""
+    value = DiscountedClv(summary, horizon_months, annual_discount_rate, period_days)
+    models = (purchases, spend)
+    thetas = [m.params_.to_numpy(float) for m in models]
+
+    def at(model: int, j: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+        th = [t.copy() for t in thetas]
+        th[model][j] += step
+        params = [pd.Series(t, index=m.names) for t, m in zip(th, models)]
+        if_alive, alive = value.components(purchases, spend, *params)
+        return if_alive * alive, if_alive
+
+    columns = [(m, j) for m in range(2) for j in range(len(thetas[m]))]
+    clv_gradient = np.empty((len(summary), len(columns)))
+    retained_gradient = np.empty_like(clv_gradient)
+    for c, (m, j) in enumerate(columns):
+        h = thetas[m][j] * GRADIENT_STEP
+        (clv_up, ret_up), (clv_down, ret_down) = at(m, j, h), at(m, j, -h)
+        clv_gradient[:, c] = (clv_up - clv_down) / (2 * h)
+        retained_gradient[:, c] = (ret_up - ret_down) / (2 * h)
+    if_alive, alive = value.components(purchases, spend)
+    k = len(thetas[0])
+    cov = np.zeros((len(columns), len(columns)))
     cov[:k, :k] = purchases.covariance_.to_numpy()
     cov[k:, k:] = spend.covariance_.to_numpy()
-    se = float(np.sqrt(grad @ cov @ grad))
-    return Estimate.normal(at(theta), se, n, method)
+    return ClvUncertainty(if_alive * alive, if_alive, clv_gradient, retained_gradient, cov)
 
 
 def total_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
               horizon_months: int, annual_discount_rate: float, period_days: float = 7.0) -> ClvTotal:
-    """Sum of discounted CLV with a 95% delta-method interval (:func:`delta_total`). The
+    """Sum of discounted CLV with a 95% delta-method interval (:class:`ClvUncertainty`). The
     interval is for the expected total, not for the realised future revenue."""
-    value = DiscountedClv(summary, horizon_months, annual_discount_rate, period_days)
-
-    def total(purchase: pd.Series, gg: pd.Series) -> float:
-        return float(value(purchases, spend, purchase, gg).sum())
-
-    est = delta_total(purchases, spend, total, len(summary), "purchase model x Gamma-Gamma, delta method")
+    est = clv_uncertainty(purchases, spend, summary, horizon_months, annual_discount_rate, period_days).total()
     return ClvTotal(est, horizon_months, annual_discount_rate)

@@ -465,36 +465,28 @@ class CustomerValue:
     model and per-customer values at the observation end.
 
     ``table`` (indexed by customer_id): ``p_alive``, ``expected_purchases`` (over the horizon),
-    ``expected_spend`` (per purchase, currency), ``clv`` (discounted, currency),
+    ``expected_spend`` (per purchase, currency), ``clv`` (discounted, currency) with
+    ``clv_ci_low`` / ``clv_ci_high`` (95%, parameter uncertainty, delta method),
     ``value_if_retained`` (CLV if the customer is still active: clv / p_alive) and
-    ``p_no_purchase`` (no purchase in the next ``window_weeks``); ``summary``: the weekly
-    customer summary the models were fitted on."""
+    ``p_no_purchase`` (no purchase in the next ``window_weeks``); ``uncertainty``: the CLV's
+    sensitivity to the parameters, for the interval of any group's total; ``total``: everyone's;
+    ``summary``: the weekly customer summary the models were fitted on."""
 
     model: str
     purchases: PurchaseModel
     spend: clv.GammaGammaModel
     table: pd.DataFrame
+    uncertainty: clv.ClvUncertainty
     total: clv.ClvTotal
     window_weeks: int
     summary: pd.DataFrame
 
-    def total_of(self, customers, horizon_months: int, annual_discount_rate: float,
-                 if_retained: bool = False) -> Estimate:
+    def total_of(self, customers, if_retained: bool = False) -> Estimate:
         """Sum of the discounted CLV of ``customers`` (ids; None: all; ``if_retained``: of their
         value if still active, CLV / P(alive)) with a delta-method 95% interval for this fixed
         group."""
-        s = self.summary if customers is None else self.summary.loc[list(customers)]
-        clv_of = clv.DiscountedClv(s, horizon_months, annual_discount_rate)
-
-        def total(purchase: pd.Series, gg: pd.Series) -> float:
-            value = clv_of(self.purchases, self.spend, purchase, gg)
-            if if_retained:
-                p = self.purchases.probability_alive(s, purchase).to_numpy()
-                value = np.where(p > 0, value / np.where(p > 0, p, 1.0), 0.0)
-            return float(np.sum(value))
-
-        method = "CLV if retained (CLV / P(alive)), delta method" if if_retained else "CLV, delta method"
-        return clv.delta_total(self.purchases, self.spend, total, len(s), method)
+        rows = None if customers is None else self.table.index.get_indexer(pd.Index(customers))
+        return self.uncertainty.total(rows, if_retained)
 
 
 def _degenerate(models: dict) -> str:
@@ -526,19 +518,18 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int,
         return Unavailable("lifecycle.unavailable.degenerate", {
             "models": problem, "warnings": {k: list(m.warnings_) for k, m in fits.items() if not m.converged_}})
     horizon_weeks = rules.clv_horizon_months * clv.DAYS_PER_MONTH / WEEK
-    value = clv.discounted_clv(purchases, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
-    p_alive = purchases.probability_alive(summary)
+    uncertainty = clv.clv_uncertainty(purchases, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
+    value = uncertainty.per_customer().set_index(summary.index)
     table = pd.DataFrame({
-        "p_alive": p_alive,
+        "p_alive": purchases.probability_alive(summary),
         "expected_purchases": purchases.expected_purchases(horizon_weeks, summary),
         "expected_spend": gg.expected_spend(summary),
-        "clv": value,
-        "value_if_retained": np.where(p_alive > 0, value / p_alive.where(p_alive > 0, 1.0), 0.0),
+        "clv": value["clv"], "clv_ci_low": value["clv_ci_low"], "clv_ci_high": value["clv_ci_high"],
+        "value_if_retained": uncertainty.if_retained,
         "p_no_purchase": purchases.probability_no_purchase(rules.holdout_weeks, summary),
     }, index=summary.index)
-    out = CustomerValue(model, purchases, gg, table, None, rules.holdout_weeks, summary)
-    total = out.total_of(None, rules.clv_horizon_months, rules.annual_discount_rate)
-    return dataclasses.replace(out, total=clv.ClvTotal(total, rules.clv_horizon_months, rules.annual_discount_rate))
+    total = clv.ClvTotal(uncertainty.total(), rules.clv_horizon_months, rules.annual_discount_rate)
+    return CustomerValue(model, purchases, gg, table, uncertainty, total, rules.holdout_weeks, summary)
 
 
 def spend_frequency_correlation(summary: pd.DataFrame, small_n: int, reps: int = 200,
@@ -892,8 +883,8 @@ class LifecycleResult:
 
     def output_table(self) -> pd.DataFrame:
         """One row per customer: customer_id, stage, p_alive, expected_purchases, expected_spend,
-        clv (the model columns empty without CLV)."""
-        cols = ["p_alive", "expected_purchases", "expected_spend", "clv"]
+        clv with its 95% interval clv_ci_low, clv_ci_high (the model columns empty without CLV)."""
+        cols = ["p_alive", "expected_purchases", "expected_spend", "clv", "clv_ci_low", "clv_ci_high"]
         values = self.value.table[cols] if self.has_value else pd.DataFrame(columns=cols, dtype=float)
         out = self.stages.current()[["stage"]].join(values, how="left")
         out["stage"] = out["stage"].astype(str)
@@ -921,11 +912,10 @@ class LifecycleResult:
         return int((self.stages.current()["purchase_days"] > 0).sum())
 
 
-def _stage_value(value: CustomerValue, stages: StageHistory, rules: LifecycleParams) -> pd.DataFrame:
+def _stage_value(value: CustomerValue, stages: StageHistory) -> pd.DataFrame:
     """Expected CLV per stage (buyers only; prospects have none) with delta-method intervals."""
     stage = stages.current()["stage"].reindex(value.table.index)
-    rows = [{"stage": str(s), **value.total_of(ids.index, rules.clv_horizon_months,
-                                               rules.annual_discount_rate).to_dict()}
+    rows = [{"stage": str(s), **value.total_of(ids.index).to_dict()}
             for s, ids in stage.groupby(stage, observed=True)]
     return pd.DataFrame(rows)
 
@@ -962,10 +952,9 @@ def analyse(data) -> LifecycleResult:
         open_leads = Unavailable.needs_table("leads", "lifecycle.what.prospect_leads")
         fun = Unavailable.needs_table("leads", "lifecycle.what.funnel")
     churn = churn_list(value, stages, rules)
-    stage_value = _stage_value(value, stages, rules) if isinstance(value, CustomerValue) else value
+    stage_value = _stage_value(value, stages) if isinstance(value, CustomerValue) else value
     if isinstance(churn, pd.DataFrame):
-        at_risk = value.total_of(churn["customer_id"], rules.clv_horizon_months, rules.annual_discount_rate,
-                                 if_retained=True)
+        at_risk = value.total_of(churn["customer_id"], if_retained=True)
     else:
         at_risk = churn
     transitions = stages.transitions(TRANSITION_MONTHS)

@@ -143,9 +143,6 @@ def test_gamma_gamma_expected_spend_and_clv_by_hand(cdnow, cdnow_bg):
                                spend * (e1 / 1.01 + (e2 - e1) / 1.01 ** 2))
     total = clv.total_clv(cdnow_bg, gg, cdnow, 12, 0.1).estimate
     assert total.ci_low < total.estimate < total.ci_high and total.n == len(cdnow)
-    # the delta method of a total that is one parameter is that parameter's standard error
-    r = clv.delta_total(cdnow_bg, gg, lambda bg, _: bg["r"], 1, "r")
-    assert (r.estimate, r.se) == (pytest.approx(cdnow_bg.params_["r"]), pytest.approx(cdnow_bg.standard_errors_["r"], rel=1e-4))
     assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_bg, gg, cdnow, 12, 0.1).sum())
 
 
@@ -162,6 +159,33 @@ def test_clv_per_distinct_history_equals_the_monthly_sum_per_customer(cdnow, cdn
         cumulative = [cdnow_bg.expected_purchases(i * month, cdnow, bg).to_numpy() for i in range(13)]
         direct = sum((cumulative[i] - cumulative[i - 1]) * per_purchase / (1 + d) ** i for i in range(1, 13))
         np.testing.assert_allclose(value(cdnow_bg, gg, bg, spend), direct, rtol=1e-12)
+
+
+def test_clv_intervals_match_draws_of_the_parameters(cdnow, cdnow_bg):
+    """The delta-method standard errors of the CLV (per customer and total) are the spread of the
+    CLV under draws of both models' parameters from normal distributions with the fitted
+    covariances, scaled down (1/100 of the standard errors) so that the CLV is linear in them:
+    500 draws, agreement within 10% (the draws' own noise is about 3%)."""
+    gg = clv.GammaGammaModel().fit(cdnow)
+    uncertainty = clv.clv_uncertainty(cdnow_bg, gg, cdnow, 12, 0.1)
+    per_customer = uncertainty.per_customer()
+    total = uncertainty.total()
+    np.testing.assert_allclose(per_customer["clv"], clv.discounted_clv(cdnow_bg, gg, cdnow, 12, 0.1), rtol=1e-12)
+    assert (per_customer["clv_ci_low"] <= per_customer["clv"]).all()
+    assert (per_customer["clv"] <= per_customer["clv_ci_high"]).all()
+    rng, scale = np.random.default_rng(3), 0.01
+    value = clv.DiscountedClv(cdnow, 12, 0.1)
+    draws = np.array([value(cdnow_bg, gg, pd.Series(bg, index=cdnow_bg.names), pd.Series(spend, index=gg.names))
+                      for bg, spend in zip(rng.multivariate_normal(cdnow_bg.params_, cdnow_bg.covariance_ * scale**2, 500),
+                                           rng.multivariate_normal(gg.params_, gg.covariance_ * scale**2, 500))])
+    assert draws.sum(axis=1).std() == pytest.approx(total.se * scale, rel=0.1)
+    ratio = draws.std(axis=0) / (per_customer["clv_se"].to_numpy() * scale)
+    assert np.percentile(ratio, [5, 95]) == pytest.approx([1, 1], abs=0.1)
+    # a group's total is the sum of its customers' values, its gradient the sum of theirs
+    group = uncertainty.total(np.arange(100))
+    assert group.estimate == pytest.approx(per_customer["clv"].head(100).sum()) and group.se < total.se
+    retained = uncertainty.total(if_retained=True)
+    assert retained.estimate > total.estimate and retained.se > 0
 
 
 def test_degenerate_fits_say_so_instead_of_raising():

@@ -165,15 +165,19 @@ def test_pareto_nbd_clv_uses_the_same_interface(cdnow, cdnow_pnbd):
 
 
 def test_pareto_nbd_total_clv_labels_its_own_parameters(cdnow, cdnow_pnbd):
-    """delta_total hands the Pareto/NBD parameters (r, alpha, s, beta) to the total: the total
-    CLV equals the sum of the model's own discounted CLV, with a finite interval around it."""
+    """clv_uncertainty hands the Pareto/NBD parameters (r, alpha, s, beta) to the CLV: the total
+    CLV equals the sum of the model's own discounted CLV, with a finite interval around it, and
+    the gradient in s is the CLV's own slope in s."""
     gg = clv.GammaGammaModel().fit(cdnow)
     total = clv.total_clv(cdnow_pnbd, gg, cdnow, 12, 0.1).estimate
     assert total.estimate == pytest.approx(clv.discounted_clv(cdnow_pnbd, gg, cdnow, 12, 0.1).sum(), rel=1e-12)
     assert 0 < total.se < np.inf and total.ci_low < total.estimate < total.ci_high and total.n == len(cdnow)
-    s = clv.delta_total(cdnow_pnbd, gg, lambda pnbd, _: pnbd["s"], 1, "s")
-    assert (s.estimate, s.se) == (pytest.approx(cdnow_pnbd.params_["s"]),
-                                  pytest.approx(cdnow_pnbd.standard_errors_["s"], rel=1e-4))
+    uncertainty = clv.clv_uncertainty(cdnow_pnbd, gg, cdnow, 12, 0.1)
+    s_up = cdnow_pnbd.params_.copy()
+    s_up["s"] *= 1.001
+    slope = (clv.discounted_clv(cdnow_pnbd, gg, cdnow, 12, 0.1, purchase_params=s_up).sum() - total.estimate) / (
+        s_up["s"] - cdnow_pnbd.params_["s"])
+    assert uncertainty.clv_gradient[:, 2].sum() == pytest.approx(slope, rel=1e-2)
 
 
 def test_pareto_probability_of_no_purchase_equals_a_simulation():

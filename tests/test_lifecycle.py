@@ -303,7 +303,8 @@ def test_lifecycle_end_to_end_on_one_unit(stores, tmp_path):
     tmp_path = tmp_path / "reports" / "stores" / "data" / "lifecycle"
     ids = set(data.customers.customer_id.execute())
     out = pd.read_parquet(tmp_path / "lifecycle.parquet")
-    assert list(out.columns) == ["customer_id", "stage", "p_alive", "expected_purchases", "expected_spend", "clv"]
+    assert list(out.columns) == ["customer_id", "stage", "p_alive", "expected_purchases", "expected_spend", "clv",
+                                 "clv_ci_low", "clv_ci_high"]
     assert set(out["customer_id"]) == ids
     churn = pd.read_csv(tmp_path / "targets" / "churn_risk.csv")
     assert set(churn["customer_id"]) <= ids and len(churn) > 0
