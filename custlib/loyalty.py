@@ -330,7 +330,7 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
                        methods: tuple[ATTMethod, ...] = ("ipw", "matching", "aipw"),
                        tiers: tuple[str, ...] = ("all", *TIERS),
                        control_group: ControlGroup = "later_members", trim: float = 0.01,
-                       neighbours: int = 1) -> dict[tuple[str, str], ATTResult | Unavailable]:
+                       neighbours: int = 1, caliper: float | None = 0.2) -> dict[tuple[str, str], ATTResult | Unavailable]:
     """:func:`estimate_att` per tier and method on cohort snapshots (rows clustered by customer,
     matching exact on the cohort month, weighted by the snapshots' sampling ``weight``). Keys are
     ``(tier, method)``; a tier without members or without controls gets :class:`Unavailable`
@@ -344,7 +344,7 @@ def propensity_effects(snapshots: pd.DataFrame, outcome: str = "d_orders", level
         for m in methods:
             out[tier, m] = estimate_att(rows, "treated", outcome, covariates, m, cluster="customer_id",
                                         level=level, exact=["cohort"] if m == "matching" else None,
-                                        neighbours=neighbours, trim=trim,
+                                        neighbours=neighbours, trim=trim, caliper=caliper,
                                         weights="weight" if "weight" in rows else None)
     return out
 
@@ -631,7 +631,7 @@ def analyse(data) -> LoyaltyResult:
     snapshots = cohort_snapshots(grid, cust, p.pre_months, p.post_months, p.control_group)
     sampled = not isinstance(snapshots, Unavailable) and bool((snapshots["weight"] > 1).any())
     propensity = _propensity_or(snapshots, control_group=p.control_group, trim=p.propensity_trim,
-                                neighbours=p.matching_neighbours)
+                                neighbours=p.matching_neighbours, caliper=p.matching_caliper)
     del snapshots  # released before the other comparison group's snapshots are built
     other = OTHER_CONTROL_GROUP[p.control_group]
     propensity_other = _propensity_or(cohort_snapshots(grid, cust, p.pre_months, p.post_months, other),

@@ -219,6 +219,8 @@ class LoyaltyParams(_Strict):
     main_estimator: Literal["cohort_did", "aipw"] = Field("cohort_did", description="Estimate in the headline")
     propensity_trim: float = Field(0.01, ge=0, lt=0.5, description="Drop rows with propensity > 1 - trim")
     matching_neighbours: int = Field(1, ge=1, le=10, description="Controls per treated customer in matching")
+    matching_caliper: float | None = Field(0.2, gt=0, description="Matching caliper, in standard deviations of the "
+                                                                  "logit propensity score (null: none)")
 
 
 class SatisfactionParams(_Strict):

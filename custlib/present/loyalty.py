@@ -532,6 +532,12 @@ def diagnostics(res: LoyaltyResult, params) -> None:
     if res.sampled_controls:
         parts.append(report.note_html(t("loyalty.diagnostics.sampled_controls",
                                         controls=fmt.value(MAX_CONTROLS, "count"))))
+    if not isinstance(res.propensity, Unavailable):
+        matched = [u for (_, m), u in res.propensity.items() if m == "matching" and isinstance(u, ATTResult)]
+        if matched and p.matching_caliper is not None:
+            parts.append(report.note_html(t("loyalty.diagnostics.matching", neighbours=p.matching_neighbours,
+                                            caliper=p.matching_caliper,
+                                            unmatched=fmt.value(sum(u.n_unmatched for u in matched), "count"))))
     parts += [report.note_html(s) for s in not_estimated(res, params)]
     if isinstance(res.did, CohortDiD) and len(res.did.pretrend):
         parts.append(report.table_html(pretrend_table(res, params), t("loyalty.diagnostics.pretrend_caption")))
