@@ -267,3 +267,17 @@ def test_planted_parameters_on_demo_data(demo_unit, truth, customer_truth):
             tolerance = 3 * model.standard_errors_ + ALLOWANCE * planted
             gap = (model.params_ - planted).abs()
             assert (gap <= tolerance).all(), (unit, key, model.params_.round(3).to_dict())
+
+
+def test_gamma_gamma_on_the_pooled_demo_units_is_flagged(demo_unit):
+    """The three demo units' orders pooled into one log mix three spend distributions that no
+    single Gamma-Gamma fits (the likelihood runs off towards p -> infinity, v -> 0 with q < 1):
+    the fit says it did not converge instead of returning numbers (lifetimes raises here)."""
+    units = [demo_unit(u) for u in UNITS]
+    orders = pd.concat([u.transactions.select("customer_id", "order_date", "amount").to_pandas() for u in units])
+    orders["order_date"] = pd.to_datetime(orders["order_date"]).dt.date
+    summary = features.customer_summary(orders, units[0].params.observation_end)
+    gg = clv.GammaGammaModel().fit(summary)
+    assert not gg.converged_ and gg.warnings_, gg.params_.to_dict()
+    assert all(clv.GammaGammaModel().fit(features.customer_summary(u.transactions, u.params.observation_end)).converged_
+               for u in units)
