@@ -489,7 +489,9 @@ class ParetoNBDModel(_MaximumLikelihoodModel):
         theta = np.array(self._theta(params))
         r, alpha, s, beta = theta
         x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
-        tail_tx, tail_T = self._log_tails(theta, x, t_x, False), self._log_tails(theta, x, T, False)
+        px, pt, i_tx, i_T = self._pairs(x, t_x, T)
+        tails = self._log_tails(theta, px, pt, False)  # once per distinct (x, t)
+        tail_tx, tail_T = tails[i_tx], tails[i_T]
         with np.errstate(divide="ignore"):
             log_alive = -(r + x) * np.log(alpha + T) - s * np.log(beta + T)
             log_died = np.log(s) + tail_tx + _log1mexp(np.minimum(tail_T - tail_tx, 0.0))
@@ -757,20 +759,21 @@ class DiscountedClv:
         self.t = (months * DAYS_PER_MONTH / period_days)[:, None]
         self.discount = ((1 + monthly_discount(annual_discount_rate)) ** months)[:, None]
 
-    def components(self, purchases: PurchaseModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
-                   spend_params: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per customer, in the summary's row order: the CLV if the customer is alive (currency)
-        and P(alive); their product is the CLV."""
+    def purchase_parts(self, purchases: PurchaseModel,
+                       purchase_params: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per customer, in the summary's row order: the discounted expected purchases over the
+        horizon if the customer is alive, and P(alive). Times the expected spend per purchase
+        (and P(alive)) they make the CLV."""
         cumulative = purchases.purchases_if_alive(self.t, self.x, self.T, purchase_params)  # months x pairs
         per_pair = (np.diff(cumulative, axis=0, prepend=0.0) / self.discount).sum(axis=0)
         alive = purchases.probability_alive(self.histories, purchase_params).to_numpy()[self.history]
-        return per_pair[self.pair] * spend.expected_spend(self.summary, spend_params).to_numpy(), alive
+        return per_pair[self.pair], alive
 
     def __call__(self, purchases: PurchaseModel, spend: GammaGammaModel, purchase_params: pd.Series | None = None,
                  spend_params: pd.Series | None = None) -> np.ndarray:
         """CLV per customer (currency), in the summary's row order."""
-        if_alive, alive = self.components(purchases, spend, purchase_params, spend_params)
-        return if_alive * alive
+        if_alive, alive = self.purchase_parts(purchases, purchase_params)
+        return if_alive * alive * spend.expected_spend(self.summary, spend_params).to_numpy()
 
 
 def discounted_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
@@ -841,34 +844,37 @@ def clv_uncertainty(purchases: PurchaseModel, spend: GammaGammaModel, summary: p
                     horizon_months: int, annual_discount_rate: float,
                     period_days: float = 7.0) -> ClvUncertainty:
     """Discounted CLV per customer (:class:`DiscountedClv`) with its gradient in the parameters
-    of both fitted models by central differences (relative step :data:`GRADIENT_STEP`): two
-    evaluations per parameter for the whole base, from which any customer's or group's interval
-    follows (:class:`ClvUncertainty`)."""
+    of both fitted models by central differences (relative step :data:`GRADIENT_STEP`). The CLV
+    is (purchases if alive) x P(alive) x spend, the first two depending on the purchase model's
+    parameters only and the last on the Gamma-Gamma parameters only, so P(alive) — the costly
+    part — is evaluated twice per purchase-model parameter for the whole base, and any
+    customer's or group's interval follows (:class:`ClvUncertainty`)."""
     value = DiscountedClv(summary, horizon_months, annual_discount_rate, period_days)
-    models = (purchases, spend)
-    thetas = [m.params_.to_numpy(float) for m in models]
 
-    def at(model: int, j: int, step: float) -> tuple[np.ndarray, np.ndarray]:
-        th = [t.copy() for t in thetas]
-        th[model][j] += step
-        params = [pd.Series(t, index=m.names) for t, m in zip(th, models)]
-        if_alive, alive = value.components(purchases, spend, *params)
-        return if_alive * alive, if_alive
+    def shifted(model, j: int, step: float) -> pd.Series:
+        theta = model.params_.copy()
+        theta.iloc[j] += step
+        return theta
 
-    columns = [(m, j) for m in range(2) for j in range(len(thetas[m]))]
-    clv_gradient = np.empty((len(summary), len(columns)))
-    retained_gradient = np.empty_like(clv_gradient)
-    for c, (m, j) in enumerate(columns):
-        h = thetas[m][j] * GRADIENT_STEP
-        (clv_up, ret_up), (clv_down, ret_down) = at(m, j, h), at(m, j, -h)
-        clv_gradient[:, c] = (clv_up - clv_down) / (2 * h)
-        retained_gradient[:, c] = (ret_up - ret_down) / (2 * h)
-    if_alive, alive = value.components(purchases, spend)
-    k = len(thetas[0])
-    cov = np.zeros((len(columns), len(columns)))
+    if_alive, alive = value.purchase_parts(purchases)
+    per_purchase = spend.expected_spend(summary).to_numpy()
+    clv_gradient, retained_gradient = [], []
+    for j, theta in enumerate(purchases.params_):
+        h = theta * GRADIENT_STEP
+        (up, alive_up), (down, alive_down) = (value.purchase_parts(purchases, shifted(purchases, j, s)) for s in (h, -h))
+        clv_gradient.append((up * alive_up - down * alive_down) / (2 * h) * per_purchase)
+        retained_gradient.append((up - down) / (2 * h) * per_purchase)
+    for j, theta in enumerate(spend.params_):
+        h = theta * GRADIENT_STEP
+        up, down = (spend.expected_spend(summary, shifted(spend, j, s)).to_numpy() for s in (h, -h))
+        retained_gradient.append(if_alive * (up - down) / (2 * h))
+        clv_gradient.append(retained_gradient[-1] * alive)
+    k = len(purchases.names)
+    cov = np.zeros((k + len(spend.names),) * 2)
     cov[:k, :k] = purchases.covariance_.to_numpy()
     cov[k:, k:] = spend.covariance_.to_numpy()
-    return ClvUncertainty(if_alive * alive, if_alive, clv_gradient, retained_gradient, cov)
+    return ClvUncertainty(if_alive * alive * per_purchase, if_alive * per_purchase, np.column_stack(clv_gradient),
+                          np.column_stack(retained_gradient), cov)
 
 
 def total_clv(purchases: PurchaseModel, spend: GammaGammaModel, summary: pd.DataFrame,
