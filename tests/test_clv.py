@@ -281,3 +281,29 @@ def test_gamma_gamma_on_the_pooled_demo_units_is_flagged(demo_unit):
     assert not gg.converged_ and gg.warnings_, gg.params_.to_dict()
     assert all(clv.GammaGammaModel().fit(features.customer_summary(u.transactions, u.params.observation_end)).converged_
                for u in units)
+
+
+# lifetimes 0.11.3 on tests/data/cdnow_master_summary.csv.gz: ParetoNBDFitter(penalizer_coef=0.0)
+# .fit(frequency, recency, T, tol=1e-14, fit_method="BFGS") (its default Nelder-Mead had not
+# converged after 25 minutes), then conditional_probability_alive and
+# conditional_expected_number_of_purchases_up_to_time(26, ...) of the histories below
+LIFETIMES_MASTER_PARETO = {"r": 0.610988285313956, "alpha": 13.614192241825174,
+                           "s": 0.3125772787030493, "beta": 6.148548055132616}
+MASTER_HISTORIES = pd.DataFrame({"frequency": [0, 1, 5, 20, 50.0], "recency": [0, 10, 40, 70, 77.0],
+                                 "T": [70, 75, 77, 77.5, 78.0]})
+LIFETIMES_MASTER_P_ALIVE = [0.28656705, 0.27786107, 0.43424846, 0.92382271, 0.9950177]
+LIFETIMES_MASTER_EXPECTED_26 = [0.05190294, 0.12554189, 0.66893091, 5.20002399, 13.68106003]
+
+
+def test_pareto_nbd_on_cdnow_master_agrees_with_lifetimes():
+    """Pareto/NBD on the full CDNOW cohort (23,570 customers, 78 weeks): every parameter, P(alive)
+    and the expected purchases in the next 26 weeks of five histories within 1e-4 relative of
+    lifetimes' ParetoNBDFitter on the same summary (reference numbers above)."""
+    summary = pd.read_csv(DATA / "cdnow_master_summary.csv.gz", index_col="customer_id")
+    assert len(summary) == 23_570
+    model = clv.ParetoNBDModel().fit(summary)
+    assert model.converged_, model.warnings_
+    np.testing.assert_allclose(model.params_[list(LIFETIMES_MASTER_PARETO)], list(LIFETIMES_MASTER_PARETO.values()),
+                               rtol=1e-4)
+    np.testing.assert_allclose(model.probability_alive(MASTER_HISTORIES), LIFETIMES_MASTER_P_ALIVE, rtol=1e-4)
+    np.testing.assert_allclose(model.expected_purchases(26, MASTER_HISTORIES), LIFETIMES_MASTER_EXPECTED_26, rtol=1e-4)
