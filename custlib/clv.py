@@ -554,9 +554,6 @@ class ParetoNBDModel(_MaximumLikelihoodModel):
         return pd.Series(1 - alive + alive * (lived_silent + died_silent), index=summary.index, name="p_no_purchase")
 
 
-PurchaseModel = BetaGeoModel | ParetoNBDModel
-
-
 def repeat_summary(opportunities) -> pd.DataFrame:
     """Recency/frequency summary of a binary repeat-opportunity matrix (customers x opportunities
     1..n, 1 = transacted): one row per distinct (frequency, recency, n_periods) with ``weights``,
@@ -571,11 +568,19 @@ def repeat_summary(opportunities) -> pd.DataFrame:
 class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
     """BG/BB model of transactions at discrete opportunities (Fader, Hardie & Shang 2010).
 
-    Fitted on ``frequency`` (transactions in the ``n_periods`` opportunities), ``recency`` (the
-    last opportunity with a transaction, 0 if none), ``n_periods`` and optionally ``weights``
-    (customers per row; see :func:`repeat_summary`). Learned attributes: ``params_`` (Series
-    alpha, beta, gamma, delta, all shape parameters), ``standard_errors_``, ``covariance_``,
+    Fitted on ``frequency`` (transactions in the ``n_periods`` opportunities after the first
+    transaction), ``recency`` (the last opportunity with a transaction, 0 if none),
+    ``n_periods`` and optionally ``weights`` (customers per row; see :func:`repeat_summary`;
+    without it, customers with the same history are fitted once with a weight). Every method
+    reads the opportunities from ``n_periods``, else from ``T`` (the age column of the
+    summaries :class:`DiscountedClv` hands over), so the model takes the place of BG/NBD there
+    with opportunities as the period. Learned attributes: ``params_`` (Series alpha, beta,
+    gamma, delta, all shape parameters), ``standard_errors_``, ``covariance_``,
     ``log_likelihood_``, ``n_customers_``, ``summary``, ``converged_`` and ``warnings_``.
+
+    "Alive" in the predictions means alive at the next opportunity, ``n_periods + 1``: a
+    customer alive there has ``p ~ Beta(alpha + x, beta + n - x)`` and
+    ``theta ~ Beta(gamma, delta + n + 1)``, independently.
     """
 
     names = ["alpha", "beta", "gamma", "delta"]
@@ -623,13 +628,18 @@ class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
 
     @staticmethod
     def _columns(summary: pd.DataFrame):
-        x, t_x, n = (summary[c].to_numpy(float) for c in ("frequency", "recency", "n_periods"))
+        """frequency, recency, opportunities (``n_periods``, else ``T``) and weights (1 without)."""
+        opportunities = "n_periods" if "n_periods" in summary else "T"
+        x, t_x, n = (summary[c].to_numpy(float) for c in ("frequency", "recency", opportunities))
         w = summary["weights"].to_numpy(float) if "weights" in summary else np.ones(len(x))
         return x, t_x, n, w
 
     def fit(self, summary: pd.DataFrame) -> "BetaGeoBetaBinomModel":
         """Maximum-likelihood fit on ``frequency``, ``recency``, ``n_periods`` (and ``weights``)."""
         x, t_x, n, w = self._columns(summary)
+        if "weights" not in summary:
+            histories, w = _compress(pd.DataFrame({"x": x, "t_x": t_x, "n": n}), ["x", "t_x", "n"])
+            x, t_x, n = histories["x"], histories["t_x"], histories["n"]
         keep = w > 0
         x, t_x, n, w = x[keep], t_x[keep], n[keep], w[keep]
         total = w.sum()
@@ -673,6 +683,53 @@ class BetaGeoBetaBinomModel(_MaximumLikelihoodModel):
         ratio = np.exp(special.gammaln(g + d) - special.gammaln(g + d + n)
                        + special.gammaln(1 + d + n) - special.gammaln(1 + d))
         return a / (a + b) * d / (g - 1) * (1 - ratio)
+
+    @staticmethod
+    def _whole(t) -> np.ndarray:
+        """Whole opportunities in ``t`` (``t`` within 1e-9 below a whole number counts as it: the
+        months-to-opportunities conversion of :class:`DiscountedClv` is in floating point)."""
+        return np.floor(np.asarray(t, dtype=float) + 1e-9)
+
+    def purchases_if_alive(self, t, x, T, params: pd.Series | None = None) -> np.ndarray:
+        """Expected transactions in the next ``t`` opportunities (``floor(t)`` of them) of a
+        customer alive at the next opportunity, after ``x`` transactions in ``T`` opportunities:
+        ``E[p] * sum_{i=0..m-1} E[(1 - theta)^i]`` with ``p ~ Beta(alpha + x, beta + T - x)``,
+        ``theta ~ Beta(gamma, c)``, ``c = delta + T + 1`` and ``m = floor(t)``; the sum in
+        closed form ``(gamma + c - 1) / (gamma - 1) * (1 - G(gamma + c - 1) G(c + m) /
+        (G(c) G(gamma + c + m - 1)))`` (G the gamma function, in log space; its limit
+        ``c (digamma(c + m) - digamma(c))`` at gamma = 1). Times :meth:`probability_alive` it
+        is :meth:`expected_transactions`. Arrays broadcast."""
+        a, b, g, d = self._theta(params)
+        m, x, n = np.broadcast_arrays(self._whole(t), np.asarray(x, dtype=float), np.asarray(T, dtype=float))
+        c = d + n + 1
+        log_ratio = (special.gammaln(g + c - 1) - special.gammaln(g + c + m - 1)
+                     - special.gammaln(c) + special.gammaln(c + m))
+        if abs(g - 1) < 1e-8:
+            alive_opportunities = c * (special.digamma(c + m) - special.digamma(c))
+        else:
+            alive_opportunities = (g + c - 1) * -np.expm1(log_ratio) / (g - 1)
+        return (a + x) / (a + b + n) * alive_opportunities
+
+    def expected_purchases(self, t, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        """Expected transactions in the next ``t`` opportunities (``floor(t)``; a number or one
+        per row) given each customer's history: :meth:`expected_transactions`."""
+        _, _, n, _ = self._columns(summary)
+        future = np.broadcast_to(self._whole(t), n.shape)
+        return self.expected_transactions(future, summary, params).rename("expected_purchases")
+
+    def probability_no_purchase(self, t, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        """P(no transaction in the next ``t`` opportunities | history) (``floor(t)``; a number or
+        one per row): the likelihood of the history followed by that many opportunities without
+        a transaction over the likelihood of the history (dead, or alive and silent)."""
+        x, t_x, n, _ = self._columns(summary)
+        theta = np.array(self._theta(params))
+        later = n + np.broadcast_to(self._whole(t), n.shape)
+        log_p = (special.logsumexp(self._log_terms(theta, x, t_x, later), axis=1)
+                 - special.logsumexp(self._log_terms(theta, x, t_x, n), axis=1))
+        return pd.Series(np.exp(log_p), index=summary.index, name="p_no_purchase")
+
+
+PurchaseModel = BetaGeoModel | ParetoNBDModel | BetaGeoBetaBinomModel
 
 
 class GammaGammaModel(_MaximumLikelihoodModel):

@@ -87,6 +87,78 @@ def customer_summary(transactions: ir.Table | pd.DataFrame, observation_end: dat
     return out.order_by("customer_id").execute().set_index("customer_id")
 
 
+OCCASIONS_PER_YEAR = {"yearly": 1, "quarterly": 4, "monthly": 12}  # calendar occasions
+
+
+def occasion_number(year, quarter, month, occasion: str):
+    """Consecutive number of the calendar occasion (``yearly``: the year, ``quarterly``: the
+    quarter, ``monthly``: the month) of a date given by its year, quarter (1-4) and month
+    (1-12), as Ibis expressions, integers or arrays: the occasion after number k is k + 1."""
+    if occasion == "yearly":
+        return year
+    if occasion == "quarterly":
+        return year * 4 + quarter - 1
+    return year * 12 + month - 1
+
+
+def last_whole_occasion(day: date, occasion: str) -> int:
+    """Number (:func:`occasion_number`) of the last occasion that has ended by ``day``, inclusive
+    (the one before the occasion of the next day)."""
+    after = day + timedelta(days=1)
+    return occasion_number(after.year, (after.month - 1) // 3 + 1, after.month, occasion) - 1
+
+
+def occasion_summary(transactions: ir.Table | pd.DataFrame, observation_end: date, occasion: str,
+                     calibration_end: date | None = None) -> pd.DataFrame:
+    """Per-customer BG/BB summary at calendar occasions (``yearly``, ``quarterly``, ``monthly``;
+    :data:`OCCASIONS_PER_YEAR`): which occasions had a purchase, not how many purchases.
+
+    Customers with a purchase on or before the calibration end (``observation_end`` without
+    ``calibration_end``). ``first_occasion``: first day of the occasion of the first purchase;
+    ``n_periods``: whole occasions after it up to the calibration end: an occasion still running
+    at the calibration end is not counted, nor are its purchases (0 when the first purchase is
+    in it); ``frequency``: those occasions with a purchase; ``recency``: the last of them,
+    counted from the first purchase's occasion (0 if none). With ``calibration_end``, the
+    holdout: ``n_holdout``, the whole occasions after both the calibration's last whole
+    occasion and the first purchase's, up to ``observation_end`` (so an occasion running at the
+    calibration end is a holdout occasion), and ``frequency_holdout``, those with a purchase.
+    Returns (negative amounts) are left out, zero-value orders are purchases (as in
+    :func:`customer_summary`). Counts as int64; indexed by ``customer_id``.
+    """
+    tx = as_table(transactions)
+    cal_end = calibration_end or observation_end
+    last_calibration = last_whole_occasion(cal_end, occasion)
+    days = _purchase_days(tx, observation_end)
+    d = days.order_date
+    days = days.mutate(occasion=occasion_number(d.year(), d.quarter(), d.month(), occasion),
+                       occasion_start=d.truncate({"yearly": "Y", "quarterly": "Q", "monthly": "M"}[occasion]))
+    per_occasion = days.group_by(["customer_id", "occasion", "occasion_start"]).aggregate(
+        first_day=days.order_date.min())
+    o = per_occasion.mutate(first=per_occasion.occasion.min().over(ibis.window(group_by="customer_id")))
+    later = (o.occasion > o.first) & (o.occasion <= last_calibration)
+    aggs = dict(first_day=o.first_day.min(), first=o.first.min(), first_occasion=o.occasion_start.min(),
+                frequency=later.sum(), last=o.occasion.max(where=later))
+    if calibration_end is not None:
+        last_holdout = last_whole_occasion(observation_end, occasion)
+        holdout = (o.occasion > ibis.greatest(o.first, last_calibration)) & (o.occasion <= last_holdout)
+        aggs["frequency_holdout"] = holdout.sum()
+    agg = o.group_by("customer_id").aggregate(**aggs)
+    agg = agg.filter(agg.first_day <= cal_end)
+    columns = dict(
+        first_occasion=agg.first_occasion,
+        frequency=agg.frequency.cast("int64"),
+        recency=ibis.coalesce(agg["last"] - agg["first"], 0).cast("int64"),
+        n_periods=ibis.greatest(last_calibration - agg["first"], 0).cast("int64"),
+    )
+    if calibration_end is not None:
+        columns |= dict(frequency_holdout=agg.frequency_holdout.cast("int64"),
+                        n_holdout=ibis.greatest(last_holdout - ibis.greatest(agg["first"], last_calibration),
+                                                0).cast("int64"))
+    out = agg.select("customer_id", **columns).order_by("customer_id").execute().set_index("customer_id")
+    out["first_occasion"] = pd.to_datetime(out["first_occasion"])
+    return out
+
+
 def customer_aggregates(transactions: ir.Table | pd.DataFrame, observation_end: date,
                         category_tiers: dict[str, str] | None = None,
                         orders_since: date | None = None) -> pd.DataFrame:

@@ -15,10 +15,14 @@ Stages (rules in ``params.lifecycle``; the first matching rule wins, in this ord
 
 Purchases are purchase *days* (several orders on one day are one purchase); returns are left out.
 
-The purchase model (BG/NBD or Pareto/NBD, :data:`PURCHASE_MODELS`) is chosen on the holdout
-check: both are fitted on the data before the last ``holdout_weeks`` and compared on that window
-(:func:`choose_model`); ``params.lifecycle.purchase_model`` can force one. The CLV, P(alive), the
-at-risk rule and the churn list use the chosen one.
+The purchase model (BG/NBD or Pareto/NBD, :data:`PURCHASE_MODELS`, on purchase days) is chosen
+on the holdout check: both are fitted on the data before the last ``holdout_weeks`` and compared
+on that window (:func:`choose_model`); ``params.lifecycle.purchase_model`` can force one. When a
+unit's purchases happen at discrete occasions (``params.lifecycle.purchase_occasions``: yearly,
+quarterly or monthly calendar occasions, such as annual events, renewals or donations), BG/BB
+(:data:`OCCASION_MODELS`) joins the comparison on the occasion summary
+(:func:`custlib.features.occasion_summary`): it counts occasions with a purchase, not purchase
+days. The CLV, P(alive), the at-risk rule and the churn list use the chosen one.
 
 :func:`analyse` returns a :class:`LifecycleResult` of numbers only; what a report shows (tables,
 findings, notes, output files) is built from it by :mod:`custlib.present.lifecycle`.
@@ -48,7 +52,8 @@ CHURN_COLUMNS = ["customer_id", "risk_rank", "p_alive", "p_no_purchase", "clv", 
                  "value_at_risk", "became_at_risk"]
 WEEK = 7.0
 TRANSITION_MONTHS = 12  # month-to-month moves pooled in the transition matrix
-PURCHASE_MODELS = {"bg_nbd": clv.BetaGeoModel, "pareto_nbd": clv.ParetoNBDModel}  # compared in the report
+PURCHASE_MODELS = {"bg_nbd": clv.BetaGeoModel, "pareto_nbd": clv.ParetoNBDModel}  # on purchase days (weeks)
+OCCASION_MODELS = {"bg_bb": clv.BetaGeoBetaBinomModel}  # on occasions, with discrete purchase occasions
 PurchaseModel = clv.PurchaseModel
 DEFAULT_MODEL = "bg_nbd"  # used without a holdout comparison (unless params force another)
 RULE_SCORE = "recency_weeks"  # the plain churn rule the models' scores are compared with
@@ -165,9 +170,12 @@ class _PurchaseDays:
     ``features``), fetched from the engine once as one list of order dates per buyer, then sorted
     and deduplicated here. ``customer``: the buyer's position in ``customer_ids`` (buyers missing
     from it are left out); ``days``: all buyers' days end to end (days since 1970-01-01);
-    ``starts`` and ``first``: where each buyer's days start and the first of them."""
+    ``starts`` and ``first``: where each buyer's days start and the first of them. With
+    ``occasion`` (``yearly``, ``quarterly``, ``monthly``), for :meth:`occasions_as_of`:
+    ``day_occasion``, each day's calendar occasion (:func:`features.occasion_number`), and
+    ``occasion_rank``, its place among the buyer's occasions (0: the first purchase's)."""
 
-    def __init__(self, transactions, until: date, customer_ids: pd.Index):
+    def __init__(self, transactions, until: date, customer_ids: pd.Index, occasion: str | None = None):
         tx = features.as_table(transactions)
         t = tx.filter((tx.amount >= 0) & (tx.order_date <= until))
         lists = t.group_by("customer_id").aggregate(days=t.order_date.collect()).to_pyarrow()
@@ -184,6 +192,16 @@ class _PurchaseDays:
         known = customer >= 0
         self.customer, self.starts = customer[known], starts[known]
         self.first = self.days[self.starts]
+        self.occasion = occasion
+        if occasion is not None:
+            months = self.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)  # since 1970-01
+            month = months % 12 + 1
+            self.day_occasion = features.occasion_number(months // 12 + 1970, (month - 1) // 3 + 1, month, occasion)
+            new = np.r_[True, self.day_occasion[1:] != self.day_occasion[:-1]]
+            new[starts] = True
+            seen = np.cumsum(new)
+            self.occasion_rank = seen - seen[starts][buyer]
+            self.all_starts, self.known = starts, known
 
     def as_of(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         """Per buyer: the purchase days up to ``day`` (int32) and the last of them (the first
@@ -192,6 +210,22 @@ class _PurchaseDays:
             return np.zeros(0, np.int32), self.first
         n = np.add.reduceat(self.days <= day, self.starts, dtype=np.int32)
         return n, self.days[self.starts + np.maximum(n - 1, 0)]
+
+    def occasions_as_of(self, day: int) -> pd.DataFrame:
+        """Per buyer (as in :meth:`as_of`), the occasion summary with ``day`` (days since
+        1970-01-01) as the observation end, as :func:`features.occasion_summary` defines it:
+        ``frequency``, ``recency``, ``n_periods`` (whole occasions only)."""
+        last = features.last_whole_occasion(date(1970, 1, 1) + timedelta(days=int(day)), self.occasion)
+        if not len(self.starts):
+            return pd.DataFrame({"frequency": [], "recency": [], "n_periods": []}, dtype=float)
+        starts = self.all_starts
+        whole = np.add.reduceat(self.day_occasion <= last, starts, dtype=np.int64)  # days in whole occasions
+        latest = starts + np.maximum(whole - 1, 0)
+        first = self.day_occasion[starts]
+        history = pd.DataFrame({"frequency": np.where(whole > 0, self.occasion_rank[latest], 0),
+                                "recency": np.where(whole > 0, self.day_occasion[latest] - first, 0),
+                                "n_periods": np.maximum(last - first, 0)}, dtype=float)
+        return history[self.known].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -235,9 +269,16 @@ class _Snapshot:
         return frame[self.customer]
 
 
+def _probability_alive_once_per_history(model: PurchaseModel, history: pd.DataFrame) -> np.ndarray:
+    """P(alive) of each row of ``history``, computed once per distinct row."""
+    groups = history.groupby(list(history.columns), sort=False)
+    distinct = groups.size().index.to_frame(index=False)
+    return model.probability_alive(distinct).to_numpy()[groups.ngroup().to_numpy()]
+
+
 def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, observation_end: date,
                   rules: LifecycleParams, model: PurchaseModel | None = None,
-                  start: date | None = None) -> StageHistory:
+                  start: date | None = None, purchase_occasions: str = "continuous") -> StageHistory:
     """Monthly stage snapshots of every customer and open lead.
 
     ``customers``: ``customer_id, signup_date``; ``leads``: ``lead_id, customer_id,
@@ -245,7 +286,8 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
     purchase, whichever comes first. A lead is a prospect from its creation until it is won or
     lost; a lead with a customer_id is that customer, counted once (as the customer) while the
     customer counts. ``model``: a fitted purchase model whose P(alive) feeds the at-risk rule at
-    every snapshot (without it the rule is not used).
+    every snapshot (without it the rule is not used): of each buyer's weekly history, or, for
+    BG/BB, of the occasion history at ``purchase_occasions`` (whole occasions by the snapshot).
 
     The purchase days come from the engine once; the snapshots are walked in order, keeping the
     counts, the moves and the last two snapshots only.
@@ -254,7 +296,10 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
     never = np.iinfo(np.int64).max
     signup = _nanoseconds(customers["signup_date"], missing=never)
     snaps = snapshot_dates(start or pd.to_datetime(customers["signup_date"]).min().date(), observation_end)
-    bought = _PurchaseDays(transactions, observation_end, ids)
+    on_occasions = isinstance(model, clv.BetaGeoBetaBinomModel)
+    if on_occasions and purchase_occasions == "continuous":
+        raise ValueError("BG/BB needs discrete purchase occasions (yearly, quarterly or monthly)")
+    bought = _PurchaseDays(transactions, observation_end, ids, purchase_occasions if on_occasions else None)
 
     lead_key = leads["customer_id"].fillna(leads["lead_id"])
     lead_entity = ids.get_indexer(lead_key)
@@ -272,7 +317,9 @@ def stage_history(transactions, customers: pd.DataFrame, leads: pd.DataFrame, ob
         has = n > 0
         who, n, first, latest = bought.customer[has], n[has], bought.first[has], latest[has]
         p_alive = np.full(len(who), np.nan)
-        if model is not None:
+        if on_occasions:
+            p_alive = _probability_alive_once_per_history(model, bought.occasions_as_of(day)[has])
+        elif model is not None:
             weeks = {"recency": (latest - first) / WEEK, "T": (day - first) / WEEK}
             p_alive = model.probability_alive(pd.DataFrame({"frequency": n - 1, **weeks})).to_numpy()
         stage = np.zeros(entities, np.int8)  # prospect
@@ -470,7 +517,14 @@ class CustomerValue:
     ``value_if_retained`` (CLV if the customer is still active: clv / p_alive) and
     ``p_no_purchase`` (no purchase in the next ``window_weeks``); ``uncertainty``: the CLV's
     sensitivity to the parameters, for the interval of any group's total; ``total``: everyone's;
-    ``summary``: the weekly customer summary the models were fitted on."""
+    ``summary``: the weekly customer summary the models were fitted on (Gamma-Gamma always; the
+    purchase model unless it is BG/BB).
+
+    With BG/BB (``model`` "bg_bb"), fitted on the occasion summary: ``p_alive`` is P(alive at
+    the next occasion), ``expected_purchases`` counts occasions with a purchase among the whole
+    occasions of the horizon, ``p_no_purchase`` is over :func:`churn_window_occasions` of
+    ``window_weeks``, and the CLV values each occasion with a purchase at the expected spend per
+    purchase (one purchase per occasion), discounting occasion i at i occasion lengths."""
 
     model: str
     purchases: PurchaseModel
@@ -495,13 +549,43 @@ def _degenerate(models: dict) -> str:
     return ", ".join(name for name, m in models.items() if not m.converged_)
 
 
-MODEL_NAMES = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "gamma_gamma": "Gamma-Gamma"}
+MODEL_NAMES = {"bg_nbd": "BG/NBD", "pareto_nbd": "Pareto/NBD", "bg_bb": "BG/BB", "gamma_gamma": "Gamma-Gamma"}
 
 
-def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int,
-                   model: str = DEFAULT_MODEL) -> CustomerValue | Unavailable:
-    """Fit the purchase model ``model`` (a key of :data:`PURCHASE_MODELS`) and Gamma-Gamma on a
-    weekly ``customer_summary`` and value every customer; unavailable with fewer than
+def occasion_days(occasion: str) -> float:
+    """Length of a calendar occasion (``yearly``, ``quarterly``, ``monthly``) in days, on
+    average: 365.25, 365.25 / 4 or 365.25 / 12."""
+    return 365.25 / features.OCCASIONS_PER_YEAR[occasion]
+
+
+def churn_window_occasions(weeks: int, occasion: str) -> int:
+    """The whole occasions nearest to ``weeks`` weeks, at least one: BG/BB's window of the
+    probability of no purchase in the churn list (26 weeks: 1 year, 2 quarters, 6 months)."""
+    return max(1, round(weeks * WEEK / occasion_days(occasion)))
+
+
+class _SpendPerPurchase:
+    """A fitted Gamma-Gamma model that always values a customer from their weekly history
+    (repeat purchase days and their mean value in ``weekly``, by customer id), whichever summary
+    of the same customers asks: :func:`clv.clv_uncertainty` then values BG/BB's occasions with a
+    purchase at each customer's expected spend per purchase. ``names``, ``params_`` and
+    ``covariance_`` are the model's."""
+
+    def __init__(self, model: clv.GammaGammaModel, weekly: pd.DataFrame):
+        self.model, self.weekly = model, weekly
+        self.names, self.params_, self.covariance_ = model.names, model.params_, model.covariance_
+
+    def expected_spend(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
+        return self.model.expected_spend(self.weekly.loc[summary.index], params)
+
+
+def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int, model: str = DEFAULT_MODEL,
+                   occasions: pd.DataFrame | None = None) -> CustomerValue | Unavailable:
+    """Fit the purchase model ``model`` (a key of :data:`PURCHASE_MODELS` or
+    :data:`OCCASION_MODELS`) and Gamma-Gamma on a weekly ``customer_summary`` and value every
+    customer; BG/BB is fitted on ``occasions``, the :func:`features.occasion_summary` of the
+    same customers at ``rules.purchase_occasions``, and its CLV is in occasions (period
+    :func:`occasion_days`; see :class:`CustomerValue`). Unavailable with fewer than
     ``small_n`` buyers or repeat buyers, or when a fit did not converge (then ``values``
     holds ``warnings``: model name -> its ``warnings_``)."""
     repeat_buyers = len(clv.GammaGammaModel.repeat_buyers(summary))
@@ -510,23 +594,37 @@ def customer_value(summary: pd.DataFrame, rules: LifecycleParams, small_n: int,
     if repeat_buyers < small_n:
         return Unavailable.too_few("lifecycle.what.gamma_gamma", repeat_buyers, small_n,
                                    "lifecycle.of.repeat_buyers")
-    purchases = PURCHASE_MODELS[model]().fit(summary)
+    on_occasions = model in OCCASION_MODELS
+    if on_occasions:
+        history = occasions.loc[summary.index]
+        purchases = OCCASION_MODELS[model]().fit(history)
+    else:
+        history = summary
+        purchases = PURCHASE_MODELS[model]().fit(summary)
     gg = clv.GammaGammaModel().fit(summary)
     fits = {MODEL_NAMES[model]: purchases, MODEL_NAMES["gamma_gamma"]: gg}
     problem = _degenerate(fits)
     if problem:
         return Unavailable("lifecycle.unavailable.degenerate", {
             "models": problem, "warnings": {k: list(m.warnings_) for k, m in fits.items() if not m.converged_}})
-    horizon_weeks = rules.clv_horizon_months * clv.DAYS_PER_MONTH / WEEK
-    uncertainty = clv.clv_uncertainty(purchases, gg, summary, rules.clv_horizon_months, rules.annual_discount_rate)
+    if on_occasions:
+        period = occasion_days(rules.purchase_occasions)
+        window = churn_window_occasions(rules.holdout_weeks, rules.purchase_occasions)
+        # DiscountedClv reads the age from T: the whole occasions observed
+        valued, spend = history.assign(T=history["n_periods"]), _SpendPerPurchase(gg, summary)
+    else:
+        period, window, valued, spend = WEEK, rules.holdout_weeks, summary, gg
+    horizon = rules.clv_horizon_months * clv.DAYS_PER_MONTH / period
+    uncertainty = clv.clv_uncertainty(purchases, spend, valued, rules.clv_horizon_months,
+                                      rules.annual_discount_rate, period_days=period)
     value = uncertainty.per_customer().set_index(summary.index)
     table = pd.DataFrame({
-        "p_alive": purchases.probability_alive(summary),
-        "expected_purchases": purchases.expected_purchases(horizon_weeks, summary),
+        "p_alive": purchases.probability_alive(history),
+        "expected_purchases": purchases.expected_purchases(horizon, history),
         "expected_spend": gg.expected_spend(summary),
         "clv": value["clv"], "clv_ci_low": value["clv_ci_low"], "clv_ci_high": value["clv_ci_high"],
         "value_if_retained": uncertainty.if_retained,
-        "p_no_purchase": purchases.probability_no_purchase(rules.holdout_weeks, summary),
+        "p_no_purchase": purchases.probability_no_purchase(window, history),
     }, index=summary.index)
     total = clv.ClvTotal(uncertainty.total(), rules.clv_horizon_months, rules.annual_discount_rate)
     return CustomerValue(model, purchases, gg, table, uncertainty, total, rules.holdout_weeks, summary)
@@ -571,12 +669,13 @@ class ChurnRanking:
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which purchase model (a key of :data:`PURCHASE_MODELS`) the CLV, P(alive) and churn list
-    use, and why. ``reason``: ``forced`` (params), ``holdout_error`` (the lowest holdout error),
-    ``near_tie_bic`` (holdout errors within :data:`NEAR_TIE` of the lowest: the lowest BIC among
-    them), ``bic`` (no holdout error to compare: the lowest BIC), ``only_converged`` (the other
-    did not converge) or ``default`` (no holdout comparison: :data:`DEFAULT_MODEL`);
-    ``forced_failed``: the model params forced, when it did not converge and the rule chose."""
+    """Which purchase model (a key of :data:`PURCHASE_MODELS` or :data:`OCCASION_MODELS`) the
+    CLV, P(alive) and churn list use, and why. ``reason``: ``forced`` (params),
+    ``holdout_error`` (the lowest holdout error), ``near_tie_bic`` (holdout errors within
+    :data:`NEAR_TIE` of the lowest: the lowest BIC among them), ``bic`` (no holdout error to
+    compare: the lowest BIC), ``only_converged`` (the others did not converge) or ``default``
+    (no holdout comparison: :data:`DEFAULT_MODEL`); ``forced_failed``: the model params
+    forced, when it did not converge and the rule chose."""
 
     model: str
     reason: str
@@ -590,20 +689,26 @@ def choose_model(comparison: pd.DataFrame, forced: str) -> ModelChoice:
     Never a model that did not converge. Forced: that model. Otherwise the lowest absolute
     error of the holdout total; errors within :data:`NEAR_TIE` of the lowest are a tie, broken
     by the lowest BIC (the models have the same number of parameters, so the higher calibration
-    likelihood)."""
+    likelihood). BIC compares likelihoods of the same observations only: with a ``counts``
+    column (:func:`model_comparison`), a tie is among the models counting what the lowest
+    error's model counts (BG/BB's likelihood is of occasions, the others' of purchase days),
+    and without any holdout error the lowest BIC is sought among the purchase-day models."""
     ok = comparison[comparison["converged"]].set_index("model")
     if forced != "auto" and forced in ok.index:
         return ModelChoice(forced, "forced")
     failed = None if forced == "auto" else forced
     if len(ok) == 1:
         return ModelChoice(str(ok.index[0]), "only_converged", failed)
+    counts = ok["counts"] if "counts" in ok else pd.Series("purchase_days", index=ok.index)
     error = ok["error"].abs()
     if not error.notna().any():
-        return ModelChoice(str(ok["bic"].idxmin()), "bic", failed)
-    close = ok[error <= error.min() + NEAR_TIE]
+        days = ok[counts == "purchase_days"]
+        return ModelChoice(str((days if len(days) else ok)["bic"].idxmin()), "bic", failed)
+    best = error.idxmin()
+    close = ok[(error <= error.min() + NEAR_TIE) & (counts == counts[best])]
     if len(close) > 1:
         return ModelChoice(str(close["bic"].idxmin()), "near_tie_bic", failed)
-    return ModelChoice(str(error.idxmin()), "holdout_error", failed)
+    return ModelChoice(str(best), "holdout_error", failed)
 
 
 def default_choice(forced: str) -> ModelChoice:
@@ -618,11 +723,15 @@ class HoldoutCheck:
 
     ``models``: each purchase model fitted on the calibration period (key -> fitted model,
     converged or not); ``comparison``: one row per model (:func:`model_comparison`);
-    ``choice``: :func:`choose_model`; ``by_frequency``: per converged model (``model``) and
-    calibration repeat purchases (``bucket``): customers, mean actual and predicted holdout
-    purchases; ``tracking``: weekly cumulative repeat purchases, actual and predicted by the
-    chosen model; ``ranking``: how well each converged model's churn score and the plain rule
-    find the customers who bought nothing in the holdout window.
+    ``choice``: :func:`choose_model`; ``by_frequency``: per converged model with a forecast
+    (``model``) and calibration repeat purchases (``bucket``): customers, mean actual and
+    predicted holdout purchases (for BG/BB: by calibration occasions with a purchase, and
+    occasions with a purchase in the holdout occasions); ``tracking``: weekly cumulative repeat
+    purchases, actual and predicted by ``tracking_model``: the chosen model, or, when that is
+    BG/BB (which counts occasions, not purchase days), the purchase-day model the rule prefers
+    (None, and no tracking, when none converged); ``ranking``: how well each converged
+    model's churn score and the plain rule find the customers who bought nothing in the
+    holdout window.
     """
 
     calibration_end: date
@@ -630,7 +739,8 @@ class HoldoutCheck:
     comparison: pd.DataFrame
     choice: ModelChoice
     by_frequency: pd.DataFrame
-    tracking: pd.DataFrame
+    tracking: pd.DataFrame | None
+    tracking_model: str | None
     ranking: ChurnRanking | Unavailable
 
     @property
@@ -739,8 +849,11 @@ def churn_ranking(y: np.ndarray, scores: dict[str, np.ndarray], small_n: int) ->
 
 
 def model_comparison(models: dict, calibration: pd.DataFrame, predicted: dict,
-                     ranking: ChurnRanking | Unavailable) -> pd.DataFrame:
-    """One row per purchase model (key -> fitted on ``calibration``): ``model``, ``converged``,
+                     ranking: ChurnRanking | Unavailable, occasions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per purchase model (key -> fitted on ``calibration``, or for the
+    :data:`OCCASION_MODELS` on ``occasions``, the occasion summary of the same customers):
+    ``model``, ``counts`` (what the model counts: ``purchase_days``, or ``occasions`` with a
+    purchase, whose actual holdout count is ``occasions["frequency_holdout"]``), ``converged``,
     calibration ``log_likelihood``, ``parameters`` (k), ``n`` (customers),
     ``bic = k ln n - 2 LL``; the holdout total ``predicted`` (sum of each customer's expected
     purchases in the window; ``predicted``: key -> per-customer Series, converged models only)
@@ -748,12 +861,14 @@ def model_comparison(models: dict, calibration: pd.DataFrame, predicted: dict,
     customers' holdout purchases (``error_se`` = sqrt of the sum of squared customer residuals /
     actual; customers independent, model parameters taken as known); the churn score's ``auc``
     and its AUC minus the recency rule's (``auc_difference``), bootstrap 95% intervals."""
-    actual = calibration["frequency_holdout"]
     auc = ranking.table.set_index(["score", "metric"]) if isinstance(ranking, ChurnRanking) else None
     rows = []
     for key, m in models.items():
+        on_occasions = key in OCCASION_MODELS
+        actual = (occasions if on_occasions else calibration)["frequency_holdout"]
         k, n = len(m.names), m.n_customers_
-        row = {"model": key, "converged": bool(m.converged_), "log_likelihood": m.log_likelihood_,
+        row = {"model": key, "counts": "occasions" if on_occasions else "purchase_days",
+               "converged": bool(m.converged_), "log_likelihood": m.log_likelihood_,
                "parameters": k, "n": n, "bic": k * np.log(n) - 2 * m.log_likelihood_}
         if key in predicted:
             total = float(actual.sum())
@@ -768,46 +883,68 @@ def model_comparison(models: dict, calibration: pd.DataFrame, predicted: dict,
                     "auc_difference": d["estimate"], "auc_difference_ci_low": d["ci_low"],
                     "auc_difference_ci_high": d["ci_high"], "ranked": int(a["n"])}
         rows.append(row)
-    columns = ["model", "converged", "log_likelihood", "parameters", "n", "bic", "predicted", "actual", "error",
-               "error_se", "error_ci_low", "error_ci_high", "auc", "auc_ci_low", "auc_ci_high", "auc_difference",
-               "auc_difference_ci_low", "auc_difference_ci_high", "ranked"]
+    columns = ["model", "counts", "converged", "log_likelihood", "parameters", "n", "bic", "predicted", "actual",
+               "error", "error_se", "error_ci_low", "error_ci_high", "auc", "auc_ci_low", "auc_ci_high",
+               "auc_difference", "auc_difference_ci_low", "auc_difference_ci_high", "ranked"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
 def holdout_check(calibration: pd.DataFrame, daily: pd.DataFrame, calibration_end: date,
-                  rules: LifecycleParams, small_n: int) -> HoldoutCheck | Unavailable:
+                  rules: LifecycleParams, small_n: int,
+                  occasions: pd.DataFrame | None = None) -> HoldoutCheck | Unavailable:
     """Fit every purchase model once on the calibration period, compare them with what happened
     in the holdout and choose one (:func:`choose_model`, ``rules.purchase_model``).
 
     ``calibration``: ``customer_summary(..., calibration_end=...)`` (weekly, with holdout
-    columns); ``daily``: ``features.purchase_day_counts(..., cohort_end=calibration_end)``.
+    columns); ``daily``: ``features.purchase_day_counts(..., cohort_end=calibration_end)``;
+    ``occasions`` (with discrete purchase occasions): ``features.occasion_summary(...,
+    calibration_end=...)`` of the same customers, on which BG/BB is fitted too; it forecasts
+    the occasions with a purchase among each customer's holdout occasions (``n_holdout``; no
+    forecast when the holdout holds no whole occasion).
     The ranking is scored on customers active at the calibration end (silent for at most
     ``lapsed_after_days``); the outcome is no purchase in the holdout window. Each model's score
-    is P(no purchase in the window); the plain rule ranks by weeks since the last purchase.
+    is P(no purchase in the window; for BG/BB in the holdout occasions); the plain rule ranks
+    by weeks since the last purchase.
     Unavailable with fewer than ``small_n`` calibration customers or when no model converged.
     """
     if len(calibration) < small_n:
         return Unavailable.too_few("lifecycle.what.holdout_model", len(calibration), small_n,
                                    "lifecycle.of.buyers_before_holdout")
     models = {key: model().fit(calibration) for key, model in PURCHASE_MODELS.items()}
+    if occasions is not None:
+        occasions = occasions.loc[calibration.index]
+        models |= {key: model().fit(occasions) for key, model in OCCASION_MODELS.items()}
     fitted = {key: m for key, m in models.items() if m.converged_}
     if not fitted:
         return Unavailable("lifecycle.unavailable.holdout_degenerate")
     window = float(calibration["duration_holdout"].iloc[0])
-    predicted = {key: m.expected_purchases(window, calibration) for key, m in fitted.items()}
     silence_weeks = calibration["T"] - calibration["recency"]
     active = calibration[silence_weeks * WEEK <= rules.lapsed_after_days]
     y = (active["frequency_holdout"] == 0).to_numpy(int)
-    scores = {key: m.probability_no_purchase(window, active).to_numpy() for key, m in fitted.items()}
+    predicted, scores = {}, {}
+    for key, m in fitted.items():
+        if key in PURCHASE_MODELS:
+            predicted[key] = m.expected_purchases(window, calibration)
+            scores[key] = m.probability_no_purchase(window, active).to_numpy()
+        elif occasions["n_holdout"].gt(0).any():
+            predicted[key] = m.expected_purchases(occasions["n_holdout"].to_numpy(), occasions)
+            ranked = occasions.loc[active.index]
+            scores[key] = m.probability_no_purchase(ranked["n_holdout"].to_numpy(), ranked).to_numpy()
     scores[RULE_SCORE] = (active["T"] - active["recency"]).to_numpy()
     ranking = churn_ranking(y, scores, small_n)
-    comparison = model_comparison(models, calibration, predicted, ranking)
+    comparison = model_comparison(models, calibration, predicted, ranking, occasions)
     choice = choose_model(comparison, rules.purchase_model)
-    by_frequency = pd.concat([_frequency_buckets(calibration, p).assign(model=key) for key, p in predicted.items()],
-                             ignore_index=True)
-    return HoldoutCheck(calibration_end, models, comparison, choice,
-                        by_frequency[["model", "bucket", "customers", "actual", "predicted"]],
-                        _tracking(fitted[choice.model], daily, calibration_end), ranking)
+    buckets = [_frequency_buckets(occasions if key in OCCASION_MODELS else calibration, p).assign(model=key)
+               for key, p in predicted.items()]
+    columns = ["model", "bucket", "customers", "actual", "predicted"]
+    by_frequency = pd.concat(buckets, ignore_index=True)[columns] if buckets else pd.DataFrame(columns=columns)
+    days = comparison[comparison["counts"] == "purchase_days"]
+    if choice.model in PURCHASE_MODELS:
+        tracking_model = choice.model
+    else:
+        tracking_model = choose_model(days, "auto").model if days["converged"].any() else None
+    tracking = _tracking(fitted[tracking_model], daily, calibration_end) if tracking_model else None
+    return HoldoutCheck(calibration_end, models, comparison, choice, by_frequency, tracking, tracking_model, ranking)
 
 
 # -- churn-risk warning ------------------------------------------------------------------------
@@ -932,15 +1069,19 @@ def analyse(data) -> LifecycleResult:
     start, _ = data.period()
 
     cal_end = end - timedelta(weeks=rules.holdout_weeks)
+    occasion = rules.purchase_occasions
+    on_occasions = occasion != "continuous"
     calibration = features.customer_summary(tx, end, calibration_end=cal_end)
+    cal_occasions = features.occasion_summary(tx, end, occasion, calibration_end=cal_end) if on_occasions else None
     daily = features.purchase_day_counts(tx, end, cal_end)
-    holdout = holdout_check(calibration, daily, cal_end, rules, small)
+    holdout = holdout_check(calibration, daily, cal_end, rules, small, cal_occasions)
     choice = holdout.choice if isinstance(holdout, HoldoutCheck) else default_choice(rules.purchase_model)
 
     summary = features.customer_summary(tx, end)
-    value = customer_value(summary, rules, small, choice.model)
+    occasions = features.occasion_summary(tx, end, occasion) if on_occasions else None
+    value = customer_value(summary, rules, small, choice.model, occasions)
     model = value.purchases if isinstance(value, CustomerValue) else None
-    stages = stage_history(tx, customers, leads, end, rules, model=model, start=start)
+    stages = stage_history(tx, customers, leads, end, rules, model=model, start=start, purchase_occasions=occasion)
     cohorts = cohort_retention(tx, end, start)
 
     lapses = lapse_counts(features.lapse_times(tx, end, rules.lapsed_after_days), customers, p.category_tiers)

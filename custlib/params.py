@@ -162,9 +162,14 @@ class LifecycleParams(_Strict):
     clv_horizon_months: int = Field(12, ge=1, le=120)
     annual_discount_rate: float = Field(0.10, ge=0, lt=1)
     holdout_weeks: int = Field(26, ge=4, description="validation window at the end of the data")
-    purchase_model: Literal["auto", "bg_nbd", "pareto_nbd"] = Field(
+    purchase_occasions: Literal["continuous", "yearly", "quarterly", "monthly"] = Field(
+        "continuous", description="when purchases happen: continuous (any day), or at discrete calendar "
+                                  "occasions (annual events, renewals, donations), where BG/BB joins the model "
+                                  "comparison on occasions with a purchase")
+    purchase_model: Literal["auto", "bg_nbd", "pareto_nbd", "bg_bb"] = Field(
         "auto", description="purchase model of the CLV, P(alive) and churn list: auto = the lowest holdout "
-                            "error among the models that converged (near ties by BIC), or force one")
+                            "error among the models that converged (near ties by BIC), or force one "
+                            "(bg_bb needs discrete purchase_occasions)")
     spend_correlation_warning: float = Field(
         0.1, gt=0, lt=1, description="warn when the spend-frequency correlation (Pearson) of repeat buyers is at "
                                      "least this far from 0 and its 95% CI excludes 0 (Gamma-Gamma assumes 0)")
@@ -180,6 +185,9 @@ class LifecycleParams(_Strict):
             raise ValueError("new_within_days must be shorter than lapsed_after_days")
         if list(self.funnel_stages) != ["lead", "qualified", "opportunity", "won"]:
             raise ValueError("funnel_stages must be lead, qualified, opportunity, won in this order")
+        if self.purchase_model == "bg_bb" and self.purchase_occasions == "continuous":
+            raise ValueError("purchase_model bg_bb (BG/BB) models purchases at discrete occasions: set "
+                             "purchase_occasions to yearly, quarterly or monthly, or choose another model")
         return self
 
     def stage_label(self, stage: str) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DATA
+from scipy import special
 from statsmodels.tools.numdiff import approx_fprime
 
 from custlib import clv
@@ -297,3 +298,106 @@ def test_new_models_without_repeat_purchases_say_so():
     never = pd.DataFrame({"frequency": [0], "recency": [0], "n_periods": [6], "weights": [100]})
     bgbb = clv.BetaGeoBetaBinomModel().fit(never)
     assert not bgbb.converged_ and bgbb.warnings_[0].key == "no_transactions" and bgbb.params_.isna().all()
+
+
+def _simulate_bgbb(params, n, periods, future, rng):
+    """The BG/BB process: per customer p ~ Beta(alpha, beta), theta ~ Beta(gamma, delta); at each
+    opportunity an alive customer first dies with probability theta, then, alive, transacts with
+    probability p. Returns the transactions (customers x opportunities) and whether each customer
+    is alive at each opportunity."""
+    p, theta = rng.beta(params["alpha"], params["beta"], n), rng.beta(params["gamma"], params["delta"], n)
+    alive = np.ones(n, bool)
+    tx = np.zeros((n, periods + future), bool)
+    alive_at = np.zeros_like(tx)
+    for j in range(periods + future):
+        alive &= rng.random(n) >= theta
+        alive_at[:, j] = alive
+        tx[:, j] = alive & (rng.random(n) < p)
+    return tx, alive_at
+
+
+def test_bgbb_predictions_if_alive_and_of_no_purchase_match_simulation(donations):
+    """Per history (x, t_x, n = 6): P(alive at the next opportunity), the transactions of the next
+    t opportunities of the customers alive then (purchases_if_alive), and P(no transaction in
+    them), against the simulated process (4 Monte Carlo standard errors); and
+    expected_purchases = expected_transactions = P(alive) x purchases_if_alive."""
+    model = clv.BetaGeoBetaBinomModel().fit(donations)
+    rng = np.random.default_rng(11)
+    periods, future = 6, 4
+    tx, alive_at = _simulate_bgbb(model.params_, 400_000, periods, future, rng)
+    summary = clv.repeat_summary(tx[:, :periods])
+    counts = tx[:, :periods].sum(axis=1)
+    last = np.where(counts > 0, periods - np.argmax(tx[:, :periods][:, ::-1], axis=1), 0)
+    alive_next = alive_at[:, periods]
+    x, n = summary["frequency"].to_numpy(float), summary["n_periods"].to_numpy(float)
+    p_alive = model.probability_alive(summary)
+    checked = 0
+    for t in (1, 4):
+        if_alive = model.purchases_if_alive(t, x, n)
+        expected = model.expected_purchases(t, summary)
+        np.testing.assert_allclose(expected, model.expected_transactions(t, summary), rtol=1e-12)
+        np.testing.assert_allclose(expected, p_alive * if_alive, rtol=1e-10)
+        silent = model.probability_no_purchase(t, summary)
+        later = tx[:, periods:periods + t].sum(axis=1)
+        for i, row in summary.iterrows():
+            group = (counts == row["frequency"]) & (last == row["recency"])
+            alive_group = group & alive_next
+            if alive_group.sum() < 2000:
+                continue
+            checked += 1
+            a = later[alive_group]
+            assert if_alive[i] == pytest.approx(a.mean(), abs=4 * a.std() / np.sqrt(len(a))), (t, row.to_dict())
+            none = (later[group] == 0).mean()
+            assert silent[i] == pytest.approx(none, abs=4 * np.sqrt(none * (1 - none) / group.sum())), row.to_dict()
+            share = alive_next[group].mean()
+            assert p_alive[i] == pytest.approx(share, abs=4 * np.sqrt(share * (1 - share) / group.sum()))
+    assert checked >= 10
+
+
+def test_bgbb_purchases_if_alive_closed_form_equals_the_sum():
+    """The closed form of sum_{i<m} E[(1 - theta)^i] against the direct sum of Beta-function
+    ratios, for gamma below, at and above 1; t counts whole opportunities."""
+    model = clv.BetaGeoBetaBinomModel()
+    x, n = np.array([0.0, 2.0, 5.0, 3.0]), np.array([0.0, 6.0, 6.0, 30.0])
+    for gamma in (0.4, 1.0, 1.0 + 1e-9, 2.5):
+        params = pd.Series({"alpha": 1.2, "beta": 0.8, "gamma": gamma, "delta": 2.7})
+        for m in (1, 3, 12):
+            c = params["delta"] + n + 1
+            terms = [np.exp(special.betaln(gamma, c + i) - special.betaln(gamma, c)) for i in range(m)]
+            direct = (params["alpha"] + x) / (params["alpha"] + params["beta"] + n) * np.sum(terms, axis=0)
+            np.testing.assert_allclose(model.purchases_if_alive(m, x, n, params), direct, rtol=1e-9)
+            np.testing.assert_array_equal(model.purchases_if_alive(m + 0.7, x, n, params),
+                                          model.purchases_if_alive(m, x, n, params))
+    assert model.purchases_if_alive(0.5, 1.0, 6.0, params) == 0
+
+
+def test_bgbb_clv_uses_the_discounted_clv_interface(donations):
+    """DiscountedClv with BG/BB (opportunities of a year, the summary's age column T = n_periods):
+    opportunity k of the horizon is discounted at k years, and the total's gradient in gamma is
+    the CLV's own slope."""
+    model = clv.BetaGeoBetaBinomModel().fit(donations)
+    summary = donations.assign(T=donations["n_periods"], monetary_value=np.linspace(20.0, 80.0, len(donations)))
+    summary["frequency"] = summary["frequency"].astype(float)
+    gg = clv.GammaGammaModel()
+    gg.params_ = pd.Series({"p": 6.0, "q": 4.0, "v": 15.0})
+    gg.covariance_ = pd.DataFrame(np.diag([0.5, 0.3, 2.0]), index=gg.names, columns=gg.names)
+    value = clv.discounted_clv(model, gg, summary, 36, 0.1, period_days=365.25)
+    yearly = [model.expected_purchases(k, summary) for k in (0, 1, 2, 3)]
+    expected = sum((yearly[k] - yearly[k - 1]) / 1.1 ** k for k in (1, 2, 3)) * gg.expected_spend(summary)
+    np.testing.assert_allclose(value, expected, rtol=1e-9)
+    uncertainty = clv.clv_uncertainty(model, gg, summary, 36, 0.1, period_days=365.25)
+    up = model.params_.copy()
+    up["gamma"] *= 1.001
+    slope = (clv.discounted_clv(model, gg, summary, 36, 0.1, 365.25, purchase_params=up).sum() - value.sum()) / (
+        up["gamma"] - model.params_["gamma"])
+    assert uncertainty.clv_gradient[:, 2].sum() == pytest.approx(slope, rel=1e-2)
+    assert uncertainty.total().estimate == pytest.approx(value.sum(), rel=1e-12)
+
+
+def test_bgbb_fits_customer_rows_as_their_distinct_histories(donations):
+    rows = donations.loc[donations.index.repeat(donations["weights"])].drop(columns="weights")
+    per_customer = clv.BetaGeoBetaBinomModel().fit(rows.sample(frac=1.0, random_state=3))
+    weighted = clv.BetaGeoBetaBinomModel().fit(donations)
+    np.testing.assert_allclose(per_customer.params_, weighted.params_, rtol=1e-6)
+    assert per_customer.n_customers_ == 11104
+    assert per_customer.log_likelihood_ == pytest.approx(weighted.log_likelihood_, rel=1e-10)

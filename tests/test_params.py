@@ -49,3 +49,21 @@ def test_id_must_match_file_name(params_dir):
     with pytest.raises(CustlibDataError) as e:
         load_params("online", params_dir)
     assert e.value.column == "id"
+
+
+def test_purchase_occasions_default_to_continuous_and_bg_bb_needs_discrete_ones(params_dir):
+    p = load_params("stores", params_dir)
+    assert p.lifecycle.purchase_occasions == "continuous" and p.lifecycle.purchase_model == "auto"
+    f = params_dir / "business_units" / "stores.yaml"
+    text = f.read_text()
+    f.write_text(text + "\nlifecycle:\n  purchase_model: bg_bb\n")
+    with pytest.raises(CustlibDataError) as e:
+        load_params("stores", params_dir)
+    assert e.value.column == "lifecycle" and "purchase_occasions to yearly, quarterly or monthly" in str(e.value)
+    f.write_text(text + "\nlifecycle:\n  purchase_model: bg_bb\n  purchase_occasions: quarterly\n")
+    p = load_params("stores", params_dir)
+    assert (p.lifecycle.purchase_model, p.lifecycle.purchase_occasions) == ("bg_bb", "quarterly")
+    f.write_text(text + "\nlifecycle:\n  purchase_occasions: weekly\n")
+    with pytest.raises(CustlibDataError) as e:
+        load_params("stores", params_dir)
+    assert e.value.column == "lifecycle.purchase_occasions"

@@ -111,10 +111,21 @@ def lapse_curves(curves, *, ax: plt.Axes | None = None) -> plt.Axes:
 
 
 def holdout_by_frequency(by_frequency: pd.DataFrame, *, weeks: int, names: dict | None = None,
-                         ax: plt.Axes | None = None) -> plt.Axes:
+                         occasions: str | None = None, ax: plt.Axes | None = None) -> plt.Axes:
     """Mean actual and each model's predicted purchases in the holdout, by calibration repeat
     purchases; ``by_frequency``: ``model, bucket, customers, actual, predicted``
-    (:attr:`custlib.lifecycle.HoldoutCheck.by_frequency`); ``names``: model -> display name."""
+    (:attr:`custlib.lifecycle.HoldoutCheck.by_frequency`, rows of models that count the same
+    thing); ``names``: model -> display name; ``occasions``: the word for the occasions (e.g.
+    "years") when the rows are BG/BB's, which count occasions with a purchase, not purchases."""
+    if occasions is None:
+        legend = t("lifecycle.charts.holdout_legend", weeks=weeks)
+        title = t("lifecycle.charts.holdout_title", weeks=weeks)
+        x_label, y_label = t("lifecycle.charts.calibration_repeats"), t("lifecycle.charts.mean_purchases")
+    else:
+        legend, title = (t("lifecycle.charts.holdout_legend_occasions", units=occasions),
+                         t("lifecycle.charts.holdout_title_occasions", units=occasions))
+        x_label = t("lifecycle.charts.calibration_occasions", units=occasions)
+        y_label = t("lifecycle.charts.mean_occasions", units=occasions)
     first = by_frequency[by_frequency["model"] == by_frequency["model"].iloc[0]]
     actual = first.assign(series=t("lifecycle.charts.actual"), purchases=first["actual"])
     predicted = by_frequency.assign(
@@ -124,10 +135,9 @@ def holdout_by_frequency(by_frequency: pd.DataFrame, *, weeks: int, names: dict 
     d["bucket"] = d["bucket"] + "\n(n = " + d["customers"].map(_count) + ")"
     ax = axes(ax, (9, 4.2))
     sns.barplot(data=d, x="bucket", y="purchases", hue="series", ax=ax)
-    ax.legend(title=t("lifecycle.charts.holdout_legend", weeks=weeks), fontsize=8, title_fontsize=8)
+    ax.legend(title=legend, fontsize=8, title_fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
-    return finish(ax, t("lifecycle.charts.holdout_title", weeks=weeks), t("lifecycle.charts.calibration_repeats"),
-                  t("lifecycle.charts.mean_purchases"))
+    return finish(ax, title, x_label, y_label)
 
 
 def tracking(track: pd.DataFrame, *, calibration_end, model: str, ax: plt.Axes | None = None) -> plt.Axes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from custlib import clv, lifecycle, report
+from custlib import clv, features, lifecycle, report
 from custlib.funnel import ALL_SOURCES, Funnel
 from custlib.funnel import STAGES as FUNNEL_STAGES
 from custlib.params import LIFECYCLE_STAGES, UnitParams
@@ -184,7 +184,7 @@ def caveats(lc: lifecycle.LifecycleResult, params: UnitParams) -> list[str]:
             out.append(t("lifecycle.warnings.funnel_few", steps=few, needed=small))
     if isinstance(lc.churn, pd.DataFrame) and len(lc.churn) < small:
         out.append(t("lifecycle.warnings.churn_few", n=len(lc.churn)))
-    if isinstance(lc.ranking, lifecycle.ChurnRanking) and _ranking_row(
+    if _ranked(lc.ranking, lc.purchase_model.model) and _ranking_row(
             lc.ranking, lc.purchase_model.model, "auc_difference")["ci_low"] <= 0:
         out.append(t("lifecycle.warnings.ranking_weak"))
     if isinstance(lc.holdout, lifecycle.HoldoutCheck):
@@ -328,7 +328,26 @@ def lapse_groups(curves: lifecycle.LapseCurves | Unavailable) -> bool:
 
 def model_names() -> dict[str, str]:
     """Purchase model key -> display name, for the charts."""
-    return {k: model_name(k) for k in lifecycle.PURCHASE_MODELS}
+    return {k: model_name(k) for k in (*lifecycle.PURCHASE_MODELS, *lifecycle.OCCASION_MODELS)}
+
+
+def occasion_words(occasion: str) -> dict[str, str]:
+    """``unit`` and ``units``: the report's words for one calendar occasion and several
+    (``yearly``: year, years), for the sentences about BG/BB."""
+    return {"unit": t(f"lifecycle.occasions.unit.{occasion}"), "units": t(f"lifecycle.occasions.units.{occasion}")}
+
+
+def occasion_count(n: int, occasion: str) -> str:
+    """"1 year", "2 quarters", "6 months" in the report language."""
+    return t(f"lifecycle.occasions.{'one' if n == 1 else 'many'}.{occasion}", n=fmt.value(n, "count"))
+
+
+def holdout_occasions(holdout: lifecycle.HoldoutCheck, params: UnitParams) -> int:
+    """The whole occasions BG/BB forecasts in the holdout check: after the last whole occasion
+    by the calibration end, up to the observation end (:func:`features.occasion_summary`)."""
+    occasion = params.lifecycle.purchase_occasions
+    return (features.last_whole_occasion(params.observation_end, occasion)
+            - features.last_whole_occasion(holdout.calibration_end, occasion))
 
 
 def comparison_table(holdout: lifecycle.HoldoutCheck, params: UnitParams) -> pd.DataFrame:
@@ -378,6 +397,12 @@ def purchase_models(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
     if choice.forced_failed:
         report.note(t("lifecycle.warnings.forced_failed", forced=model_name(choice.forced_failed),
                       model=model_name(choice.model)))
+    if report.available(h) and set(lifecycle.OCCASION_MODELS) & set(h.models):
+        occasion = r.purchase_occasions
+        n = holdout_occasions(h, params)
+        key = "lifecycle.models.occasions" if n > 0 else "lifecycle.models.occasions_no_holdout"
+        report.note(t(key, window=occasion_count(n, occasion), end=f"{h.calibration_end:%Y-%m-%d}",
+                      **occasion_words(occasion)))
     chosen = h.comparison.set_index("model").loc[choice.model] if isinstance(h, lifecycle.HoldoutCheck) else None
     error = "–" if chosen is None or pd.isna(chosen["error"]) else fmt.value(abs(chosen["error"]), "pct")
     report.note(t(f"lifecycle.models.chosen.{choice.reason}", model=model_name(choice.model), error=error, tie=tie))
@@ -386,7 +411,7 @@ def purchase_models(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
 # -- CLV and the churn warning -------------------------------------------------------------------
 
 def model_name(model: str) -> str:
-    """Display name of a purchase model key (``bg_nbd``, ``pareto_nbd``)."""
+    """Display name of a purchase model key (``bg_nbd``, ``pareto_nbd``, ``bg_bb``)."""
     return name("lifecycle_purchase_model", model)
 
 
@@ -417,6 +442,8 @@ def value(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
         for fitted, warnings in lc.value.values.get("warnings", {}).items():
             report.note(t("lifecycle.value.fit_warnings", model=fitted, warnings=_fit_warnings(warnings)))
         return False
+    if lc.value.model in lifecycle.OCCASION_MODELS:
+        report.note(t("lifecycle.value.occasions", months=r.clv_horizon_months, **occasion_words(r.purchase_occasions)))
     report.note(t("lifecycle.value.total", n=fmt.value(lc.value.total.estimate.n, "count"),
                   months=r.clv_horizon_months, value=_money(lc.value.total.estimate, params)))
     return True
@@ -426,17 +453,27 @@ def _ranking_row(ranking: lifecycle.ChurnRanking, score: str, metric: str) -> pd
     return ranking.table.set_index(["score", "metric"]).loc[(score, metric)]
 
 
+def _ranked(ranking: lifecycle.ChurnRanking | Unavailable, score: str) -> bool:
+    """Whether the holdout ranking scored ``score`` (BG/BB is not scored without holdout occasions)."""
+    return isinstance(ranking, lifecycle.ChurnRanking) and score in set(ranking.table["score"])
+
+
 def churn_table(lc: lifecycle.LifecycleResult, params: UnitParams, rows: int = CHURN_ROWS_SHOWN) -> pd.DataFrame:
     """The top ``rows`` of the churn-warning list for the report: display names, probabilities
     in %, money in whole currency units (the currency in the header); "newly at risk" only when
     one of them is."""
-    c, cur = lc.churn.head(rows), params.currency
+    c, cur, r = lc.churn.head(rows), params.currency, params.lifecycle
     amount = lambda x: fmt.value(x, "number", digits=0)
+    if lc.value.model in lifecycle.OCCASION_MODELS:
+        window = lifecycle.churn_window_occasions(r.holdout_weeks, r.purchase_occasions)
+        no_purchase = t("lifecycle.churn.p_no_purchase_occasions", window=occasion_count(window, r.purchase_occasions))
+    else:
+        no_purchase = t("lifecycle.churn.p_no_purchase", weeks=r.holdout_weeks)
     out = pd.DataFrame({
         t("lifecycle.churn.rank"): c["risk_rank"].map(lambda x: fmt.value(x, "count")),
         t("lifecycle.churn.customer"): c["customer_id"],
         t("lifecycle.churn.p_alive"): c["p_alive"].map(_pct),
-        t("lifecycle.churn.p_no_purchase", weeks=params.lifecycle.holdout_weeks): c["p_no_purchase"].map(_pct),
+        no_purchase: c["p_no_purchase"].map(_pct),
         t("lifecycle.churn.clv", currency=cur): c["clv"].map(amount),
         t("lifecycle.churn.if_retained", currency=cur): c["value_if_retained"].map(amount),
         t("lifecycle.churn.at_stake", currency=cur): c["value_at_risk"].map(amount),
@@ -453,7 +490,7 @@ def churn(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
     report.section(t("lifecycle.churn.title"), t(
         "lifecycle.churn.intro", top=_pct(1 - r.churn_value_quantile), at_risk=stage_name("at_risk", params),
         p=_pct(r.at_risk_p_alive), months=r.clv_horizon_months))
-    if isinstance(lc.ranking, lifecycle.ChurnRanking):
+    if _ranked(lc.ranking, lc.purchase_model.model):
         model, rule = lc.purchase_model.model, lifecycle.RULE_SCORE
         diff = _ranking_row(lc.ranking, model, "auc_difference")
         report.note(t("lifecycle.churn.check", weeks=r.holdout_weeks, model=model_name(model),
@@ -524,19 +561,25 @@ def funnel(lc: lifecycle.LifecycleResult, params: UnitParams) -> bool:
 
 # -- method and diagnostics ----------------------------------------------------------------------
 
-def _fitted(value: lifecycle.CustomerValue, params: UnitParams) -> list[tuple[str, object]]:
-    return [(t("lifecycle.diagnostics.purchases", model=model_name(value.model)), value.purchases),
-            (t("lifecycle.diagnostics.gamma_gamma", currency=params.currency), value.spend)]
+def _fitted(value: lifecycle.CustomerValue, params: UnitParams) -> list[tuple[str, object, str]]:
+    """(label, fitted model, the catalogue's kind of its parameter names) of both models."""
+    if value.model in lifecycle.OCCASION_MODELS:
+        purchases = (t("lifecycle.diagnostics.purchases_occasions", model=model_name(value.model),
+                       **occasion_words(params.lifecycle.purchase_occasions)), "lifecycle_bg_bb_parameter")
+    else:
+        purchases = (t("lifecycle.diagnostics.purchases", model=model_name(value.model)), "lifecycle_clv_parameter")
+    return [(purchases[0], value.purchases, purchases[1]),
+            (t("lifecycle.diagnostics.gamma_gamma", currency=params.currency), value.spend, "lifecycle_clv_parameter")]
 
 
 def model_table(value: lifecycle.CustomerValue, params: UnitParams) -> pd.DataFrame:
-    """The chosen purchase model's (per week) and Gamma-Gamma's (currency) parameters: estimate,
-    standard error and the 95% interval (log-scale Wald)."""
+    """The chosen purchase model's (per week, or BG/BB's shape parameters) and Gamma-Gamma's
+    (currency) parameters: estimate, standard error and the 95% interval (log-scale Wald)."""
     rows = []
-    for model, fitted in _fitted(value, params):
+    for model, fitted, kind in _fitted(value, params):
         for r in fitted.summary.itertuples():
             rows.append({t("lifecycle.diagnostics.model"): model,
-                         t("lifecycle.diagnostics.parameter"): name("lifecycle_clv_parameter", r.parameter),
+                         t("lifecycle.diagnostics.parameter"): name(kind, r.parameter),
                          t("lifecycle.diagnostics.estimate"): fmt.value(r.estimate, "number", digits=3),
                          t("lifecycle.diagnostics.se"): fmt.value(r.se, "number", digits=3),
                          t("lifecycle.diagnostics.ci"): fmt.interval(r._asdict(), "number", digits=3)})
@@ -547,11 +590,12 @@ def fit_table(value: lifecycle.CustomerValue, params: UnitParams) -> pd.DataFram
     """Customers, log-likelihood and convergence of both models."""
     parts = _fitted(value, params)
     return pd.DataFrame({
-        t("lifecycle.diagnostics.model"): [m for m, _ in parts],
-        t("lifecycle.diagnostics.customers"): [fmt.value(f.n_customers_, "count") for _, f in parts],
-        t("lifecycle.diagnostics.log_likelihood"): [fmt.value(f.log_likelihood_, "number", digits=1) for _, f in parts],
+        t("lifecycle.diagnostics.model"): [m for m, _, _ in parts],
+        t("lifecycle.diagnostics.customers"): [fmt.value(f.n_customers_, "count") for _, f, _ in parts],
+        t("lifecycle.diagnostics.log_likelihood"): [fmt.value(f.log_likelihood_, "number", digits=1)
+                                                    for _, f, _ in parts],
         t("lifecycle.diagnostics.converged"): [t("lifecycle.churn.yes") if f.converged_ else t("lifecycle.diagnostics.no")
-                                               for _, f in parts],
+                                               for _, f, _ in parts],
     })
 
 
@@ -581,23 +625,38 @@ def diagnostics(lc: lifecycle.LifecycleResult, params: UnitParams) -> None:
     """The one collapsed "Method and diagnostics" block: how value at risk is defined, the
     fitted model parameters and fit, the holdout check, the churn ranking, the log-rank tests
     and the funnel by lead source."""
-    r = params.lifecycle
-    parts = [report.note_html(t("lifecycle.diagnostics.method", model=model_name(lc.purchase_model.model),
-                                months=r.clv_horizon_months,
-                                rate=_pct(r.annual_discount_rate), weeks=r.holdout_weeks)),
+    r, model = params.lifecycle, lc.purchase_model.model
+    if model in lifecycle.OCCASION_MODELS:
+        method = t("lifecycle.diagnostics.method_occasions", model=model_name(model), months=r.clv_horizon_months,
+                   rate=_pct(r.annual_discount_rate), weeks=r.holdout_weeks, **occasion_words(r.purchase_occasions))
+    else:
+        method = t("lifecycle.diagnostics.method", model=model_name(model), months=r.clv_horizon_months,
+                   rate=_pct(r.annual_discount_rate), weeks=r.holdout_weeks)
+    parts = [report.note_html(method),
              report.note_html(t("lifecycle.diagnostics.value_at_risk", months=r.clv_horizon_months))]
     if lc.has_value:
         parts += [report.table_html(model_table(lc.value, params), t("lifecycle.diagnostics.model_caption"),
                                     n=lc.value.purchases.n_customers_),
                   report.table_html(fit_table(lc.value, params), t("lifecycle.diagnostics.fit_caption"))]
     if isinstance(lc.holdout, lifecycle.HoldoutCheck):
-        parts += [report.note_html(t("lifecycle.diagnostics.holdout", weeks=r.holdout_weeks,
-                                     end=f"{lc.holdout.calibration_end:%Y-%m-%d}")),
-                  report.figure_html(lifecycle_plots.holdout_by_frequency(
-                      lc.holdout.by_frequency, weeks=r.holdout_weeks, names=model_names())),
-                  report.figure_html(lifecycle_plots.tracking(
-                      lc.holdout.tracking, calibration_end=lc.holdout.calibration_end,
-                      model=model_name(lc.holdout.choice.model)))]
+        h = lc.holdout
+        parts.append(report.note_html(t("lifecycle.diagnostics.holdout", weeks=r.holdout_weeks,
+                                        end=f"{h.calibration_end:%Y-%m-%d}")))
+        on_occasions = h.by_frequency["model"].isin(list(lifecycle.OCCASION_MODELS))
+        if (~on_occasions).any():
+            parts.append(report.figure_html(lifecycle_plots.holdout_by_frequency(
+                h.by_frequency[~on_occasions], weeks=r.holdout_weeks, names=model_names())))
+        if on_occasions.any():
+            parts.append(report.figure_html(lifecycle_plots.holdout_by_frequency(
+                h.by_frequency[on_occasions], weeks=r.holdout_weeks, names=model_names(),
+                occasions=occasion_words(r.purchase_occasions)["units"])))
+        if h.tracking is not None:
+            if h.tracking_model != h.choice.model:
+                parts.append(report.note_html(t(
+                    "lifecycle.diagnostics.tracking_other", model=model_name(h.tracking_model),
+                    chosen=model_name(h.choice.model), **occasion_words(r.purchase_occasions))))
+            parts.append(report.figure_html(lifecycle_plots.tracking(
+                h.tracking, calibration_end=h.calibration_end, model=model_name(h.tracking_model))))
     else:
         parts.append(report.note_html(lc.holdout.reason))
     if isinstance(lc.ranking, lifecycle.ChurnRanking):
