@@ -53,7 +53,7 @@ def _compress(summary: pd.DataFrame, columns: list[str]) -> tuple[dict[str, np.n
 # why a fit is not trusted (worded in the report's catalogue, lifecycle.model_warnings)
 FIT_WARNING_KEYS = ("optimiser_failed", "no_finite_maximum", "boundary_zero", "boundary_infinity",
                     "singular_information", "standard_errors", "no_repeat_purchases", "no_transactions",
-                    "no_repeat_spend")
+                    "no_repeat_spend", "no_finite_mean_spend")
 
 
 class FitWarning(str):
@@ -74,15 +74,31 @@ class FitWarning(str):
         return type(self), (self.key, self.values)
 
 
+NEWTON_STEP = 1e-6  # log-parameters: an optimiser stop this close to a stationary point is a maximum
+
+
 def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -> tuple[np.ndarray, list[FitWarning]]:
     """Maximise a log-likelihood over log-parameters; returns the natural parameters and what
-    went wrong (empty when the optimiser converged to a finite, positive maximum)."""
+    went wrong (empty when the optimiser converged to a finite, positive maximum).
+
+    L-BFGS-B's line search can stop right at a maximum, where the objective is flat to rounding
+    (the last digits of the data's sums then decide whether it reports success). Such a stop is
+    a maximum when the objective is convex there and the Newton step to the stationary point is
+    below :data:`NEWTON_STEP` in every log-parameter; that step is taken. Otherwise the fit is
+    flagged."""
     x0 = np.zeros(n_params) if start is None else np.log(start)
+    options = {"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9}
     # a 4-parameter problem: BLAS threads only add contention; the line search may probe extreme
     # values that overflow, and the result is checked below
     with threadpool_limits(1), np.errstate(all="ignore"):
-        res = optimize.minimize(neg_ll_and_grad, x0, jac=True, method="L-BFGS-B",
-                                options={"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9})
+        res = optimize.minimize(neg_ll_and_grad, x0, jac=True, method="L-BFGS-B", options=options)
+        if not res.success and np.all(np.isfinite(res.x) & np.isfinite(res.jac)):
+            hess = approx_fprime(res.x, lambda x: neg_ll_and_grad(x)[1], centered=True)
+            hess = (hess + hess.T) / 2
+            if np.all(np.isfinite(hess)) and np.linalg.eigvalsh(hess).min() > 0:
+                step = np.linalg.solve(hess, res.jac)
+                if np.max(np.abs(step)) <= NEWTON_STEP:
+                    res.x, res.success = res.x - step, True
     theta = np.exp(res.x)
     problems = [] if res.success else [FitWarning("optimiser_failed")]
     if not np.all(np.isfinite(theta) & (theta > 0)):
@@ -770,6 +786,10 @@ class GammaGammaModel(_MaximumLikelihoodModel):
         scales = np.array([1.0, 1.0, float(np.mean(z))]) if len(x) else None  # v relative to the mean spend
         self._fit(lambda th, gradient=False: self._log_likelihood(th, x, z, gradient=gradient), len(x),
                   None if len(x) else FitWarning("no_repeat_spend"), scales=scales, fit_scales=scales)
+        q = self.params_["q"]
+        if q <= 1:  # E[nu^-1] = v / (q - 1): no finite mean spend, so no expected spend of a new buyer
+            self.warnings_ = [*self.warnings_, FitWarning("no_finite_mean_spend", {"q": float(q)})]
+            self.converged_ = False
         return self
 
     def expected_spend(self, summary: pd.DataFrame, params: pd.Series | None = None) -> pd.Series:
