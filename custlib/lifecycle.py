@@ -179,6 +179,9 @@ class _PurchaseDays:
         tx = features.as_table(transactions)
         t = tx.filter((tx.amount >= 0) & (tx.order_date <= until))
         lists = t.group_by("customer_id").aggregate(days=t.order_date.collect()).to_pyarrow()
+        customer = customer_ids.get_indexer(lists["customer_id"].to_numpy())
+        lists = lists.filter(customer >= 0)  # buyers missing from customer_ids are left out
+        self.customer = customer[customer >= 0]
         lengths = pc.list_value_length(lists["days"]).to_numpy()
         day = pc.list_flatten(lists["days"]).to_numpy().astype("datetime64[D]").astype(np.int64)
         origin = day.min() if len(day) else 0
@@ -187,11 +190,8 @@ class _PurchaseDays:
         key = np.sort(np.repeat(np.arange(len(lengths)), lengths) * span + (day - origin))
         buyer, day = np.divmod(key[np.diff(key, prepend=-1) != 0], span)
         self.days = day + origin
-        starts = np.flatnonzero(np.diff(buyer, prepend=-1))
-        customer = customer_ids.get_indexer(lists["customer_id"].to_numpy())
-        known = customer >= 0
-        self.customer, self.starts = customer[known], starts[known]
-        self.first = self.days[self.starts]
+        self.starts = starts = np.flatnonzero(np.diff(buyer, prepend=-1))
+        self.first = self.days[starts]
         self.occasion = occasion
         if occasion is not None:
             months = self.days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)  # since 1970-01
@@ -201,7 +201,6 @@ class _PurchaseDays:
             new[starts] = True
             seen = np.cumsum(new)
             self.occasion_rank = seen - seen[starts][buyer]
-            self.all_starts, self.known = starts, known
 
     def as_of(self, day: int) -> tuple[np.ndarray, np.ndarray]:
         """Per buyer: the purchase days up to ``day`` (int32) and the last of them (the first
@@ -218,14 +217,14 @@ class _PurchaseDays:
         last = features.last_whole_occasion(date(1970, 1, 1) + timedelta(days=int(day)), self.occasion)
         if not len(self.starts):
             return pd.DataFrame({"frequency": [], "recency": [], "n_periods": []}, dtype=float)
-        starts = self.all_starts
+        starts = self.starts
         whole = np.add.reduceat(self.day_occasion <= last, starts, dtype=np.int64)  # days in whole occasions
         latest = starts + np.maximum(whole - 1, 0)
         first = self.day_occasion[starts]
         history = pd.DataFrame({"frequency": np.where(whole > 0, self.occasion_rank[latest], 0),
                                 "recency": np.where(whole > 0, self.day_occasion[latest] - first, 0),
                                 "n_periods": np.maximum(last - first, 0)}, dtype=float)
-        return history[self.known].reset_index(drop=True)
+        return history
 
 
 @dataclass(frozen=True)

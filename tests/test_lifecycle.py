@@ -66,7 +66,9 @@ def test_stage_rules_by_hand():
 
 
 def test_stage_history_snapshots_and_transitions_by_hand():
-    tx = _tx([("A", "2025-01-10", 10.0), ("C", "2025-02-10", 5.0)])
+    # "AB" is not a customer (an unvalidated source): its purchase days count for nobody
+    tx = _tx([("A", "2025-01-10", 10.0), ("AB", "2025-01-11", 1.0), ("AB", "2025-01-12", 1.0),
+              ("AB", "2025-02-12", 1.0), ("C", "2025-02-10", 5.0)])
     customers = pd.DataFrame({"customer_id": ["A", "B", "C"],
                               "signup_date": pd.to_datetime(["2025-01-05", "2025-01-20", "2025-02-10"])})
     leads = pd.DataFrame({
@@ -87,6 +89,7 @@ def test_stage_history_snapshots_and_transitions_by_hand():
     cur = h.current()
     assert sorted(cur.index) == ["A", "B", "C"]  # the open lead L1 is not a customer
     assert cur.loc["C", "stage"] == "new" and cur.loc["B", "stage"] == "prospect"
+    assert cur.loc[["A", "C"], "purchase_days"].tolist() == [1, 1]
     assert h.previous_stage().to_dict() == {"A": "new", "B": "prospect"}
 
 
