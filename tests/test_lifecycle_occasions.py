@@ -9,12 +9,13 @@ import dataclasses
 import re
 from datetime import date
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT
 
-from custlib import clv, demo, features, lifecycle, sources
+from custlib import clv, demo, features, lifecycle, plots, sources
 from custlib.present import i18n
 from custlib.present import lifecycle as present
 
@@ -262,6 +263,12 @@ def test_forced_bgbb_keeps_the_tracking_chart_on_a_purchase_day_model(small_b2b_
 def test_the_report_names_bgbb_and_its_occasions(yearly, language, monkeypatch):
     data, lc = yearly
     i18n.set_language(language)
+    with plt.rc_context():
+        plots.use_style()  # the report's fonts, which draw Chinese
+        _show_bgbb_report(data, lc, language, monkeypatch)
+
+
+def _show_bgbb_report(data, lc, language, monkeypatch):
     table = present.comparison_table(lc.holdout, data.params)
     assert table.iloc[:, 0].tolist() == ["BG/NBD", "Pareto/NBD", "BG/BB"]
     shown = []
