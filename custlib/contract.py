@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# dtype names used here -> ibis type strings used for casting in the engine
-IBIS_TYPES = {"string": "string", "date": "date", "int": "int64", "float": "float64"}
+# dtype names used here -> ibis type strings used for casting in the engine. A "timestamp" is a
+# date with its time of day, in the unit's local time (no time zone).
+IBIS_TYPES = {"string": "string", "date": "date", "timestamp": "timestamp", "int": "int64",
+              "float": "float64"}
 
 
 @dataclass(frozen=True)
@@ -17,8 +19,9 @@ class Column:
     """One column of an input table.
 
     ``allowed``: the only permitted values; ``min``/``max``: inclusive numeric range;
-    ``references``: ``"table.column"`` the value must exist in; ``personal``: personal data
-    that no report may contain.
+    ``references``: ``"table.column"`` the value must exist in; ``not_before``: another column
+    of the same table (same dtype) that this one may not precede where both are given;
+    ``personal``: personal data that no report may contain.
     """
 
     name: str
@@ -31,6 +34,7 @@ class Column:
     max: float | None = None
     unique: bool = False
     references: str | None = None
+    not_before: str | None = None
     personal: bool = False
 
 
@@ -62,6 +66,10 @@ GENDERS = ("female", "male", "other")
 INCOME_BANDS = ("low", "lower_mid", "upper_mid", "high")
 LOYALTY_TIERS = ("points", "vip")
 LEAD_STAGES = ("lead", "qualified", "opportunity", "won", "lost")
+CAMPAIGN_CHANNELS = ("email", "sms", "push", "ads", "call")
+CAMPAIGN_GROUPS = ("treatment", "holdout")
+TICKET_CHANNELS = ("phone", "email", "chat", "social", "store")
+TICKET_CATEGORIES = ("complaint", "inquiry", "return", "delivery", "billing", "technical", "other")
 SURVEY_ATTRIBUTES = (
     "product_quality",
     "value_for_money",
@@ -159,8 +167,67 @@ LEADS = Table(
     required=False,
 )
 
+CAMPAIGNS = Table(
+    "campaigns",
+    "One row per marketing campaign (e-mail, SMS, push, ads or call campaign).",
+    (
+        Column("campaign_id", "string", "Campaign key", unique=True),
+        _BU,
+        # not "name": outputs are checked for that column name as a personal field
+        Column("campaign_name", "string", "Campaign name as the marketing team knows it"),
+        Column("start_date", "date", "First day of the campaign (first send)"),
+        Column("end_date", "date", "Last day of the campaign's offer", not_before="start_date"),
+        Column("offer", "string", "What the message offered (e.g. 10% off, free shipping); empty for a "
+                                  "message without an offer", nullable=True),
+        Column("cost_per_contact", "float", "Cost of contacting one customer, in the unit's currency", min=0),
+    ),
+    required=False,
+)
+
+CAMPAIGN_CONTACTS = Table(
+    "campaign_contacts",
+    "One row per customer a campaign selected: the contacted customers and, where the campaign "
+    "kept a random holdout, the customers held out (not contacted).",
+    (
+        Column("campaign_id", "string", "Campaign", references="campaigns.campaign_id"),
+        Column("customer_id", "string", "Customer selected", references="customers.customer_id"),
+        _BU,
+        Column("channel", "string", "Channel of the message", allowed=CAMPAIGN_CHANNELS),
+        Column("sent_date", "date", "Date the message was sent (holdout: the date it would have been)"),
+        Column("group", "string", "treatment (contacted) or holdout (randomly held out, not contacted); "
+                                  "empty when the campaign kept no random holdout",
+               nullable=True, allowed=CAMPAIGN_GROUPS),
+        Column("opened", "int", "1 if the message was opened, 0 if not; empty where the channel does not "
+                                "track opens, and for the holdout", nullable=True, min=0, max=1),
+        Column("clicked", "int", "1 if a link in the message was clicked, 0 if not; empty where not "
+                                 "tracked, and for the holdout", nullable=True, required=False, min=0, max=1),
+    ),
+    required=False,
+)
+
+SERVICE_TICKETS = Table(
+    "service_tickets",
+    "One row per customer-service ticket (a call, e-mail, chat, social-media message or store visit "
+    "asking for help). Times are local date-times, so response times can be measured in hours.",
+    (
+        Column("ticket_id", "string", "Ticket key", unique=True),
+        Column("customer_id", "string", "Customer who opened the ticket", references="customers.customer_id"),
+        _BU,
+        Column("opened_at", "timestamp", "Date and time the ticket was opened"),
+        Column("first_response_at", "timestamp", "Date and time of the first answer by an agent; empty when "
+                                                 "never answered", nullable=True, not_before="opened_at"),
+        Column("resolved_at", "timestamp", "Date and time the ticket was resolved; empty while unresolved",
+               nullable=True, not_before="opened_at"),
+        Column("channel", "string", "Service channel the ticket came in by", allowed=TICKET_CHANNELS),
+        Column("category", "string", "What the ticket is about", allowed=TICKET_CATEGORIES),
+        Column("resolved", "int", "1 if the ticket was resolved, 0 if not", min=0, max=1),
+    ),
+    required=False,
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (CUSTOMERS, TRANSACTIONS, LOYALTY_MEMBERS, SURVEY_RESPONSES, LEADS)
+    t.name: t for t in (CUSTOMERS, TRANSACTIONS, LOYALTY_MEMBERS, SURVEY_RESPONSES, LEADS, CAMPAIGNS,
+                        CAMPAIGN_CONTACTS, SERVICE_TICKETS)
 }
 
 PERSONAL_FIELDS: tuple[str, ...] = tuple(
@@ -205,6 +272,9 @@ def contract_markdown() -> str:
         "these columns under `sources:` in params (see the README). Columns marked personal are",
         "never shown in reports or exported target lists.",
         "",
+        "Types: `string` text; `date` a calendar day (`2024-03-05`); `timestamp` a date with its time",
+        "of day in the unit's local time (`2024-03-05 14:30:00`); `int` a whole number; `float` a number.",
+        "",
         "`customers` and `transactions` are required. The other tables are optional: without one",
         "(absent, or no rows for the unit) the reports and sections below that need it are",
         "replaced by a note, and everything else is rendered.",
@@ -216,6 +286,10 @@ def contract_markdown() -> str:
           for a in ANALYSES.values()),
         "",
     ]
+    used = {t for a in ANALYSES.values() for t in (*a.needs, *a.sections.values())}
+    unused = [f"`{t}`" for t in TABLES if t not in used]
+    if unused:
+        lines += [f"Not read by any report yet: {', '.join(unused)}.", ""]
     for t in TABLES.values():
         lines += [f"## `{t.name}` ({'required' if t.required else 'optional'})", "", t.description, "",
                   "| column | type | required | rules | description |",
@@ -234,6 +308,8 @@ def contract_markdown() -> str:
                 rules.append(f"≤ {c.max:g}")
             if c.references:
                 rules.append(f"exists in `{c.references}`")
+            if c.not_before:
+                rules.append(f"not before `{c.not_before}`")
             if c.personal:
                 rules.append("**personal**")
             lines.append(

@@ -24,7 +24,21 @@ against what was planted:
 * **leads** progress through qualified -> opportunity -> won with planted conversion rates per
   source; the time to the decision at each stage does not depend on the outcome, so leads still
   open at the observation end are censored independently of their outcome;
+* **product categories**: an order's price tier follows the customer's tier shares; within the
+  tier, the category is the archetype's preferred one with probability
+  ``category_preference_strength``, else uniform;
+* **campaigns** (:class:`CampaignSpec`): randomised ones keep a random holdout of their audience;
+  a contacted customer who stays active through the conversion window places one extra order in
+  it with a probability that depends on the value tier at sending (zero for a campaign without
+  effect); one campaign has no holdout and contacts customers with more recent orders more often;
+* **service tickets** (:class:`ServiceSpec`): buyers open tickets at a yearly rate by archetype; the
+  first-response time depends on the service channel only (not on the customer); a first response
+  slower than the SLA raises the hazard of lapsing by a planted factor per 24 h (the customer
+  stops buying) and lowers later NPS and CSAT answers;
 * personal fields (names, e-mails, phones) are fake.
+
+Category preferences, tickets, service lapses and campaigns draw from random streams of their
+own (:data:`STREAMS`), so the draws of everything else are those of a generator without them.
 
 The generator is only ever a source of data: no analysis reads ``truth/``.
 """
@@ -63,6 +77,19 @@ PLACES_ZH = {"East": "华东", "North": "华北", "South": "华南", "Central": 
              "Xi'an": "西安"}
 INTERESTS = ("fashion", "technology", "home", "sports", "travel", "food", "family", "business")
 TIERS = ("basic", "standard", "premium")
+VALUE_TIERS = ("high", "mid", "low")
+VALUE_TIER_CUTS = (0.80, 0.95)  # Pareto rule, as segmentation.value_tier_cuts in params/defaults.yaml
+LAPSE_DAYS = 365  # a purchase followed by more than this many days without one starts a lapse
+# (lifecycle.lapsed_after_days in params/defaults.yaml)
+CONVERSION_WINDOW_DAYS = 30  # a campaign converts a customer who orders 1-30 days after sent_date
+SEND_DAYS = 3  # a campaign's messages go out over its first days
+RECENT_DAYS = 90  # recent activity that self-selected targeting looks at
+HAZARD_BIN_DAYS = 14  # bins of the natural lapse hazard after a ticket
+OPEN_RATES = {"email": 0.25, "push": 0.10, "call": 0.45}  # channels that track opens (a call: answered)
+CLICK_RATES = {"email": 0.04, "push": 0.02, "sms": 0.03, "ads": 0.01}  # channels that track clicks; per contact
+# random streams of their own, spawned from the batch's seed in this order (append new ones)
+STREAMS = ("categories", "tickets", "service_lapses", "campaigns")
+_DAY_KEY = 1 << 20  # customer number * _DAY_KEY + day: one sortable int64 per customer-day
 
 
 @dataclass
@@ -81,6 +108,60 @@ class Archetype:
     interest_probs: dict[str, float]
     enterprise_share: float
     channel_probs: dict[str, float]  # acquisition channel
+
+
+@dataclass
+class CampaignSpec:
+    """A planted campaign of a unit.
+
+    Eligible: customers whose first order is at least the conversion window before ``send``.
+    Randomised (``holdout`` set): a random ``audience`` share of them is selected and a random
+    ``holdout`` share of those is held out. Self-selected (``holdout`` None): a customer is
+    contacted with probability logistic(``targeting["intercept"]`` + ``targeting["slope"]`` *
+    log(1 + orders in the :data:`RECENT_DAYS` days before ``send``)). Messages go out over :data:`SEND_DAYS` days
+    from ``send``. ``response``: by value tier at sending, the probability that a contacted
+    customer who stays active through the window places one extra order in it because of the
+    campaign (0 everywhere: no effect).
+    """
+
+    key: str  # campaign id after the unit's prefix
+    name: str
+    send: str  # ISO date of the first send
+    channel: str  # contract.CAMPAIGN_CHANNELS
+    offer: str | None
+    cost_per_contact: float  # unit's currency
+    response: dict[str, float]  # value tier (high, mid, low) -> probability of an extra order
+    audience: float = 1.0
+    holdout: float | None = 0.15
+    targeting: dict[str, float] | None = None
+
+
+@dataclass
+class ServiceSpec:
+    """Customer service of a unit and what a slow first response does.
+
+    A buyer opens tickets at their archetype's ``ticket_rate`` per year from their first order
+    until they drop out, between 08:00 and 22:00. Channel and category are drawn independently of
+    the customer; first-response hours are lognormal by channel (median, sigma), so response
+    times do not depend on the customer's value or tenure; resolution hours after the first
+    response are lognormal by category. The delay of a customer's first ticket, ``min(max(hours - sla_hours, 0), cap_hours)``
+    in days (never answered: the cap), multiplies the hazard of lapse after that ticket by
+    ``lapse_hazard_ratio_per_day`` per day, and lowers the latent NPS (0-10 scale) and CSAT (1-5) of
+    the customer's later surveys by ``nps_per_day`` and ``csat_per_day`` per day.
+    """
+
+    ticket_rate: dict[str, float]  # archetype -> tickets per year while active
+    channels: dict[str, float]
+    categories: dict[str, float]
+    response_hours: dict[str, tuple[float, float]]  # channel -> lognormal (median, sigma) of hours
+    resolve_hours: dict[str, tuple[float, float]]  # category -> lognormal (median, sigma) after the response
+    never_answered: float  # share of tickets never answered
+    unresolved: float  # share of answered tickets never resolved
+    lapse_hazard_ratio_per_day: float
+    nps_per_day: float
+    csat_per_day: float
+    sla_hours: float = 24.0
+    cap_hours: float = 48.0
 
 
 @dataclass
@@ -103,6 +184,10 @@ class UnitSpec:
     lead_share: float
     funnel: dict[str, dict[str, float]]  # source -> stage -> conversion probability
     stage_days: dict[str, float]  # stage -> mean days to the decision
+    category_preference: dict[str, tuple[str, str, str]]  # archetype -> preferred basic/standard/premium category
+    campaigns: list[CampaignSpec]
+    service: ServiceSpec
+    category_preference_strength: float = 0.6  # P(the preferred category replaces the uniform draw)
     lead_sources: dict[str, float] = field(default_factory=dict)
     chinese_places: bool = False  # regions and cities written in Chinese (PLACES_ZH)
 
@@ -151,6 +236,34 @@ UNITS: dict[str, UnitSpec] = {
                 "search_ads": {"qualified": 0.50, "opportunity": 0.50, "won": 0.45},
                 "referral": {"qualified": 0.70, "opportunity": 0.60, "won": 0.55}},
         stage_days={"lead": 5, "qualified": 7, "opportunity": 10},
+        category_preference={"loyal_enthusiast": ("accessories", "apparel", "electronics"),
+                             "deal_hunter": ("home_basics", "beauty", "designer"),
+                             "premium_occasional": ("home_basics", "apparel", "designer"),
+                             "one_time_browser": ("accessories", "beauty", "electronics")},
+        campaigns=[
+            CampaignSpec("C01", "Spring sale", "2024-03-05", "email", "15% off", 0.05,
+                         {"high": 0.08, "mid": 0.30, "low": 0.10}, audience=0.6, holdout=0.15),
+            CampaignSpec("C02", "Summer free shipping", "2024-06-11", "push", "free shipping", 0.01,
+                         {"high": 0.06, "mid": 0.24, "low": 0.08}, audience=0.8, holdout=0.10),
+            CampaignSpec("C03", "Back to school", "2024-09-03", "email", "20% off apparel", 0.05,
+                         {"high": 0.10, "mid": 0.34, "low": 0.12}, audience=0.5, holdout=0.20),
+            CampaignSpec("C04", "Brand newsletter", "2025-02-11", "email", None, 0.03,
+                         {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),
+            CampaignSpec("C05", "Singles' Day VIP preview", "2025-10-21", "push", "early access", 0.01,
+                         {"high": 0.12, "mid": 0.12, "low": 0.12}, holdout=None,
+                         targeting={"intercept": -1.6, "slope": 1.4}),
+        ],
+        service=ServiceSpec(
+            ticket_rate={"loyal_enthusiast": 0.3, "deal_hunter": 0.5, "premium_occasional": 0.4,
+                         "one_time_browser": 0.6},
+            channels={"chat": 0.40, "email": 0.35, "phone": 0.10, "social": 0.15},
+            categories={"delivery": 0.30, "return": 0.25, "inquiry": 0.20, "complaint": 0.12, "billing": 0.05,
+                        "technical": 0.08},
+            response_hours={"chat": (0.05, 0.8), "email": (18.0, 0.9), "phone": (0.03, 0.5), "social": (5.0, 1.0)},
+            resolve_hours={"delivery": (24.0, 0.8), "return": (72.0, 0.7), "inquiry": (2.0, 1.0),
+                           "complaint": (48.0, 1.0), "billing": (24.0, 0.8), "technical": (36.0, 1.0)},
+            never_answered=0.02, unresolved=0.05, lapse_hazard_ratio_per_day=1.5, nps_per_day=1.5,
+            csat_per_day=0.5),
     ),
     "stores": UnitSpec(
         id="stores",
@@ -190,6 +303,34 @@ UNITS: dict[str, UnitSpec] = {
                 "social_media": {"qualified": 0.30, "opportunity": 0.40, "won": 0.45},
                 "referral": {"qualified": 0.65, "opportunity": 0.60, "won": 0.65}},
         stage_days={"lead": 3, "qualified": 5, "opportunity": 7},
+        category_preference={"regular_local": ("groceries", "kitchen", "wine"),
+                             "bargain_family": ("household", "clothing", "jewellery"),
+                             "premium_shopper": ("groceries", "clothing", "jewellery"),
+                             "occasional_visitor": ("household", "kitchen", "wine")},
+        campaigns=[
+            CampaignSpec("C01", "春季会员日", "2024-03-12", "sms", "满200减30", 0.08,
+                         {"high": 0.08, "mid": 0.15, "low": 0.25}, audience=0.6, holdout=0.15),
+            CampaignSpec("C02", "端午节促销", "2024-06-04", "push", "第二件半价", 0.01,
+                         {"high": 0.06, "mid": 0.12, "low": 0.20}, audience=0.8, holdout=0.10),
+            CampaignSpec("C03", "中秋礼盒预订", "2024-08-27", "sms", "礼盒9折", 0.08,
+                         {"high": 0.10, "mid": 0.18, "low": 0.30}, audience=0.5, holdout=0.20),
+            CampaignSpec("C04", "品牌月刊", "2025-03-04", "push", None, 0.01,
+                         {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),
+            CampaignSpec("C05", "双十一会员专享", "2025-10-28", "sms", "会员价", 0.08,
+                         {"high": 0.12, "mid": 0.12, "low": 0.12}, holdout=None,
+                         targeting={"intercept": -1.6, "slope": 1.4}),
+        ],
+        service=ServiceSpec(
+            ticket_rate={"regular_local": 0.25, "bargain_family": 0.4, "premium_shopper": 0.3,
+                         "occasional_visitor": 0.45},
+            channels={"store": 0.40, "phone": 0.25, "social": 0.10, "email": 0.20, "chat": 0.05},
+            categories={"return": 0.30, "inquiry": 0.30, "complaint": 0.20, "billing": 0.10, "other": 0.10},
+            response_hours={"store": (0.1, 0.5), "phone": (0.03, 0.5), "social": (6.0, 1.0), "email": (30.0, 0.8),
+                            "chat": (0.1, 0.8)},
+            resolve_hours={"return": (24.0, 0.7), "inquiry": (1.0, 1.0), "complaint": (48.0, 1.0),
+                           "billing": (24.0, 0.8), "other": (12.0, 1.0)},
+            never_answered=0.015, unresolved=0.05, lapse_hazard_ratio_per_day=1.5, nps_per_day=1.5,
+            csat_per_day=0.5),
     ),
     "b2b": UnitSpec(
         id="b2b",
@@ -229,6 +370,32 @@ UNITS: dict[str, UnitSpec] = {
                 "referral": {"qualified": 0.70, "opportunity": 0.60, "won": 0.50},
                 "cold_call": {"qualified": 0.15, "opportunity": 0.35, "won": 0.25}},
         stage_days={"lead": 10, "qualified": 20, "opportunity": 30},
+        category_preference={"key_account": ("spare_parts", "software", "enterprise_systems"),
+                             "growing_smb": ("consumables", "software", "consulting"),
+                             "price_buyer": ("consumables", "equipment", "enterprise_systems"),
+                             "dormant_trial": ("spare_parts", "equipment", "consulting")},
+        campaigns=[
+            CampaignSpec("C01", "Q1 equipment promotion", "2024-02-20", "email", "5% volume discount", 0.2,
+                         {"high": 0.26, "mid": 0.12, "low": 0.08}, audience=0.6, holdout=0.15),
+            CampaignSpec("C02", "Consumables reorder reminder", "2024-05-14", "call", "free delivery", 25.0,
+                         {"high": 0.30, "mid": 0.14, "low": 0.10}, audience=0.8, holdout=0.10),
+            CampaignSpec("C03", "Software upgrade offer", "2024-09-10", "email", "first year 30% off", 0.2,
+                         {"high": 0.28, "mid": 0.13, "low": 0.08}, audience=0.5, holdout=0.20),
+            CampaignSpec("C04", "Industry newsletter", "2025-01-21", "email", None, 0.1,
+                         {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),
+            CampaignSpec("C05", "Year-end account review calls", "2025-10-14", "call", "year-end pricing", 25.0,
+                         {"high": 0.12, "mid": 0.12, "low": 0.12}, holdout=None,
+                         targeting={"intercept": -1.6, "slope": 1.4}),
+        ],
+        service=ServiceSpec(
+            ticket_rate={"key_account": 0.8, "growing_smb": 1.0, "price_buyer": 1.0, "dormant_trial": 0.9},
+            channels={"email": 0.50, "phone": 0.40, "chat": 0.10},
+            categories={"technical": 0.30, "billing": 0.25, "delivery": 0.20, "inquiry": 0.15, "complaint": 0.10},
+            response_hours={"email": (20.0, 0.9), "phone": (0.05, 0.5), "chat": (0.2, 0.8)},
+            resolve_hours={"technical": (48.0, 1.0), "billing": (24.0, 0.8), "delivery": (36.0, 0.8),
+                           "inquiry": (4.0, 1.0), "complaint": (72.0, 1.0)},
+            never_answered=0.02, unresolved=0.05, lapse_hazard_ratio_per_day=1.5, nps_per_day=1.5,
+            csat_per_day=0.5),
     ),
 }
 
@@ -288,13 +455,53 @@ def _to_date(days: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Unit:
-    """Draws one business unit: customers, transactions, members, surveys and leads."""
+def _to_timestamp(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 with the time of day as the fraction -> datetime64[s]; NaN -> NaT."""
+    days = np.asarray(days, dtype="float64")
+    out = np.full(days.shape, np.datetime64("NaT"), dtype="datetime64[s]")
+    known = np.isfinite(days)
+    out[known] = np.round(days[known] * 86400).astype("int64").astype("datetime64[s]")
+    return out
 
-    def __init__(self, spec: UnitSpec, n: int, rng: np.random.Generator, start: date, end: date,
+
+def _value_tiers(revenue: np.ndarray) -> np.ndarray:
+    """Pareto value tier (index into VALUE_TIERS) of each customer: sorted by revenue, largest
+    first (ties in input order), high while the revenue of those before is below
+    VALUE_TIER_CUTS[0] of the total, mid below VALUE_TIER_CUTS[1], else low; revenue of zero or
+    less is low (the rule of custlib.segmentation.value_tiers)."""
+    v = np.clip(np.asarray(revenue, dtype=float), 0, None)
+    order = np.argsort(-v, kind="stable")
+    total = v.sum()
+    before = (np.cumsum(v[order]) - v[order]) / (total if total > 0 else 1.0)
+    tier = np.where(before < VALUE_TIER_CUTS[0], 0, np.where(before < VALUE_TIER_CUTS[1], 1, 2))
+    tier[v[order] <= 0] = 2
+    out = np.empty(len(v), dtype=int)
+    out[order] = tier
+    return out
+
+
+def _first_per_group(groups: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows sorted by ``groups``: the groups with a row where ``mask`` holds and the index of
+    the first such row of each."""
+    rows = np.flatnonzero(mask)
+    if not rows.size:
+        return groups[rows], rows
+    first = rows[np.r_[True, groups[rows][1:] != groups[rows][:-1]]]
+    return groups[first], first
+
+
+class _Unit:
+    """Draws one business unit: customers, transactions, members, surveys, leads, service
+    tickets and campaigns."""
+
+    def __init__(self, spec: UnitSpec, n: int, seeds: np.random.SeedSequence, start: date, end: date,
                  launch: date):
-        self.spec, self.n, self.rng = spec, n, rng
+        self.spec, self.n = spec, n
+        self.rng = np.random.default_rng(seeds)
+        self.streams = dict(zip(STREAMS, (np.random.default_rng(s) for s in seeds.spawn(len(STREAMS)))))
         self.start, self.end, self.launch = _days(start), _days(end), _days(launch)
+        # archetype x price tier -> the archetype's preferred category of that tier
+        self.preferred = np.array([spec.category_preference[a.name] for a in spec.archetypes], dtype=object)
 
     # -- leads come first: won leads become customers ---------------------------------------
     def leads(self) -> pd.DataFrame:
@@ -401,7 +608,7 @@ class _Unit:
             "spend_score": spend_score, "discount_propensity": disc,
             "basic_share": tiers[:, 0], "standard_share": tiers[:, 1], "premium_share": tiers[:, 2],
         })
-        self.attr_latent, self.sat = attr_latent, sat
+        self.attr_latent, self.sat, self.arch = attr_latent, sat, arch
         ent = enterprise
         places = (lambda names: pd.Series(names).map(PLACES_ZH).to_numpy()) if s.chinese_places else np.asarray
         return pd.DataFrame({
@@ -466,32 +673,11 @@ class _Unit:
                              "day": np.floor(np.concatenate(events_t))})
 
     def transactions(self, ev: pd.DataFrame) -> pd.DataFrame:
-        s, rng, lat = self.spec, self.rng, self.latent
+        """The orders of the purchase events, then returns of some of them."""
+        rng = self.rng
         ev = ev.sort_values(["customer_no", "day"], kind="stable").reset_index(drop=True)
-        c = ev["customer_no"].to_numpy()
-        m = len(ev)
-        gg = s.gamma_gamma
-        amount = rng.gamma(gg["p"], 1.0 / lat["spend_rate"].to_numpy()[c])
-        discounted = rng.random(m) < lat["discount_propensity"].to_numpy()[c]
-        rate = np.where(discounted, rng.uniform(0.05, 0.3, m), 0.0)
-        discount = amount * rate / (1 - rate)
-        tier_p = lat[["basic_share", "standard_share", "premium_share"]].to_numpy()[c]
-        tier = _choice(rng, tier_p)
-        cats = np.array(list(s.categories))
-        cat_tier = np.array([TIERS.index(s.categories[k]) for k in cats])
-        cat = np.empty(m, dtype=object)
-        for k in range(3):
-            pool = cats[cat_tier == k]
-            sel = tier == k
-            cat[sel] = pool[rng.integers(0, len(pool), sel.sum())]
-        chans = np.array(list(s.order_channels))
-        channel = chans[rng.choice(len(chans), m, p=list(s.order_channels.values()))]
-        qty = 1 + rng.poisson(s.quantity_mean - 1, m)
-        tx = pd.DataFrame({
-            "customer_no": c, "business_unit": s.id, "order_day": ev["day"].to_numpy(),
-            "amount": np.round(amount, 2), "discount": np.round(discount, 2), "quantity": qty,
-            "channel": pd.Categorical(channel), "product_category": pd.Categorical(cat),
-        })
+        tx = self._orders(rng, ev["customer_no"].to_numpy(), ev["day"].to_numpy())
+        m = len(tx)
         # returns: 1.5% of orders are partly returned 3-30 days later (negative amount)
         ret = tx[(rng.random(m) < 0.015)].copy()
         ret["order_day"] = ret["order_day"] + rng.integers(3, 31, len(ret))
@@ -501,8 +687,161 @@ class _Unit:
         ret["quantity"] = 1
         return pd.concat([tx, ret], ignore_index=True)
 
+    def _orders(self, rng: np.random.Generator, c: np.ndarray, days: np.ndarray) -> pd.DataFrame:
+        """Orders of customers ``c`` (numbers) on ``days``: amount from the customer's Gamma-Gamma
+        spend, discount from their propensity, price tier from their tier shares, then category
+        (:meth:`_categories`), order channel and quantity from the unit's mix."""
+        s, lat = self.spec, self.latent
+        m = len(c)
+        amount = rng.gamma(s.gamma_gamma["p"], 1.0 / lat["spend_rate"].to_numpy()[c])
+        discounted = rng.random(m) < lat["discount_propensity"].to_numpy()[c]
+        rate = np.where(discounted, rng.uniform(0.05, 0.3, m), 0.0)
+        discount = amount * rate / (1 - rate)
+        tier = _choice(rng, lat[["basic_share", "standard_share", "premium_share"]].to_numpy()[c])
+        cat = self._categories(rng, tier, c)
+        chans = np.array(list(s.order_channels))
+        channel = chans[rng.choice(len(chans), m, p=list(s.order_channels.values()))]
+        qty = 1 + rng.poisson(s.quantity_mean - 1, m)
+        return pd.DataFrame({
+            "customer_no": c, "business_unit": s.id, "order_day": days,
+            "amount": np.round(amount, 2), "discount": np.round(discount, 2), "quantity": qty,
+            "channel": pd.Categorical(channel, categories=list(s.order_channels)),
+            "product_category": pd.Categorical(cat, categories=list(s.categories)),
+        })
+
+    def _categories(self, rng: np.random.Generator, tier: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Category of orders in price ``tier`` by customers ``c``: uniform within the tier
+        (``rng``), replaced by the archetype's preferred category of the tier with probability
+        ``category_preference_strength`` (the "categories" stream)."""
+        s = self.spec
+        cats = np.array(list(s.categories))
+        cat_tier = np.array([TIERS.index(s.categories[k]) for k in cats])
+        cat = np.empty(len(tier), dtype=object)
+        for k in range(3):
+            pool = cats[cat_tier == k]
+            sel = tier == k
+            cat[sel] = pool[rng.integers(0, len(pool), sel.sum())]
+        prefer = self.streams["categories"].random(len(tier)) < s.category_preference_strength
+        cat[prefer] = self.preferred[self.arch[c[prefer]], tier[prefer]]
+        return cat
+
+    def tickets(self) -> pd.DataFrame:
+        """Service tickets (:class:`ServiceSpec`): a buyer opens tickets at their archetype's rate
+        from their first order until they drop out (or the observation end), each on a day
+        uniform in that period, between 08:00 and 22:00.
+
+        Times are days since 1970-01-01 with the time of day as the fraction, to the minute
+        (``day``: the opening day); a first response or resolution after the observation end is
+        not known yet (NaN). Sets the latent ``first_ticket_day``, ``first_ticket_excess_days``
+        (delay beyond the SLA, capped; never answered: the cap) and ``service_hazard_ratio`` of
+        each customer."""
+        rng, sv, lat = self.streams["tickets"], self.spec.service, self.latent
+        buyers = np.flatnonzero(lat["buyer"].to_numpy())
+        start = lat["first_day"].to_numpy()[buyers]
+        active = np.minimum(lat["death_day"].to_numpy()[buyers], self.end + 1) - start
+        per_day = np.array([sv.ticket_rate[a.name] for a in self.spec.archetypes])[self.arch[buyers]] / 365.25
+        count = rng.poisson(per_day * active)
+        c = np.repeat(buyers, count)
+        n = len(c)
+        day = np.floor(np.repeat(start, count) + rng.random(n) * np.repeat(active, count))
+        opened = day + np.round((8 + 14 * rng.random(n)) * 60) / 1440
+        channels, categories = list(sv.channels), list(sv.categories)
+        ch = rng.choice(len(channels), n, p=list(sv.channels.values()))
+        cat = rng.choice(len(categories), n, p=list(sv.categories.values()))
+        median, sigma = np.array([sv.response_hours[k] for k in channels]).T
+        hours = median[ch] * np.exp(sigma[ch] * rng.normal(size=n))
+        answered = rng.random(n) >= sv.never_answered
+        response = np.where(answered, np.ceil((opened + hours / 24) * 1440) / 1440, np.nan)
+        median, sigma = np.array([sv.resolve_hours[k] for k in categories]).T
+        resolved = np.ceil((response + median[cat] * np.exp(sigma[cat] * rng.normal(size=n)) / 24) * 1440) / 1440
+        resolved[rng.random(n) < sv.unresolved] = np.nan
+        delay = (response - opened) * 24  # hours, as the timestamps give it
+        horizon = self.end + 1  # end of the last observed day
+        out = pd.DataFrame({
+            "customer_no": c, "day": day, "opened": opened,
+            "first_response": np.where(response < horizon, response, np.nan),
+            "resolved_time": np.where(resolved < horizon, resolved, np.nan),
+            "channel": np.array(channels)[ch], "category": np.array(categories)[cat],
+            "excess_days": np.where(answered, np.clip(delay - sv.sla_hours, 0, sv.cap_hours), sv.cap_hours) / 24,
+        })
+        out = out.sort_values(["customer_no", "opened"], kind="stable")
+        first = out.drop_duplicates("customer_no")
+        lat["first_ticket_day"] = np.nan
+        lat["first_ticket_excess_days"] = np.nan
+        lat.loc[first["customer_no"], "first_ticket_day"] = first["day"].to_numpy()
+        lat.loc[first["customer_no"], "first_ticket_excess_days"] = first["excess_days"].to_numpy()
+        lat["service_hazard_ratio"] = sv.lapse_hazard_ratio_per_day ** lat["first_ticket_excess_days"].fillna(0)
+        return out.drop(columns="excess_days").reset_index(drop=True)
+
+    def service_lapses(self, tx: pd.DataFrame) -> np.ndarray:
+        """The last purchase day of customers who stop buying because of a slow first response
+        (inf: none), drawn so that after the first ticket the hazard of lapse (a purchase followed
+        by more than LAPSE_DAYS days without one) is the natural one times ``service_hazard_ratio``.
+
+        Natural hazard, among customers whose first ticket leaves LAPSE_DAYS of follow-up: h0,
+        the share whose lapse starts at their last purchase on or before the ticket day, and h(t)
+        per day, t days after it (Nelson-Aalen in HAZARD_BIN_DAYS bins, the last bin carried on).
+        A customer with ratio hr > 1 stops on the ticket day with probability
+        1 - (1 - h0)^(hr - 1), else at each later purchase, t days after the ticket, with
+        probability (hr - 1) h(t) / rate (at most 1), rate the purchase rate per day then: the extra
+        hazard (hr - 1) h(t) does not depend on the customer, so the survivors of both groups stay
+        alike and the ratio holds in the population. Sets the latent ``service_lapse_day``."""
+        rng, lat = self.streams["service_lapses"], self.latent
+        follow_end = self.end - LAPSE_DAYS
+        ticket_day = lat["first_ticket_day"].to_numpy()
+        hr = lat["service_hazard_ratio"].to_numpy()
+        pos = tx["amount"].to_numpy() > 0
+        key = np.sort(tx["customer_no"].to_numpy()[pos].astype(np.int64) * _DAY_KEY
+                      + tx["order_day"].to_numpy()[pos].astype(np.int64))
+        stop_day = np.full(self.n, np.inf)
+        if not key.size:
+            lat["service_lapse_day"] = stop_day
+            return stop_day
+        key = key[np.r_[True, key[1:] != key[:-1]]]  # purchase days
+        c, day = key // _DAY_KEY, key % _DAY_KEY
+        last = np.r_[c[1:] != c[:-1], True]
+        starts_lapse = np.where(last, self.end - day > LAPSE_DAYS, np.r_[day[1:], 0] - day > LAPSE_DAYS)
+        tau = ticket_day[c]
+        before = day <= tau  # False where there is no ticket (NaN)
+        anchor = before & ~(np.r_[before[1:], False] & ~last)  # last purchase on or before the ticket
+        anchor_day = np.full(self.n, np.nan)
+        anchor_day[c[anchor]] = day[anchor]
+        lapsed, row = _first_per_group(c, (day >= anchor_day[c]) & starts_lapse)
+        lapse_day = np.full(self.n, np.inf)
+        lapse_day[lapsed] = day[row]
+
+        followed = ticket_day <= follow_end
+        event = followed & np.isfinite(lapse_day)
+        exit_t = np.where(event, np.maximum(lapse_day - ticket_day, 0), follow_end - ticket_day)[followed]
+        event = event[followed]
+        h0 = (event & (exit_t == 0)).sum() / max(followed.sum(), 1)
+        lo = 1 + HAZARD_BIN_DAYS * np.arange(int(np.ceil((self.end - self.start) / HAZARD_BIN_DAYS)) + 1)
+        exposure = np.clip(np.minimum(exit_t[:, None], lo + HAZARD_BIN_DAYS - 1) - lo + 1, 0, None).sum(axis=0)
+        events = np.bincount(((exit_t[event & (exit_t > 0)] - 1) // HAZARD_BIN_DAYS).astype(int),
+                             minlength=len(lo))[:len(lo)]
+        known = np.flatnonzero(exposure > 0)
+        hazard = np.full(len(lo), 0.0)
+        if known.size:
+            hazard[known] = events[known] / exposure[known]
+            hazard[known[-1] + 1:] = hazard[known[-1]]
+
+        slow = hr > 1
+        stop_now = slow & (rng.random(self.n) < 1 - (1 - h0) ** (hr - 1))
+        stop_day[stop_now] = ticket_day[stop_now]
+        later = slow[c] & ~stop_now[c] & (day > tau)
+        cl, dl = c[later], day[later]
+        enrolled = lat["enroll_day"].to_numpy()[cl] < dl  # NaN (not a member): False
+        rate = lat["purchase_rate"].to_numpy()[cl] / 7 * (1 + np.where(enrolled, lat["loyalty_uplift"].to_numpy()[cl], 0))
+        t_bin = np.minimum((dl - tau[later] - 1) // HAZARD_BIN_DAYS, len(lo) - 1).astype(int)
+        stops = rng.random(cl.size) < (hr[cl] - 1) * hazard[t_bin] / rate
+        stopped, row = _first_per_group(cl, stops)
+        stop_day[stopped] = dl[row]
+        lat["service_lapse_day"] = stop_day
+        return stop_day
+
     def surveys(self, tx: pd.DataFrame) -> pd.DataFrame:
-        """One survey from a share of buyers, a few days after one of their purchases."""
+        """One survey from a share of buyers, a few days after one of their purchases
+        (``order_day``); answers after the customer's first ticket are lowered by its delay."""
         s, rng = self.spec, self.rng
         orders = tx[tx["amount"] > 0]
         pick = orders.sample(frac=1.0, random_state=int(rng.integers(1 << 31))).drop_duplicates("customer_no")
@@ -513,14 +852,77 @@ class _Unit:
         x = self.attr_latent[c] + 0.35 * rng.normal(size=(k, len(contract.SURVEY_ATTRIBUTES)))
         ratings = np.clip(np.round(3.4 + 1.1 * x), 1, 5).astype(int)
         z = self.latent["satisfaction"].to_numpy()[c]
-        nps = np.clip(np.round(7.6 + 2.0 * z + 0.6 * rng.normal(size=k)), 0, 10).astype(int)
-        csat = np.clip(np.round(3.7 + 0.9 * z + 0.5 * rng.normal(size=k)), 1, 5).astype(int)
+        after_ticket = day > self.latent["first_ticket_day"].to_numpy()[c]
+        slow = np.where(after_ticket, self.latent["first_ticket_excess_days"].to_numpy()[c], 0.0)
+        nps = np.clip(np.round(7.6 + 2.0 * z + 0.6 * rng.normal(size=k) - s.service.nps_per_day * slow), 0, 10).astype(int)
+        csat = np.clip(np.round(3.7 + 0.9 * z + 0.5 * rng.normal(size=k) - s.service.csat_per_day * slow), 1, 5).astype(int)
         out = pd.DataFrame({"customer_no": c, "business_unit": s.id, "response_date": _to_date(day),
-                            "nps": nps, "csat": csat})
+                            "nps": nps, "csat": csat, "order_day": pick["order_day"].to_numpy()})
         for j, a in enumerate(contract.SURVEY_ATTRIBUTES):
             out[a] = ratings[:, j]
         out["comment"] = self._comments(nps, ratings)
         return out.sort_values("response_date", kind="stable").reset_index(drop=True)
+
+    def campaigns(self, tx: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The unit's campaigns in send order (:class:`CampaignSpec`) on the orders ``tx`` (after
+        the service lapses): contacts (``customer_no``, ``sent_day``), the extra orders they cause,
+        and per contact the truth: value tier at sending, ``active`` (neither dropped out nor
+        lapsed through the window), ``natural_conversion`` (an order in the window without the
+        campaign), the response probability and the expected effects on conversion and on spend
+        in the window (currency). Each campaign sees the extra orders of the earlier ones."""
+        rng, s, lat = self.streams["campaigns"], self.spec, self.latent
+        w = CONVERSION_WINDOW_DAYS
+        buyer, first = lat["buyer"].to_numpy(), lat["first_day"].to_numpy()
+        death, lapse = lat["death_day"].to_numpy(), lat["service_lapse_day"].to_numpy()
+        orders = [tx[["customer_no", "order_day", "amount"]]]
+        contacts, truth, extra = [], [], []
+        for cs in sorted(s.campaigns, key=lambda x: x.send):
+            send = _days(date.fromisoformat(cs.send))
+            o = pd.concat(orders, ignore_index=True)
+            oc, od, amount = (o[k].to_numpy() for k in ("customer_no", "order_day", "amount"))
+            keys = np.sort((oc * _DAY_KEY + od.astype(np.int64))[amount > 0])
+            eligible = np.flatnonzero(buyer & (first <= send - w))
+            revenue = np.bincount(oc[od < send], weights=amount[od < send], minlength=self.n)
+            tier = _value_tiers(revenue[eligible])
+            if cs.holdout is None:
+                base = eligible.astype(np.int64) * _DAY_KEY
+                recent = np.searchsorted(keys, base + send, "left") - np.searchsorted(keys, base + send - RECENT_DAYS, "left")
+                logit = cs.targeting["intercept"] + cs.targeting["slope"] * np.log1p(recent)
+                chosen = rng.random(eligible.size) < 1 / (1 + np.exp(-logit))
+            else:
+                chosen = rng.random(eligible.size) < cs.audience
+            sel, tier = eligible[chosen], tier[chosen]
+            k = sel.size
+            held = rng.random(k) < cs.holdout if cs.holdout is not None else np.zeros(k, dtype=bool)
+            sent = send + rng.integers(0, SEND_DAYS, k)
+            base = sel.astype(np.int64) * _DAY_KEY + sent
+            natural = np.searchsorted(keys, base + w, "right") > np.searchsorted(keys, base, "right")
+            active = (death[sel] > sent + w) & (lapse[sel] > sent + w)
+            q = np.array([cs.response[t] for t in VALUE_TIERS])[tier]
+            responds = ~held & active & (rng.random(k) < q)
+            day = (sent[responds] + rng.integers(1, w + 1, responds.sum())).astype(float)
+            extra.append(self._orders(rng, sel[responds], day))
+            orders.append(extra[-1][["customer_no", "order_day", "amount"]])
+            opened, clicked = np.full(k, np.nan), np.full(k, np.nan)
+            if cs.channel in OPEN_RATES:
+                opened[~held] = rng.random((~held).sum()) < OPEN_RATES[cs.channel]
+            if cs.channel in CLICK_RATES:
+                share = CLICK_RATES[cs.channel] / OPEN_RATES.get(cs.channel, 1.0)  # of those who opened
+                clicked[~held] = (np.nan_to_num(opened[~held], nan=1.0) == 1) & (rng.random((~held).sum()) < share)
+            cid = campaign_id(s.id, cs)
+            group = None if cs.holdout is None else np.where(held, "holdout", "treatment")
+            contacts.append(pd.DataFrame({
+                "campaign_id": cid, "customer_no": sel, "business_unit": s.id, "channel": cs.channel,
+                "sent_day": sent, "group": group, "opened": pd.array(opened, dtype="Float64").astype("Int64"),
+                "clicked": pd.array(clicked, dtype="Float64").astype("Int64")}))
+            truth.append(pd.DataFrame({
+                "campaign_id": cid, "customer_no": sel, "group": group,
+                "value_tier": np.array(VALUE_TIERS)[tier], "active": active, "natural_conversion": natural,
+                "response_probability": q, "expected_conversion_effect": q * active * ~natural,
+                "expected_spend_effect": q * active * lat["mean_spend"].to_numpy()[sel],
+                "extra_order": responds}))
+        return (pd.concat(contacts, ignore_index=True), pd.concat(extra, ignore_index=True),
+                pd.concat(truth, ignore_index=True))
 
     def _comments(self, nps: np.ndarray, ratings: np.ndarray) -> np.ndarray:
         """Detractors complain about a weak attribute, promoters praise a strong one, weighted
@@ -556,18 +958,37 @@ def _ids(prefix: str, numbers: np.ndarray) -> np.ndarray:
 BATCH_CUSTOMERS = 1_000_000  # a larger unit is drawn in batches of this size (bounded memory)
 
 
-def _draw_batch(uid: str, customers: int, first: int, first_lead: int, rng: np.random.Generator,
-                start: date, end: date, launch: date) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """One batch of a unit: customers numbered from ``first`` (leads from ``first_lead``); the
-    contract tables (transactions still with ``customer_no`` and ``order_day``) and the truth."""
+def _draw_batch(uid: str, customers: int, first: int, first_lead: int, first_ticket: int,
+                seeds: np.random.SeedSequence, start: date, end: date,
+                launch: date) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], dict[str, int]]:
+    """One batch of a unit: customers numbered from ``first`` (leads from ``first_lead``, tickets
+    from ``first_ticket``). Returns the contract tables (transactions still with ``customer_no``
+    and ``order_day``; campaigns are written once per unit, by :func:`generate`), the truth
+    tables (per customer, per campaign contact) and counts of what the service lapses and the
+    campaigns changed."""
     spec = UNITS[uid]
-    u = _Unit(spec, customers, rng, start, end, launch)
+    u = _Unit(spec, customers, seeds, start, end, launch)
     leads = u.leads()
     won = leads["won_date"].notna().to_numpy()
     won_days = np.array([_days(d) for d in leads.loc[won, "won_date"]], dtype=float)
     cust = u.customers(won_days)
     tx = u.transactions(u.purchases())
+    tickets = u.tickets()
     sv = u.surveys(tx)
+    # a customer who stops because of slow service: no later orders, tickets, or surveys of later orders
+    stop = u.service_lapses(tx)
+    kept = tx["order_day"].to_numpy() <= stop[tx["customer_no"].to_numpy()]
+    positive = tx["amount"].to_numpy() > 0
+    stats = {"orders_natural": int(positive.sum()), "orders_removed_by_service_lapses": int((positive & ~kept).sum()),
+             "tickets": len(tickets), "first_ticket_customers": int(u.latent["first_ticket_day"].notna().sum()),
+             "slow_first_tickets": int((u.latent["service_hazard_ratio"] > 1).sum()),
+             "service_lapses": int(np.isfinite(stop).sum())}
+    tx = tx[kept]
+    tickets = tickets[tickets["day"].to_numpy() <= stop[tickets["customer_no"].to_numpy()]]
+    sv = sv[sv["order_day"].to_numpy() <= stop[sv["customer_no"].to_numpy()]].drop(columns="order_day")
+    contacts, extra, contact_truth = u.campaigns(tx)
+    stats["campaign_extra_orders"] = len(extra)
+    tx = pd.concat([tx, extra], ignore_index=True)
     prefix = uid[:2].upper()
     ids = _ids(prefix, first + np.arange(customers))
     cust.insert(0, "customer_id", ids)
@@ -588,10 +1009,74 @@ def _draw_batch(uid: str, customers: int, first: int, first_lead: int, rng: np.r
     truth["first_purchase_date"] = np.where(lat["buyer"], _to_date(lat["first_day"]), np.datetime64("NaT"))
     truth["enrolled_date_planned"] = pd.to_datetime(_to_date(lat["enroll_day"]))
     truth["dropped_out_date"] = pd.to_datetime(_to_date(lat["death_day"]))
-    truth = truth.drop(columns=["first_day", "enroll_day", "death_day"])
+    truth["first_ticket_date"] = pd.to_datetime(_to_date(lat["first_ticket_day"]))
+    truth["service_lapse_date"] = pd.to_datetime(_to_date(lat["service_lapse_day"]))
+    truth = truth.drop(columns=["first_day", "enroll_day", "death_day", "first_ticket_day", "service_lapse_day"])
+    tickets = tickets.sort_values(["opened", "customer_no"], kind="stable")
+    service = pd.DataFrame({
+        "ticket_id": _ids(prefix + "T", first_ticket + np.arange(len(tickets))),
+        "customer_id": ids[tickets["customer_no"].to_numpy()], "business_unit": uid,
+        "opened_at": _to_timestamp(tickets["opened"]), "first_response_at": _to_timestamp(tickets["first_response"]),
+        "resolved_at": _to_timestamp(tickets["resolved_time"]),
+        "channel": tickets["channel"].to_numpy(), "category": tickets["category"].to_numpy(),
+        "resolved": tickets["resolved_time"].notna().to_numpy().astype(int)})
+    contacts.insert(1, "customer_id", ids[contacts.pop("customer_no").to_numpy()])
+    contacts.insert(4, "sent_date", _to_date(contacts.pop("sent_day")))
+    contact_truth.insert(1, "customer_id", ids[contact_truth.pop("customer_no").to_numpy()])
+    contact_truth.insert(2, "business_unit", uid)
     tables = {"customers": cust.drop(columns="customer_no"), "transactions": tx, "loyalty_members": members,
-              "survey_responses": sv, "leads": leads}
-    return tables, truth
+              "survey_responses": sv, "leads": leads, "campaign_contacts": contacts, "service_tickets": service}
+    return tables, {"truth": truth, "campaign_truth": contact_truth}, stats
+
+
+def campaign_id(uid: str, campaign: CampaignSpec) -> str:
+    """The id of a unit's planted campaign, e.g. ``ONC01``."""
+    return f"{uid[:2].upper()}{campaign.key}"
+
+
+def _campaigns_table(uid: str) -> pd.DataFrame:
+    """The unit's campaigns: each runs from its first send to the end of the conversion window
+    of its last send."""
+    spec = UNITS[uid]
+    start = np.array([_days(date.fromisoformat(c.send)) for c in spec.campaigns], dtype=float)
+    return pd.DataFrame({
+        "campaign_id": [campaign_id(uid, c) for c in spec.campaigns], "business_unit": uid,
+        "campaign_name": [c.name for c in spec.campaigns], "start_date": _to_date(start),
+        "end_date": _to_date(start + SEND_DAYS - 1 + CONVERSION_WINDOW_DAYS),
+        "offer": [c.offer for c in spec.campaigns], "cost_per_contact": [c.cost_per_contact for c in spec.campaigns]})
+
+
+def _campaign_effects(uid: str, contact_truth: pd.DataFrame) -> dict:
+    """Per campaign of the unit: contacts, holdout and the true effects, overall and by value tier
+    at sending. A randomised campaign's true effect is the mean expected effect over treatment and
+    holdout (what the difference in means estimates); a self-selected campaign's is the mean over
+    the contacted (the effect on the treated). Conversion: difference in the share with an order
+    1-30 days after sending; spend: currency per customer in that window."""
+    out = {}
+    for cs in UNITS[uid].campaigns:
+        cid = campaign_id(uid, cs)
+        ct = contact_truth[contact_truth["campaign_id"] == cid]
+        by_tier = {t: {"contacts": len(g), "response_probability": cs.response[t],
+                       "conversion_uplift": float(g["expected_conversion_effect"].mean()),
+                       "spend_uplift": float(g["expected_spend_effect"].mean())}
+                   for t, g in ct.groupby("value_tier") if len(g)}
+        randomised = cs.holdout is not None
+        effect = {
+            "randomised": randomised,
+            "contacts": len(ct),
+            "holdout": int((ct["group"] == "holdout").sum()),
+            "planted_holdout_share": cs.holdout,
+            "conversion_uplift": float(ct["expected_conversion_effect"].mean()) if len(ct) else None,
+            "spend_uplift": float(ct["expected_spend_effect"].mean()) if len(ct) else None,
+            "extra_orders": int(ct["extra_order"].sum()),
+            "by_value_tier": by_tier,
+            "largest_uplift_segment": (max(by_tier, key=lambda t: by_tier[t]["conversion_uplift"], default=None)
+                                       if len(set(cs.response.values())) > 1 else None),
+        }
+        if not randomised:
+            effect["effect_meaning"] = "effect on the contacted (ATT); there is no holdout"
+        out[cid] = effect
+    return out
 
 
 def _unit_parameters(uid: str) -> dict:
@@ -600,7 +1085,38 @@ def _unit_parameters(uid: str) -> dict:
     spec["loyalty_uplift_meaning"] = "relative increase of the purchase rate while active, from the day after enrollment"
     spec["funnel_meaning"] = "P(reach next stage | decision taken at this stage)"
     spec["bgnbd_units"] = "weeks"
+    spec["category_shares_by_archetype"] = _category_shares(UNITS[uid])
+    spec["campaign_meaning"] = (
+        f"conversion: an order 1-{CONVERSION_WINDOW_DAYS} days after sent_date; a contacted customer active "
+        "through that window places one extra order in it with the campaign's response probability for their "
+        f"value tier at sending (Pareto cuts {VALUE_TIER_CUTS} of net revenue before the send, among customers "
+        f"whose first order is at least {CONVERSION_WINDOW_DAYS} days before it); self-selected targeting counts "
+        f"orders in the {RECENT_DAYS} days before the send")
+    spec["service_meaning"] = (
+        "the first ticket of a customer: delay = min(max(first-response hours - sla_hours, 0), cap_hours) / 24 "
+        "days (never answered: the cap); after its opening day the hazard of lapse (a purchase followed by more "
+        f"than {LAPSE_DAYS} days without one, as lifecycle.lapsed_after_days) is multiplied by "
+        "lapse_hazard_ratio_per_day ** delay, the same for every customer (response times do not depend on the "
+        "customer); surveys answered after that day have NPS lowered by nps_per_day * delay and CSAT by "
+        "csat_per_day * delay (before rounding to the scale)")
     return spec
+
+
+def _category_shares(spec: UnitSpec) -> dict[str, dict[str, float]]:
+    """Expected share of each product category in an archetype's orders: the mean of its price
+    tier shares (Dirichlet weights normalised) times the within-tier probability (preferred:
+    strength + (1 - strength) / categories of the tier, else (1 - strength) / categories)."""
+    out = {}
+    rho = spec.category_preference_strength
+    for a in spec.archetypes:
+        tier_share = np.array(a.tier_weights) / sum(a.tier_weights)
+        shares = {}
+        for cat, tier in spec.categories.items():
+            k = TIERS.index(tier)
+            in_tier = sum(t == tier for t in spec.categories.values())
+            shares[cat] = float(tier_share[k] * ((1 - rho) / in_tier + rho * (spec.category_preference[a.name][k] == cat)))
+        out[a.name] = shares
+    return out
 
 
 def _transactions_sql(part: Path, prefix: str, first_order: int) -> str:
@@ -632,26 +1148,33 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
     (out / "truth").mkdir(parents=True, exist_ok=True)
     parts = Path(tempfile.mkdtemp(dir=out, prefix=".parts-"))
     written: dict[str, list[Path]] = {}
-    tx_selects, counts, responses = [], {}, 0
+    tx_selects, counts, responses, stats = [], {}, 0, {}
     params = {"observation_end": end.isoformat(), "data_start": start.isoformat(),
               "programme_launch": launch.isoformat(), "units": {}}
     batches = [(uid, b, first) for uid in units for b, first in enumerate(range(0, customers, BATCH_CUSTOMERS))]
     bar = tqdm(total=len(batches) + 1, desc="demo data", unit="step", disable=not progress)
     try:
-        orders, leads = {}, {}
+        orders, leads, tickets = {}, {}, {}
         for uid, b, first in batches:
             k = list(UNITS).index(uid)
-            rng = np.random.default_rng([seed, k, b] if b else [seed, k])
+            seeds = np.random.SeedSequence([seed, k, b] if b else [seed, k])
             size = min(BATCH_CUSTOMERS, customers - first)
-            tables, truth = _draw_batch(uid, size, first, leads.get(uid, 0), rng, start, end, launch)
+            tables, truths, batch_stats = _draw_batch(uid, size, first, leads.get(uid, 0), tickets.get(uid, 0),
+                                                      seeds, start, end, launch)
+            if b == 0:
+                tables["campaigns"] = _campaigns_table(uid)
             leads[uid] = leads.get(uid, 0) + len(tables["leads"])
+            tickets[uid] = tickets.get(uid, 0) + len(tables["service_tickets"])
+            unit_stats = stats.setdefault(uid, {})
+            for key, value in batch_stats.items():
+                unit_stats[key] = unit_stats.get(key, 0) + value
             tx = tables["transactions"]
             tx = tx.iloc[np.lexsort((tx["customer_no"].to_numpy(), tx["order_day"].to_numpy()))]
             tables["transactions"] = tx.assign(order_no=np.arange(len(tx)))
             sv = tables["survey_responses"]
             sv.insert(0, "response_id", [f"R{i:08d}" for i in range(responses, responses + len(sv))])
             responses += len(sv)
-            for name, df in (*tables.items(), ("truth", truth)):
+            for name, df in (*tables.items(), *truths.items()):
                 path = parts / f"{name}-{uid}-{b}.parquet"
                 df.to_parquet(path, index=False)
                 written.setdefault(name, []).append(path)
@@ -661,24 +1184,35 @@ def generate(out: str | Path, customers: int = 20_000, seed: int = 42,
             params["units"][uid] = _unit_parameters(uid)
             bar.set_postfix_str(f"{uid}: {first + size:,} customers")
             bar.update()
-            del tables, truth, tx, sv
+            del tables, truths, tx, sv
 
         with duckdb.connect() as con:  # transactions: 10M+ rows, formatted by DuckDB
             con.execute(f"COPY ({' UNION ALL '.join(tx_selects)}) TO ? (FORMAT parquet)",
                         [str(out / "transactions.parquet")])
+        truth_files = {"truth": "customer_truth.parquet", "campaign_truth": "campaign_truth.parquet"}
         for name, files in written.items():
             if name == "transactions":
                 continue
-            target = out / "truth" / "customer_truth.parquet" if name == "truth" else out / f"{name}.parquet"
+            target = out / "truth" / truth_files[name] if name in truth_files else out / f"{name}.parquet"
             df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-            if name != "truth":
+            if name in contract.TABLES:
                 df = df[[c for c in contract.TABLES[name].column_names if c in df.columns]]
+            if name == "campaign_truth":
+                for uid in units:
+                    params["units"][uid]["campaign_effects"] = _campaign_effects(uid, df[df["business_unit"] == uid])
             df.to_parquet(target, index=False)
             del df
+        for uid, unit_stats in stats.items():
+            orders_all = unit_stats["orders_natural"] - unit_stats["orders_removed_by_service_lapses"] \
+                + unit_stats["campaign_extra_orders"]
+            params["units"][uid]["realised"] = {
+                **unit_stats, "campaign_extra_order_share": unit_stats["campaign_extra_orders"] / orders_all,
+                "orders_removed_share": unit_stats["orders_removed_by_service_lapses"] / unit_stats["orders_natural"]}
         (out / "truth" / "parameters.json").write_text(json.dumps(params, indent=2, default=str, ensure_ascii=False))
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     bar.update()
     bar.close()
     counts.pop("truth")
+    counts.pop("campaign_truth")
     return counts

@@ -17,7 +17,8 @@ columns through one engine expression (DuckDB through Ibis), in which
   ``YYYY/MM/DD``, ``YYYY年M月D日``, Excel serial numbers, and day- or month-first with
   ``/ . -``: the reading under which every such value is a date, an error when both are);
   a timestamp with a UTC offset is converted to the unit's time zone before its date is taken,
-  one without is taken as local time. Dates come out as ISO text (``2024-03-05``).
+  one without is taken as local time. Dates come out as ISO text (``2024-03-05``); columns of
+  the contract type ``timestamp`` keep the time of day (``2024-03-05 14:30:00``, local time).
 
 A value that still does not parse is left as it was, so :func:`custlib.sources.validate`
 reports it with its rows. A table without a ``business_unit`` column or constant gets the id
@@ -99,6 +100,9 @@ class SourceMapping(_Strict):
     loyalty_members: TableSource = TableSource()
     survey_responses: TableSource = TableSource()
     leads: TableSource = TableSource()
+    campaigns: TableSource = TableSource()
+    campaign_contacts: TableSource = TableSource()
+    service_tickets: TableSource = TableSource()
 
     def table(self, name: str) -> TableSource:
         return getattr(self, name)
@@ -701,9 +705,12 @@ def _in_zone(zone: str, instant: _TZ) -> dt.Timestamp():
 
 
 def _excel_day(number: ir.FloatingValue, bounds: tuple[int, int]) -> ir.TimestampValue:
-    """Excel serial day number (days since 1899-12-30, time as the fraction) -> timestamp."""
-    day = ibis.timestamp("1899-12-30 00:00:00") + number.floor().cast("int64").as_interval("D")
-    return ibis.cases((number.between(bounds[0], bounds[1] - 1), day), else_=ibis.null("timestamp"))
+    """Excel serial day number (days since 1899-12-30, time of day as the fraction, kept to the
+    second) -> timestamp."""
+    whole = number.floor()
+    stamp = (ibis.timestamp("1899-12-30 00:00:00") + whole.cast("int64").as_interval("D")
+             + ((number - whole) * 86400).round().cast("int64").as_interval("s"))
+    return ibis.cases((number.between(bounds[0], bounds[1] - 1), stamp), else_=ibis.null("timestamp"))
 
 
 def _first(text: ir.StringValue, formats: list[str]) -> ir.TimestampValue:
@@ -712,6 +719,9 @@ def _first(text: ir.StringValue, formats: list[str]) -> ir.TimestampValue:
 
 def _norm(name: str) -> str:
     return " ".join(name.replace("\ufeff", "").split()).casefold()
+
+
+_TEMPORAL = ("date", "timestamp")  # contract dtypes parsed from text as dates
 
 
 class _Mapper:
@@ -729,13 +739,13 @@ class _Mapper:
         sources = self._sources(raw)
         text = {c: self._text(v) for c, v in sources.items()
                 if v.type().is_string() or c in self.spec.values
-                or (self.contract.column(c).dtype == "date" and not v.type().is_temporal())}
+                or (self.contract.column(c).dtype in _TEMPORAL and not v.type().is_temporal())}
         for c, mapping in self.spec.values.items():
             if c in text:
                 text[c] = text[c].substitute(mapping, else_=text[c])
         step = raw.select(**{c: text.get(c, v) for c, v in sources.items()},
                           **({LINE: raw[LINE]} if LINE in raw.columns else {}))
-        readings = self._readings(step, [c for c in text if self.contract.column(c).dtype == "date"
+        readings = self._readings(step, [c for c in text if self.contract.column(c).dtype in _TEMPORAL
                                          and c not in self.spec.dates])
         out = {}
         for col in self.contract.columns:
@@ -763,7 +773,7 @@ class _Mapper:
                         f"(columns: {', '.join(self.contract.column_names)})", table=self.table,
                         file=self.file, column=n, rule="unknown contract column", kind="params")
         for n in spec.dates:
-            if self.contract.column(n).dtype != "date":
+            if self.contract.column(n).dtype not in _TEMPORAL:
                 raise CustlibDataError(f"sources.{self.table}.dates names {n!r}, which is not a date column",
                                        table=self.table, file=self.file, column=n,
                                        rule="not a date column", kind="params")
@@ -807,14 +817,16 @@ class _Mapper:
 
     def _convert(self, value: ir.Value, dtype: str, is_text: bool, formats: list[str] | None,
                  reading: str | None) -> ir.Value:
-        """A mapped column in its contract form: numbers and dates parsed where text parses."""
+        """A mapped column in its contract form: numbers and dates parsed where text parses
+        (a timestamp column keeps the time of day, as local time)."""
         if dtype in ("int", "float") and is_text:
             return self._number(value)
-        if dtype == "date" and is_text:
+        if dtype in _TEMPORAL and is_text:
             parsed = self._dates(value, formats, reading)
-            return ibis.coalesce(parsed.date().cast("string"), value)
-        if dtype == "date" and value.type().is_timestamp():
-            return (_in_zone(self.tz, value) if value.type().timezone else value).date()
+            return ibis.coalesce((parsed.date() if dtype == "date" else parsed).cast("string"), value)
+        if dtype in _TEMPORAL and value.type().is_timestamp():
+            local = _in_zone(self.tz, value) if value.type().timezone else value
+            return local.date() if dtype == "date" else local
         return value
 
     def _number(self, text: ir.StringValue) -> ir.StringValue:

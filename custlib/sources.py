@@ -89,7 +89,8 @@ class Source:
         return h.hexdigest()[:16]
 
 
-_PANDAS_TYPES = {"string": "object", "date": "datetime64[ns]", "int": "int64", "float": "float64"}
+_PANDAS_TYPES = {"string": "object", "date": "datetime64[ns]", "timestamp": "datetime64[ns]", "int": "int64",
+                 "float": "float64"}
 
 
 def open_source(location: str | Path, mapping: SourceMapping | None = None,
@@ -125,6 +126,7 @@ def _examples(raw: ir.Table, cond: ir.BooleanValue, column: str) -> list[str]:
 
 _HINTS = {
     "date": "Fix the file or add a format under sources.{table}.dates.{column} in params.",
+    "timestamp": "Fix the file or add a format under sources.{table}.dates.{column} in params.",
     "float": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
     "int": "Fix the file, or set sources.{table}.decimal in params if numbers use a decimal comma.",
 }
@@ -138,7 +140,11 @@ _TEXT_PATTERNS = {
     "int": r"^\s*[+-]?\d{1,18}\s*$",
     "float": r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$",
     "date": r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?\s*$",
+    "timestamp": r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})([ T]([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?)?\s*$",
 }
+_DATE_TEXT = {"date": r"^\d{4}-\d{1,2}-\d{1,2}",  # the part of valid text that is cast
+              "timestamp": r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"}
+_KINDS = {"date": "dates", "timestamp": "date-times", "int": "numbers", "float": "numbers"}
 
 
 def _try_cast(source: Source, col: ir.Value, dtype: str) -> ir.Value:
@@ -146,19 +152,20 @@ def _try_cast(source: Source, col: ir.Value, dtype: str) -> ir.Value:
 
     Where the engine has no TRY_CAST or a more lenient one (PostgreSQL, Spark), text must match
     a pattern first: plain numbers, and ISO dates (``2024-03-05``, a time of day allowed) on a
-    real calendar day."""
+    real calendar day; a timestamp keeps its time of day, which must be a real time (00:00 to
+    23:59:59)."""
     target = contract.IBIS_TYPES[dtype]
     if source.con.name not in _NO_TRY_CAST or not col.type().is_string():
         return col.try_cast(target)
     pattern = _TEXT_PATTERNS[dtype]
     ok = col.re_search(pattern)
-    if dtype == "date":
+    if dtype in _DATE_TEXT:
         y, m, d = (col.re_extract(pattern, i) for i in (1, 2, 3))
         y, m, d = (ibis.ifelse(ok, v, "0").cast("int64") for v in (y, m, d))
         leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
         last = ibis.cases((m == 2, ibis.ifelse(leap, 29, 28)), (m.isin([4, 6, 9, 11]), 30), else_=31)
         ok = ok & m.between(1, 12) & d.between(1, last)
-        col = col.strip().re_extract(r"^\d{4}-\d{1,2}-\d{1,2}", 0)
+        col = col.strip().re_extract(_DATE_TEXT[dtype], 0)
     return ibis.ifelse(ok, col, ibis.null("string")).cast(target)
 
 
@@ -166,8 +173,9 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
     """Check every table the source holds against the contract; raise the first problem found.
 
     Rules: required columns present, values castable to the column's type, not-null, allowed
-    values, numeric range, unique keys, references to other tables and, given ``unit_ids``,
-    every ``business_unit`` value naming a unit that has a parameter file.
+    values, numeric range, order of two columns (``not_before``), unique keys, references to
+    other tables and, given ``unit_ids``, every ``business_unit`` value naming a unit that has a
+    parameter file.
     """
     for name, spec in contract.TABLES.items():
         if not source.has_table(name):
@@ -184,7 +192,7 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
                 continue
             col = raw[c.name]
             if c.dtype != "string" and col.type().is_string():
-                checks.append((c.name, f"values are not {'dates' if c.dtype == 'date' else 'numbers'}",
+                checks.append((c.name, f"values are not {_KINDS[c.dtype]}",
                                col.notnull() & (col.strip() != "") & _try_cast(source, col, c.dtype).isnull()))
             typed = _try_cast(source, col, c.dtype) if c.dtype != "string" else col.cast("string")
             if not c.nullable:
@@ -196,6 +204,9 @@ def validate(source: Source, unit_ids: list[str] | None = None) -> None:
                 checks.append((c.name, f"values are below {c.min:g}", typed < c.min))
             if c.max is not None:
                 checks.append((c.name, f"values are above {c.max:g}", typed > c.max))
+            if c.not_before and c.not_before in raw.columns:
+                earlier = _try_cast(source, raw[c.not_before], c.dtype)
+                checks.append((c.name, f"values are before {c.not_before}", typed < earlier))
         total, *counts = raw.aggregate(
             [raw.count().name("_n")]
             + [cond.fill_null(False).sum().name(f"_c{i}") for i, (_, _, cond) in enumerate(checks)]
@@ -279,6 +290,18 @@ class UnitData:
     @property
     def leads(self) -> ir.Table:
         return self.table("leads")
+
+    @property
+    def campaigns(self) -> ir.Table:
+        return self.table("campaigns")
+
+    @property
+    def campaign_contacts(self) -> ir.Table:
+        return self.table("campaign_contacts")
+
+    @property
+    def service_tickets(self) -> ir.Table:
+        return self.table("service_tickets")
 
     def rows(self, name: str) -> int:
         """Rows of a table for this unit (transactions: up to the observation end); 0 when the

@@ -18,3 +18,11 @@ def test_references_point_at_existing_columns():
             if c.references:
                 table, column = c.references.split(".")
                 assert column in contract.TABLES[table].column_names
+
+
+def test_column_types_and_column_orders_are_known():
+    for t in contract.TABLES.values():
+        for c in t.columns:
+            assert c.dtype in contract.IBIS_TYPES, (t.name, c.name)
+            if c.not_before:
+                assert t.column(c.not_before).dtype == c.dtype, (t.name, c.name)

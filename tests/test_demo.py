@@ -21,11 +21,16 @@ def test_a_unit_drawn_in_batches_keeps_unique_and_linked_keys(tmp_path, monkeypa
     tables = {t: pd.read_parquet(tmp_path / f"{t}.parquet") for t in contract.TABLES}
     assert counts["customers"] == 700 and not any(p.name.startswith(".parts") for p in tmp_path.iterdir())
     for table, key in (("customers", "customer_id"), ("transactions", "order_id"), ("leads", "lead_id"),
-                       ("survey_responses", "response_id")):
+                       ("survey_responses", "response_id"), ("service_tickets", "ticket_id"),
+                       ("campaigns", "campaign_id")):
         assert tables[table][key].is_unique, table
     known = set(tables["customers"]["customer_id"])
-    for table in ("transactions", "loyalty_members", "survey_responses", "leads"):
+    for table in ("transactions", "loyalty_members", "survey_responses", "leads", "campaign_contacts",
+                  "service_tickets"):
         assert set(tables[table]["customer_id"].dropna()) <= known, table
+    contacts = tables["campaign_contacts"]
+    assert set(contacts["campaign_id"]) == set(tables["campaigns"]["campaign_id"])
+    assert not contacts.duplicated(["campaign_id", "customer_id"]).any()
     # the first batch is the same draw as a unit of that size on its own
     demo.generate(tmp_path / "alone", customers=300, seed=3, units=("stores",))
     alone = pd.read_parquet(tmp_path / "alone" / "customers.parquet")

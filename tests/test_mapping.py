@@ -227,6 +227,33 @@ def test_unparseable_dates_stay_as_they_are_for_validation(tmp_path):
     assert (e.value.column, e.value.examples) == ("order_date", ["row 3: '昨天'"])
 
 
+def test_ticket_export_with_chinese_headers_keeps_the_time_of_day(tmp_path):
+    """A 工单 export: Chinese headers and values, date-times in several layouts (one with a UTC
+    offset, one an Excel serial number) read as local date-times of the unit."""
+    _orders(tmp_path, ["1,C1,online,2024-03-05,10,0,1,web,shoes"])  # customers and orders
+    (tmp_path / "工单.csv").write_text(
+        "工单号,客户编号,创建时间,首次响应时间,解决时间,渠道,类别,是否解决\n"
+        "T1,C1,2024/3/5 14:30,2024年3月5日 15:05,2024-03-06T01:30:00Z,在线客服,投诉,是\n"
+        "T2,C1,45356.75,,,邮件,咨询,否\n", encoding="utf-8")
+    mapping = SourceMapping.model_validate({
+        "transactions": {"file": "orders.csv"},
+        "service_tickets": {"file": "工单.csv",
+                            "columns": {"工单号": "ticket_id", "客户编号": "customer_id", "创建时间": "opened_at",
+                                        "首次响应时间": "first_response_at", "解决时间": "resolved_at",
+                                        "渠道": "channel", "类别": "category", "是否解决": "resolved"},
+                            "values": {"channel": {"在线客服": "chat", "邮件": "email"},
+                                       "category": {"投诉": "complaint", "咨询": "inquiry"},
+                                       "resolved": {"是": "1", "否": "0"}}}})
+    src = sources.open_source(tmp_path, mapping, "Asia/Shanghai", "online")
+    sources.validate(src)
+    t = src.typed("service_tickets").order_by("ticket_id").execute()
+    assert t["opened_at"].tolist() == [pd.Timestamp("2024-03-05 14:30"), pd.Timestamp("2024-03-05 18:00")]
+    assert t["first_response_at"].iloc[0] == pd.Timestamp("2024-03-05 15:05") and pd.isna(t["first_response_at"].iloc[1])
+    assert t["resolved_at"].iloc[0] == pd.Timestamp("2024-03-06 09:30")  # 01:30 UTC in Shanghai
+    assert t[["channel", "category", "resolved", "business_unit"]].values.tolist() == [
+        ["chat", "complaint", 1, "online"], ["email", "inquiry", 0, "online"]]
+
+
 def test_numbers_lose_currency_and_separators(tmp_path):
     src = _orders(tmp_path, ['1,C1,online,2024-03-05,"¥1,234.50",0,1,web,shoes',
                              "2,C1,online,2024-03-05,USD 99,0,1,web,shoes",

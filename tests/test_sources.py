@@ -62,6 +62,35 @@ def test_missing_required_column(csv_source):
     assert (e.value.table, e.value.column, e.value.rule) == ("customers", "signup_date", "required")
 
 
+def test_a_first_response_before_the_ticket_was_opened_is_reported(csv_source):
+    f = csv_source / "service_tickets.csv"
+    df = pd.read_csv(f)
+    rows = df.index[df["first_response_at"].notna()][:2]
+    df.loc[rows, "first_response_at"] = (pd.to_datetime(df.loc[rows, "opened_at"]) - pd.Timedelta(hours=1)).astype(str)
+    df.to_csv(f, index=False)
+    with pytest.raises(CustlibDataError) as e:
+        sources.validate(sources.open_source(csv_source))
+    err = e.value
+    assert (err.table, err.column, err.rule, err.count) == ("service_tickets", "first_response_at",
+                                                            "values are before opened_at", 2)
+
+
+def test_timestamps_keep_their_time_of_day_and_impossible_ones_are_named(csv_source):
+    src = sources.open_source(csv_source)
+    opened = src.typed("service_tickets").opened_at.execute()
+    assert opened.dt.hour.nunique() > 5 and opened.dt.minute.nunique() > 5
+    f = csv_source / "service_tickets.csv"
+    df = pd.read_csv(f)
+    df.loc[0, "opened_at"] = "2024-02-30 10:00"
+    df.loc[1, "opened_at"] = "2024-03-05 25:00"
+    df.to_csv(f, index=False)
+    with pytest.raises(CustlibDataError) as e:
+        sources.validate(sources.open_source(csv_source))
+    err = e.value
+    assert (err.column, err.rule, err.count) == ("opened_at", "values are not date-times", 2)
+    assert err.examples == ["row 2: '2024-02-30 10:00'", "row 3: '2024-03-05 25:00'"]
+
+
 def test_orphan_transactions_and_bad_categories(csv_source):
     f = csv_source / "loyalty_members.csv"
     df = pd.read_csv(f)
