@@ -178,6 +178,9 @@ def _calls(data: sources.UnitData) -> dict[str, tuple]:
         "customer_summary": (lambda: features.customer_summary(tx, end), ["customer_id"]),
         "customer_summary (calibration)": (
             lambda: features.customer_summary(tx, end, calibration_end=cal_end, freq="D"), ["customer_id"]),
+        "occasion_summary": (
+            lambda: features.occasion_summary(tx, end, "quarterly", calibration_end=cal_end), ["customer_id"]),
+        "occasion_summary (yearly)": (lambda: features.occasion_summary(tx, end, "yearly"), ["customer_id"]),
         "customer_aggregates": (
             lambda: features.customer_aggregates(tx, end, data.params.category_tiers), ["customer_id"]),
         "survey_followup": (
@@ -198,13 +201,14 @@ def _calls(data: sources.UnitData) -> dict[str, tuple]:
     }
 
 
-FEATURES = {"customer_summary", "customer_aggregates", "survey_followup", "customer_month_panel",
-            "customer_snapshots", "purchase_day_counts", "lapse_times"}
+FEATURES = {"customer_summary", "occasion_summary", "customer_aggregates", "survey_followup",
+            "customer_month_panel", "customer_snapshots", "purchase_day_counts", "lapse_times"}
+CALENDAR_HELPERS = {"occasion_number", "last_whole_occasion"}  # arithmetic on dates, no query
 
 
 def test_every_feature_function_is_compared():
     public = {n for n, f in inspect.getmembers(features, inspect.isfunction)
-              if not n.startswith("_") and f.__module__ == features.__name__} - {"as_table"}
+              if not n.startswith("_") and f.__module__ == features.__name__} - {"as_table", *CALENDAR_HELPERS}
     assert public == FEATURES, "a feature function was added or renamed: compare it in _calls"
 
 

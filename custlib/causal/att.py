@@ -147,8 +147,11 @@ def _propensity_logit(z: np.ndarray, d: np.ndarray, weights: np.ndarray, tol: fl
 
     Stops after the step whose Newton decrement sqrt(g' H^-1 g) is at most ``tol`` (convergence
     is quadratic, so that step leaves an error far below ``tol``), or once the decrement is below
-    1e-8 and no longer falls (the floating-point floor); while the decrement exceeds 0.1 a step
-    is halved until the loss falls enough (Armijo). ``None`` if not converged in ``NEWTON_STEPS``."""
+    1e-8 and no longer falls (the floating-point floor), provided that step moved no coefficient
+    by more than sqrt(``tol``): under separation the loss is flat to rounding long before the
+    coefficients reach the ridge's optimum, and stopping on the loss alone would leave the
+    separated rows' scores at wherever the rounding stopped them. While the decrement exceeds
+    0.1 a step is halved until the loss falls enough (Armijo). ``None`` if not converged in ``NEWTON_STEPS``."""
     x = np.c_[np.ones(len(d)), z]
     share = weights / weights.sum()
     ridge = np.r_[0.0, np.full(z.shape[1], RIDGE)]
@@ -172,7 +175,8 @@ def _propensity_logit(z: np.ndarray, d: np.ndarray, weights: np.ndarray, tol: fl
             while loss(beta - t * step, eta - t * shift) > start - t * decrement**2 / 4 and t > 1e-10:
                 t /= 2
         beta, eta = beta - t * step, eta - t * shift
-        if decrement <= tol or last <= decrement <= 1e-8:
+        settled = np.max(np.abs(t * step)) <= np.sqrt(tol)  # the coefficients too, not only the loss
+        if settled and (decrement <= tol or last <= decrement <= 1e-8):
             return eta
         last = decrement
     return None
