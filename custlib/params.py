@@ -259,6 +259,19 @@ class SatisfactionParams(_Strict):
         return self
 
 
+class MarketingParams(_Strict):
+    """Parameters of the marketing analysis (notebook 05): campaign effects."""
+
+    window_days: int = Field(30, ge=1, le=365, description="Conversion window: a contacted customer converts "
+                                                           "with an order 1..window_days days after sending")
+    margin_rate: float | None = Field(None, gt=0, le=1, description="Gross margin as a share of net revenue for "
+                                                                    "campaign ROI (null: loyalty.margin_rate)")
+    propensity_trim: float = Field(0.01, ge=0, lt=0.5, description="Campaigns without holdout: drop rows with "
+                                                                   "propensity > 1 - trim")
+    matching_caliper: float | None = Field(0.2, gt=0, description="Matching caliper, in standard deviations of the "
+                                                                  "logit propensity score (null: none)")
+
+
 class UnitParams(_Strict):
     """Everything one business unit's reports need."""
 
@@ -284,6 +297,7 @@ class UnitParams(_Strict):
     lifecycle: LifecycleParams = LifecycleParams()
     loyalty: LoyaltyParams = LoyaltyParams()
     satisfaction: SatisfactionParams = SatisfactionParams()
+    marketing: MarketingParams = MarketingParams()
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,410 @@
+"""Marketing campaigns (个性化邮件营销, targeted pushes): which campaign caused extra purchases,
+for which value tier, and whether it paid. Numbers only: wording, tables and files belong to the
+presentation layer.
+
+Per contact (:func:`campaign_outcomes`, computed in the engine): whether the customer converted
+(a positive order 1..``window_days`` days after sending) and the net spend over those days,
+with pre-campaign behaviour (orders and net spend in the 90 and 365 days before the campaign's
+start, tenure, value tier at the start).
+
+* Campaigns with a random holdout: treatment − holdout difference in conversion and in spend,
+  plain (:func:`difference`) and regression-adjusted on pre-campaign behaviour
+  (:func:`adjusted_difference`, Lin 2013), overall and per value tier with a test of equal
+  effects across tiers; incremental revenue and ROI against ``cost_per_contact``.
+* Campaigns without a holdout (contacts chosen by the marketer): observational. The naive gap
+  contacted − eligible non-contacted, beside the effect on the contacted (ATT) by IPW, AIPW and
+  matching (:func:`custlib.causal.att.estimate_att`) on the same pre-campaign behaviour; valid
+  only if that behaviour captures how contacts were chosen.
+
+Open and click rates are context, not effects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats as st
+from threadpoolctl import threadpool_limits
+
+from custlib.causal.att import ATTResult, design_matrix, estimate_att
+from custlib.params import MarketingParams, SegmentationParams
+from custlib.stats import Estimate, Unavailable, proportion
+
+PRE_DAYS = (90, 365)  # pre-campaign windows of the covariates, days before the campaign's start
+COUNT_COLUMNS = tuple(f"pre_{k}_{d}" for d in PRE_DAYS for k in ("orders", "spend"))
+COVARIATES = (*(f"log_{c}" for c in COUNT_COLUMNS), "tenure_years", "value_tier")
+OUTCOMES = ("conversion", "spend")  # conversion: 0/1; spend: net currency per customer in the window
+ATT_METHODS = ("ipw", "aipw", "matching")
+MAX_CONTROLS = 20_000  # eligible non-contacted customers per campaign without holdout (sampled above)
+SAMPLE_SEED = 2024
+WHAT = "marketing.what.campaign_effects"
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+def _campaign_table(data) -> pd.DataFrame:
+    """One row per campaign of the unit: name, start date, cost per contact, whether it kept a
+    random holdout, contacts (treated) and holdout counts, channel(s). Campaigns without contacts
+    are left out."""
+    c = data.campaign_contacts
+    counts = c.group_by("campaign_id").aggregate(
+        contacts=c.count(), treated=(c["group"].isnull() | (c["group"] == "treatment")).sum(),
+        holdout=(c["group"] == "holdout").sum(), channel=c.channel.arbitrary()).execute()
+    camp = data.campaigns.select("campaign_id", "campaign_name", "start_date", "cost_per_contact").execute()
+    out = camp.merge(counts, on="campaign_id").sort_values(["start_date", "campaign_id"], ignore_index=True)
+    out["start_date"] = pd.to_datetime(out["start_date"]).dt.date
+    out["randomised"] = out["holdout"] > 0
+    return out
+
+
+def _eligible(data, campaigns: pd.DataFrame, window_days: int, params: SegmentationParams) -> pd.DataFrame:
+    """Per campaign, the unit's customers it could have chosen: first positive order at least
+    ``window_days`` before its start (a full window of history), plus anyone it contacted.
+    Columns: campaign_id, customer_id, contacted, value_tier (the segmentation's Pareto tiers on
+    net revenue before the start, among these customers)."""
+    from custlib.segmentation import value_tiers
+
+    tx = data.transactions.select("customer_id", "order_date", amount=data.transactions.amount.cast("float64"))
+    starts = ibis.memtable(campaigns[["campaign_id", "start_date"]]).mutate(
+        start=ibis._.start_date.cast("date")).select("campaign_id", "start")
+    j = tx.join(starts, tx.order_date < starts.start)
+    history = j.group_by(["campaign_id", "customer_id"]).aggregate(
+        revenue=j.amount.sum(), first_order=j.order_date.min(where=j.amount > 0), start=j.start.max())
+    history = history.filter(history.first_order <= history.start - ibis.interval(days=window_days))
+    c = data.campaign_contacts
+    contacted = c.select("campaign_id", "customer_id").distinct().mutate(contacted=ibis.literal(True))
+    pool = history.select("campaign_id", "customer_id", "revenue").outer_join(
+        contacted, ["campaign_id", "customer_id"])
+    pool = pool.select(
+        campaign_id=ibis.coalesce(pool.campaign_id, pool.campaign_id_right),
+        customer_id=ibis.coalesce(pool.customer_id, pool.customer_id_right),
+        revenue=pool.revenue.fill_null(0.0), contacted=pool.contacted.fill_null(False)).execute()
+    names = tuple(t.name for t in params.value_tiers)
+    pool["value_tier"] = pd.concat([
+        value_tiers(g.set_index("customer_id")["revenue"], params.value_tier_cuts, names).set_axis(g.index)
+        for _, g in pool.groupby("campaign_id", sort=False)])
+    return pool.drop(columns="revenue")
+
+
+def _comparison_rows(campaigns: pd.DataFrame, contacts: pd.DataFrame, eligible: pd.DataFrame,
+                     max_controls: int, seed: int) -> pd.DataFrame:
+    """Rows to measure: every contact (``treated`` 1 for treatment or a campaign without
+    holdout, 0 for holdout, weight 1, outcome from its ``sent_date``) and, for each campaign
+    without holdout, its eligible non-contacted customers (``treated`` 0, outcome from the
+    campaign's start), at most ``max_controls`` of them drawn at random, each standing for
+    eligible / drawn customers (``weight``)."""
+    start = campaigns.set_index("campaign_id")["start_date"]
+    rows = [contacts.assign(treated=(contacts["group"] != "holdout").astype(int), weight=1.0)
+            [["campaign_id", "customer_id", "sent_date", "treated", "weight"]]]
+    rng = np.random.default_rng(seed)
+    for cid in campaigns.loc[~campaigns["randomised"], "campaign_id"]:
+        pool = eligible.loc[(eligible["campaign_id"] == cid) & ~eligible["contacted"], "customer_id"].to_numpy()
+        drawn = pool if len(pool) <= max_controls else rng.choice(np.sort(pool), max_controls, replace=False)
+        rows.append(pd.DataFrame({"campaign_id": cid, "customer_id": drawn, "sent_date": start[cid], "treated": 0,
+                                  "weight": len(pool) / max(len(drawn), 1)}))
+    out = pd.concat(rows, ignore_index=True)
+    out["start_date"] = out["campaign_id"].map(start)
+    return out
+
+
+def campaign_outcomes(data, window_days: int = 30, max_controls: int = MAX_CONTROLS,
+                      seed: int = SAMPLE_SEED) -> pd.DataFrame:
+    """One row per compared customer and campaign (a :class:`custlib.sources.UnitData` with
+    campaign tables): campaign_id, customer_id, treated (0/1), weight (sampling weight of
+    non-contacted controls, else 1), sent_date, start_date, value_tier (at the campaign's start),
+    ``conversion`` (1 if a positive order 1..``window_days`` days after sent_date), ``spend``
+    (net revenue over those days, currency), ``pre_orders_<d>`` / ``pre_spend_<d>`` (positive
+    orders and net revenue in the ``d`` days before the campaign's start, for ``d`` in
+    :data:`PRE_DAYS`) and ``tenure_days`` (start minus first positive order; 0 without one).
+
+    Compared customers: a campaign's contacts (holdout as controls) and, for a campaign without
+    holdout, its eligible non-contacted customers (see :func:`_eligible`, sampled above
+    ``max_controls``). Windows and aggregates are computed in the engine."""
+    campaigns = _campaign_table(data)
+    contacts = data.campaign_contacts.select("campaign_id", "customer_id", "sent_date", "group").execute()
+    contacts["sent_date"] = pd.to_datetime(contacts["sent_date"]).dt.date
+    eligible = _eligible(data, campaigns, window_days, data.params.segmentation)
+    rows = _comparison_rows(campaigns, contacts, eligible, max_controls, seed)
+    rows["row"] = np.arange(len(rows))
+    r = ibis.memtable(rows[["row", "customer_id", "sent_date", "start_date"]]).mutate(
+        sent=ibis._.sent_date.cast("date"), start=ibis._.start_date.cast("date")).select(
+        "row", "customer_id", "sent", "start")
+    tx = data.transactions.select("customer_id", "order_date", amount=data.transactions.amount.cast("float64"))
+    bought = tx.filter(tx.amount > 0)
+    first = bought.group_by("customer_id").aggregate(first_order=bought.order_date.min())
+    j = r.join(tx, "customer_id")
+    j = j.filter((j.order_date >= j.start - ibis.interval(days=max(PRE_DAYS)))
+                 & (j.order_date <= j.sent + ibis.interval(days=window_days)))
+    after = j.order_date.delta(j.sent, unit="day")
+    before = j.start.delta(j.order_date, unit="day")  # 1 = the day before the start
+    inside, pos = (after >= 1) & (after <= window_days), j.amount > 0
+    aggs = {"window_orders": (inside & pos).sum(), "spend": j.amount.sum(where=inside)}
+    for d in PRE_DAYS:
+        pre = (before >= 1) & (before <= d)
+        aggs[f"pre_orders_{d}"] = (pre & pos).sum()
+        aggs[f"pre_spend_{d}"] = j.amount.sum(where=pre)
+    agg = j.group_by("row").aggregate(**aggs)
+    r2 = r.left_join(first, "customer_id")
+    tenure = r2.select("row", tenure_days=r2.start.delta(r2.first_order, unit="day").cast("float64"))
+    measured = tenure.left_join(agg, "row").drop("row_right").execute().set_index("row").sort_index()
+    measured = measured.astype(float).fillna(0.0)  # no order in any window: zeros
+    measured["tenure_days"] = measured["tenure_days"].clip(lower=0)
+    out = rows.join(measured, on="row").drop(columns="row")
+    out["conversion"] = (out.pop("window_orders") > 0).astype(int)
+    out["spend"] = out["spend"].astype(float)
+    tiers = eligible.set_index(["campaign_id", "customer_id"])["value_tier"]
+    out["value_tier"] = tiers.reindex(pd.MultiIndex.from_frame(out[["campaign_id", "customer_id"]])).to_numpy()
+    return out
+
+
+def _covariate_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """:data:`COVARIATES`: log(1 + x) of the pre-campaign counts and spends (negative net spend
+    counts as 0), tenure in years and the value tier."""
+    out = pd.DataFrame({f"log_{c}": np.log1p(df[c].clip(lower=0)) for c in COUNT_COLUMNS}, index=df.index)
+    out["tenure_years"] = df["tenure_days"] / 365.25
+    out["value_tier"] = df["value_tier"]
+    return out
+
+
+# -- randomised campaigns ---------------------------------------------------------------------
+
+def difference(y: np.ndarray, treated: np.ndarray) -> Estimate:
+    """Mean of ``y`` among treated minus among controls, with the unequal-variance (Neyman)
+    standard error sqrt(s1²/n1 + s0²/n0) and a normal 95% interval."""
+    y, d = np.asarray(y, dtype=float), np.asarray(treated).astype(bool)
+    a, b = y[d], y[~d]
+    se = np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return Estimate.normal(a.mean() - b.mean(), se, len(y), "difference")
+
+
+def adjusted_difference(y: np.ndarray, treated: np.ndarray, covariates: pd.DataFrame) -> Estimate:
+    """Treatment effect adjusted for pre-treatment ``covariates`` (Lin 2013): OLS of ``y`` on the
+    treatment, the centred covariates (:func:`custlib.causal.att.design_matrix`) and their
+    interactions with the treatment; the treatment coefficient with HC2 robust standard error.
+    Consistent for the average effect under randomisation whatever the outcome model; never less
+    precise asymptotically than the plain difference."""
+    d = np.asarray(treated, dtype=float)
+    x = design_matrix(covariates, list(covariates.columns)).to_numpy()
+    x = x - x.mean(axis=0)
+    exog = np.column_stack([np.ones_like(d), d, x, d[:, None] * x])
+    fit = sm.OLS(np.asarray(y, dtype=float), exog).fit(cov_type="HC2")
+    return Estimate.normal(fit.params[1], fit.bse[1], len(d), "regression_adjusted")
+
+
+def heterogeneity_test(estimates: list[Estimate]) -> tuple[float, int, float]:
+    """Wald (Cochran's Q) test that independent subgroup effects are equal: Q = Σ (b_k − b̄)² /
+    se_k² with b̄ the inverse-variance weighted mean; chi-square with K − 1 degrees of freedom.
+    Returns (Q, df, p-value); NaN below two groups."""
+    b = np.array([e.estimate for e in estimates])
+    w = 1 / np.array([e.se for e in estimates]) ** 2
+    if len(b) < 2 or not np.isfinite(w).all():
+        return float("nan"), len(b) - 1, float("nan")
+    q = float(np.sum(w * (b - np.sum(w * b) / w.sum()) ** 2))
+    return q, len(b) - 1, float(st.chi2.sf(q, len(b) - 1))
+
+
+def _effect_row(campaign: str, segment: str, outcome: str, e: Estimate, n_treated: int, n_control: int) -> dict:
+    return {"campaign": campaign, "segment": segment, "outcome": outcome, "estimate": e.estimate, "se": e.se,
+            "ci_low": e.ci_low, "ci_high": e.ci_high, "n_treated": n_treated, "n_control": n_control,
+            "method": e.method}
+
+
+def randomised_effects(outcomes: pd.DataFrame, segments: tuple[str, ...], min_n: int
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Effects of the randomised campaigns in ``outcomes`` (:func:`campaign_outcomes`, campaigns
+    with a holdout only): per campaign, segment (``all`` or a value tier of ``segments``) and
+    outcome, the plain difference (method ``difference``) and the Lin-adjusted one
+    (``regression_adjusted``); tiers with fewer than ``min_n`` treated or controls are left out.
+    Conversion effects are in proportion points (0.02 = +2 pp), spend effects in currency per
+    selected customer over the window. Second frame: per campaign and outcome the test of equal
+    adjusted effects across tiers (``q``, ``df``, ``p_value``, ``segments``)."""
+    rows, tests = [], []
+    for cid, g in outcomes.groupby("campaign_id", sort=False):
+        cov = _covariate_frame(g)
+        for outcome in OUTCOMES:
+            per_tier = []
+            for segment in ("all", *segments):
+                sel = np.ones(len(g), bool) if segment == "all" else (g["value_tier"] == segment).to_numpy()
+                d = g["treated"].to_numpy()[sel]
+                n1, n0 = int(d.sum()), int((1 - d).sum())
+                if min(n1, n0) < min_n:
+                    continue
+                y = g[outcome].to_numpy()[sel]
+                c = cov[sel] if segment == "all" else cov[sel].drop(columns="value_tier")
+                adjusted = adjusted_difference(y, d, c)
+                rows += [_effect_row(cid, segment, outcome, difference(y, d), n1, n0),
+                         _effect_row(cid, segment, outcome, adjusted, n1, n0)]
+                if segment != "all":
+                    per_tier.append(adjusted)
+            q, df, p = heterogeneity_test(per_tier)
+            tests.append({"campaign": cid, "outcome": outcome, "q": q, "df": df, "p_value": p,
+                          "segments": len(per_tier)})
+    return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+# -- campaigns without holdout ------------------------------------------------------------------
+
+def observational_effects(outcomes: pd.DataFrame, trim: float, caliper: float | None
+                          ) -> tuple[pd.DataFrame, dict[tuple[str, str, str], ATTResult | Unavailable]]:
+    """For each campaign in ``outcomes`` without a holdout: per outcome the naive gap (contacted
+    − eligible non-contacted, sampling-weighted controls, method ``naive_gap``) and the effect on
+    the contacted by :data:`ATT_METHODS` on :data:`COVARIATES`. Returns the effect rows (as
+    :func:`randomised_effects`, segment ``all``) and the ATT results keyed (campaign, outcome,
+    method) for balance and overlap checks."""
+    rows, results = [], {}
+    for cid, g in outcomes.groupby("campaign_id", sort=False):
+        frame = pd.concat([g[["treated", "weight", *OUTCOMES]], _covariate_frame(g)], axis=1)
+        d, w = g["treated"].to_numpy(), g["weight"].to_numpy()
+        for outcome in OUTCOMES:
+            rows.append(_effect_row(cid, "all", outcome, _weighted_gap(g[outcome].to_numpy(), d, w),
+                                    int(d.sum()), int((1 - d).sum())))
+            for method in ATT_METHODS:
+                r = estimate_att(frame, "treated", outcome, list(COVARIATES), method=method, trim=trim,
+                                 weights="weight", caliper=caliper)
+                results[cid, outcome, method] = r
+                if isinstance(r, ATTResult):
+                    rows.append(_effect_row(cid, "all", outcome, r.estimate, r.n_treated, r.n_control))
+    return pd.DataFrame(rows), results
+
+
+def _weighted_gap(y: np.ndarray, treated: np.ndarray, weights: np.ndarray) -> Estimate:
+    """Treated mean minus the weighted control mean (controls sampled with weight = 1 / chance of
+    being drawn), standard error treating the weights as fixed."""
+    d = treated.astype(bool)
+    a, b, w = y[d], y[~d], weights[~d] / weights[~d].sum()
+    mean_b = np.sum(w * b)
+    se = np.sqrt(a.var(ddof=1) / len(a) + np.sum(w**2 * (b - mean_b) ** 2) * len(b) / (len(b) - 1))
+    return Estimate.normal(a.mean() - mean_b, se, len(y), "naive_gap")
+
+
+# -- money and context ---------------------------------------------------------------------------
+
+def campaign_roi(effects: pd.DataFrame, campaigns: pd.DataFrame, margin_rate: float) -> pd.DataFrame:
+    """Per campaign from its main spend effect (randomised: ``regression_adjusted``; else
+    ``aipw``): incremental revenue = effect × treated contacts (currency, with interval),
+    cost = cost_per_contact × treated contacts (taken as known), ROI = margin_rate × incremental
+    revenue / cost − 1 with the interval carried over from the spend effect's (NaN at zero cost).
+    """
+    main = effects[(effects["segment"] == "all") & (effects["outcome"] == "spend")
+                   & effects["method"].isin(["regression_adjusted", "aipw"])]
+    c = campaigns.set_index("campaign_id")
+    rows = []
+    for _, e in main.iterrows():
+        n = int(c.loc[e["campaign"], "treated"])
+        cost = float(c.loc[e["campaign"], "cost_per_contact"]) * n
+        revenue = np.array([e["estimate"], e["ci_low"], e["ci_high"]]) * n
+        roi = margin_rate * revenue / cost - 1 if cost > 0 else np.full(3, np.nan)
+        rows.append({"campaign": e["campaign"], "method": e["method"], "treated": n, "cost": cost,
+                     "incremental_revenue": revenue[0], "revenue_ci_low": revenue[1], "revenue_ci_high": revenue[2],
+                     "margin_rate": margin_rate, "roi": roi[0], "roi_ci_low": roi[1], "roi_ci_high": roi[2]})
+    return pd.DataFrame(rows)
+
+
+def engagement(data) -> pd.DataFrame:
+    """Open and click rates of the contacted per campaign (context, not effects): ``measure``
+    (opened / clicked), share with Wilson 95% interval, ``n`` contacts where it is tracked.
+    Campaigns or measures without tracked values are left out."""
+    c = data.campaign_contacts
+    counts = c.group_by("campaign_id").aggregate(
+        opened=c.opened.sum(), opened_n=c.opened.count(), clicked=c.clicked.sum(), clicked_n=c.clicked.count()
+    ).execute()
+    rows = []
+    for _, r in counts.sort_values("campaign_id").iterrows():
+        for measure in ("opened", "clicked"):
+            if r[f"{measure}_n"] > 0:
+                e = proportion(int(r[measure]), int(r[f"{measure}_n"]))
+                rows.append({"campaign": r["campaign_id"], "measure": measure, "share": e.estimate,
+                             "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n})
+    return pd.DataFrame(rows, columns=["campaign", "measure", "share", "ci_low", "ci_high", "n"])
+
+
+# -- the analysis of one unit -----------------------------------------------------------------
+
+EFFECT_COLUMNS = ["campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
+                  "n_control", "method"]
+
+
+@dataclass(frozen=True)
+class MarketingResult:
+    """Campaign effects of one unit (:func:`analyse`); a part the data cannot support is an
+    :class:`Unavailable` saying why.
+
+    ``campaigns``: one row per campaign (:func:`_campaign_table`); ``randomised``: effect rows of
+    campaigns with a holdout (:func:`randomised_effects`) and ``heterogeneity`` its tests across
+    value tiers; ``observational``: effect rows of campaigns without one
+    (:func:`observational_effects`) and ``att`` the ATT results behind them; ``roi``:
+    :func:`campaign_roi`; ``engagement``: open / click rates; ``too_few``: campaigns left out
+    because a group has fewer than ``small_sample_n`` customers; ``sampled_controls``: whether some
+    campaign without holdout was compared with a weighted sample of its non-contacted customers."""
+
+    params: MarketingParams
+    currency: str
+    small_sample_n: int
+    campaigns: pd.DataFrame | Unavailable
+    randomised: pd.DataFrame | Unavailable
+    heterogeneity: pd.DataFrame | Unavailable
+    observational: pd.DataFrame | Unavailable
+    att: dict[tuple[str, str, str], ATTResult | Unavailable]
+    roi: pd.DataFrame | Unavailable
+    engagement: pd.DataFrame | Unavailable
+    too_few: dict[str, Unavailable]
+    sampled_controls: bool = False
+
+    def effects_table(self) -> pd.DataFrame:
+        """Every effect as tidy rows (``campaign_effects.csv``): campaign, segment (``all`` or a
+        value tier), outcome (conversion in proportion points, spend in currency per customer
+        over the window), estimate, se, ci_low, ci_high, n_treated, n_control, method
+        (``randomised_difference``, ``randomised_regression_adjusted``, ``observational_naive_gap``,
+        ``observational_ipw`` / ``_aipw`` / ``_matching``)."""
+        frames = [f.assign(method=f"{kind}_" + f["method"])
+                  for kind, f in (("randomised", self.randomised), ("observational", self.observational))
+                  if isinstance(f, pd.DataFrame) and len(f)]
+        out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EFFECT_COLUMNS)
+        return out[EFFECT_COLUMNS].astype({"n_treated": "Int64", "n_control": "Int64"})
+
+
+def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: Unavailable) -> MarketingResult:
+    return MarketingResult(params, currency, small_n, reason, reason, reason, reason, {}, reason, reason, {})
+
+
+@threadpool_limits.wrap(limits=1)  # small fits: more BLAS threads stall more than they help
+def analyse(data) -> MarketingResult:
+    """Campaign effects of one unit (a :class:`custlib.sources.UnitData`)."""
+    p, small_n = data.params.marketing, data.params.small_sample_n
+    for table in ("campaigns", "campaign_contacts"):
+        if not data.has(table):
+            return _unavailable(p, data.params.currency, small_n, Unavailable.needs_table(table, WHAT))
+    campaigns = _campaign_table(data)
+    control = np.where(campaigns["randomised"], campaigns["holdout"], small_n)  # non-contacted: checked below
+    thin = campaigns[np.minimum(campaigns["treated"], control) < small_n]
+    too_few = {r.campaign_id: Unavailable.too_few("marketing.what.campaign_effect", min(r.treated, r.holdout)
+                                                  if r.randomised else r.treated, small_n)
+               for r in thin.itertuples()}
+    outcomes = campaign_outcomes(data, p.window_days)
+    outcomes = outcomes[~outcomes["campaign_id"].isin(too_few)]
+    observational_ids = campaigns.loc[~campaigns["randomised"], "campaign_id"]
+    controls = outcomes[outcomes["campaign_id"].isin(observational_ids)].groupby("campaign_id")["treated"].agg(
+        lambda d: int((d == 0).sum()))
+    for cid, n in controls.items():
+        if n < small_n:
+            too_few[cid] = Unavailable.too_few("marketing.what.campaign_effect", n, small_n)
+    outcomes = outcomes[~outcomes["campaign_id"].isin(too_few)]
+    is_randomised = outcomes["campaign_id"].isin(campaigns.loc[campaigns["randomised"], "campaign_id"])
+    segments = tuple(t.name for t in data.params.segmentation.value_tiers)
+    none_left = Unavailable.too_few(WHAT, 0, small_n)
+    randomised, heterogeneity = randomised_effects(outcomes[is_randomised], segments, small_n)
+    observational, att = observational_effects(outcomes[~is_randomised], p.propensity_trim, p.matching_caliper)
+    main = pd.concat([randomised, observational], ignore_index=True)
+    margin = p.margin_rate if p.margin_rate is not None else data.params.loyalty.margin_rate
+    return MarketingResult(
+        params=p, currency=data.params.currency, small_sample_n=small_n, campaigns=campaigns,
+        randomised=randomised if len(randomised) else none_left,
+        heterogeneity=heterogeneity if len(heterogeneity) else none_left,
+        observational=observational if len(observational) else none_left, att=att,
+        roi=campaign_roi(main, campaigns, margin) if len(main) else none_left,
+        engagement=engagement(data), too_few=too_few,
+        sampled_controls=bool((outcomes.loc[~is_randomised, "weight"] > 1).any()))
