@@ -17,13 +17,19 @@ start, tenure, value tier at the start).
   only if that behaviour captures how contacts were chosen.
 
 Open and click rates are context, not effects.
+
+Next best category (:func:`next_best_category`): per customer the top-k product categories not
+bought yet, from category co-occurrence across customers, checked on a time holdout against the
+most popular categories.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
@@ -31,6 +37,7 @@ from scipy import stats as st
 from threadpoolctl import threadpool_limits
 
 from custlib.causal.att import ATTResult, design_matrix, estimate_att
+from custlib.features import as_table
 from custlib.params import MarketingParams, SegmentationParams
 from custlib.stats import Estimate, Unavailable, proportion
 
@@ -48,12 +55,12 @@ WHAT = "marketing.what.campaign_effects"
 
 def _campaign_table(data) -> pd.DataFrame:
     """One row per campaign of the unit: name, start date, cost per contact, whether it kept a
-    random holdout, contacts (treated) and holdout counts, channel(s). Campaigns without contacts
-    are left out."""
+    random holdout, contacts (treated) and holdout counts, channel (the first by name if several).
+    Campaigns without contacts are left out."""
     c = data.campaign_contacts
     counts = c.group_by("campaign_id").aggregate(
         contacts=c.count(), treated=(c["group"].isnull() | (c["group"] == "treatment")).sum(),
-        holdout=(c["group"] == "holdout").sum(), channel=c.channel.arbitrary()).execute()
+        holdout=(c["group"] == "holdout").sum(), channel=c.channel.min()).execute()
     camp = data.campaigns.select("campaign_id", "campaign_name", "start_date", "cost_per_contact").execute()
     out = camp.merge(counts, on="campaign_id").sort_values(["start_date", "campaign_id"], ignore_index=True)
     out["start_date"] = pd.to_datetime(out["start_date"]).dt.date
@@ -322,6 +329,150 @@ def engagement(data) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["campaign", "measure", "share", "ci_low", "ci_high", "n"])
 
 
+# -- next best category ---------------------------------------------------------------------------
+
+NBC_WHAT = "marketing.what.next_best_category"
+NBC_OF = "marketing.of.categories"
+
+
+def _category_pairs(tx: ir.Table, until: date) -> ir.Table:
+    """Distinct (customer_id, category) of positive orders on or before ``until``."""
+    t = tx.filter((tx.amount > 0) & tx.product_category.notnull() & (tx.order_date <= until))
+    return t.select("customer_id", category=t.product_category.cast("string")).distinct()
+
+
+def _ranked(pairs: ir.Table, k: int, segments: pd.DataFrame | None, segment_weight: float) -> ir.Table:
+    """Top-``k`` categories per customer of ``pairs`` among those the customer has not bought:
+    customer_id, rank (1..k), category, score, and the popularity baseline's ``base_rank`` /
+    ``base_score`` (share of customers who bought the category) of the same candidates.
+
+    Score = mean over the customer's bought categories b of P(c | b) = (customers who bought both
+    b and c) / (customers who bought b), from co-occurrence counts across customers; with
+    ``segments`` (customer_id, segment) blended as (1 − w)·score + w·(share of the customer's
+    segment who bought c), w = ``segment_weight``. Ties: more popular first, then by name."""
+    n_customers = pairs.customer_id.nunique()
+    buyers = pairs.group_by("category").aggregate(n_b=pairs.count())
+    other = pairs.rename(candidate="category")
+    co = pairs.join(other, "customer_id").filter(ibis._.category != ibis._.candidate)
+    co = co.group_by(["category", "candidate"]).aggregate(n_bc=co.count())
+    cond = co.join(buyers, "category").mutate(p=ibis._.n_bc.cast("float64") / ibis._.n_b)
+    j = pairs.join(cond, "category")
+    summed = j.group_by(["customer_id", "candidate"]).aggregate(p_sum=j.p.sum())
+    n_bought = pairs.group_by("customer_id").aggregate(n_bought=pairs.count())
+    popularity = buyers.select(candidate=buyers.category, base_score=buyers.n_b.cast("float64") / n_customers)
+    cand = n_bought.cross_join(popularity)
+    cand = cand.anti_join(pairs, [cand.customer_id == pairs.customer_id, cand.candidate == pairs.category])
+    cand = cand.left_join(summed, ["customer_id", "candidate"]).select(
+        "customer_id", "candidate", "base_score", score=ibis._.p_sum.fill_null(0.0) / ibis._.n_bought)
+    if segments is not None:
+        seg = ibis.memtable(segments[["customer_id", "segment"]].astype({"segment": str}))
+        sized = seg.join(pairs.select("customer_id").distinct(), "customer_id")
+        size = sized.group_by("segment").aggregate(n_s=sized.count())
+        bought = pairs.join(seg, "customer_id")
+        share = bought.group_by(["segment", bought.category.name("candidate")]).aggregate(n_sc=bought.count())
+        share = share.join(size, "segment").mutate(share=ibis._.n_sc.cast("float64") / ibis._.n_s)
+        cand = cand.left_join(seg, "customer_id").drop("customer_id_right")
+        cand = cand.left_join(share, ["segment", "candidate"]).select(
+            "customer_id", "candidate", "base_score",
+            score=(1 - segment_weight) * ibis._.score + segment_weight * ibis._.share.fill_null(0.0))
+    by_score = ibis.row_number().over(group_by="customer_id", order_by=[
+        ibis.desc("score"), ibis.desc("base_score"), "candidate"])
+    by_popularity = ibis.row_number().over(group_by="customer_id", order_by=[ibis.desc("base_score"), "candidate"])
+    cand = cand.mutate(rank=by_score + 1, base_rank=by_popularity + 1)
+    return cand.rename(category="candidate")
+
+
+def recommend(transactions, cutoff: date, k: int = 3, segments: pd.DataFrame | None = None,
+              segment_weight: float = 0.5) -> pd.DataFrame:
+    """Next best categories: per customer with a positive order on or before ``cutoff``, the
+    top-``k`` product categories they have not bought by then, scored as in :func:`_ranked`
+    (score in [0, 1]). Columns customer_id, rank (1 = best), category, score: no personal data.
+    ``transactions``: a typed transactions table or a pandas frame with the contract's columns."""
+    r = _ranked(_category_pairs(as_table(transactions), cutoff), k, segments, segment_weight)
+    out = r.filter(r["rank"] <= k).select("customer_id", "rank", "category", "score").execute()
+    return out.sort_values(["customer_id", "rank"], ignore_index=True)
+
+
+@dataclass(frozen=True)
+class NextBestCategory:
+    """Next-best-category recommendations and their holdout evaluation (:func:`next_best_category`).
+
+    ``recommendations``: :func:`recommend` from purchases up to ``end`` (the CRM import file).
+    Evaluation: fitted on purchases up to ``cutoff``, on the ``n_customers`` customers with a
+    recommendation and a positive order in (cutoff, end]. ``precision``: share of their
+    recommended categories bought in the holdout (delta-method interval of the ratio, customer
+    clusters); ``hit_rate``: among the ``n_hit_customers`` of them who buy a new category, share
+    whose first new category (any of those first bought on the same day) is in the top k (Wilson).
+    Keys ``model``, ``popularity`` (the k most popular categories not bought) and ``difference``
+    (model − popularity, paired over the same customers, normal interval), proportions 0..1."""
+
+    k: int
+    cutoff: date
+    end: date
+    recommendations: pd.DataFrame
+    precision: dict[str, Estimate]
+    hit_rate: dict[str, Estimate]
+    n_customers: int
+    n_hit_customers: int
+
+
+def _holdout_outcomes(tx: ir.Table, cutoff: date, end: date, k: int, segments: pd.DataFrame | None,
+                      segment_weight: float) -> pd.DataFrame:
+    """Per evaluated customer (a recommendation and a positive order in (cutoff, end]): n_rec,
+    hits / base_hits (recommended categories bought in the holdout), first / base_first (1 if a
+    first new category is among them) and has_new (1 if any category new to the customer)."""
+    pairs = _category_pairs(tx, cutoff)
+    r = _ranked(pairs, k, segments, segment_weight)
+    later = tx.filter((tx.amount > 0) & (tx.order_date > cutoff) & (tx.order_date <= end))
+    holdout_buyers = later.select("customer_id").distinct()
+    later = later.filter(later.product_category.notnull())
+    new = later.group_by(["customer_id", later.product_category.cast("string").name("category")]).aggregate(
+        first_date=later.order_date.min())
+    new = new.anti_join(pairs, ["customer_id", "category"])
+    new = new.mutate(first=(new.first_date == new.first_date.min().over(group_by="customer_id")).cast("int64"))
+    j = r.left_join(new, ["customer_id", "category"])
+    top, base = j["rank"] <= k, j.base_rank <= k
+    per = j.group_by(j.customer_id).aggregate(
+        n_rec=top.sum(), hits=(top & j.first_date.notnull()).sum(), base_hits=(base & j.first_date.notnull()).sum(),
+        first=(top & (j.first == 1)).sum(), base_first=(base & (j.first == 1)).sum(),
+        has_new=j.first_date.notnull().sum())
+    out = per.join(holdout_buyers, "customer_id").execute()
+    for c in ("first", "base_first", "has_new"):
+        out[c] = (out[c] > 0).astype(int)
+    return out
+
+
+def _precision(hits: np.ndarray, n_rec: np.ndarray, method: str) -> Estimate:
+    """Ratio Σ hits / Σ n_rec over customers, delta-method standard error with customers as
+    clusters: sd(hits − R·n_rec) / (mean n_rec · √n)."""
+    r = hits.sum() / n_rec.sum()
+    se = np.std(hits - r * n_rec, ddof=1) / (n_rec.mean() * np.sqrt(len(hits)))
+    return Estimate.normal(r, se, len(hits), method)
+
+
+def next_best_category(transactions, cutoff: date, end: date, k: int = 3, segments: pd.DataFrame | None = None,
+                       segment_weight: float = 0.5) -> NextBestCategory:
+    """Recommendations from purchases up to ``end`` and their evaluation on the time holdout
+    (cutoff, end] (see :class:`NextBestCategory`); ``segments`` as in :func:`_ranked`. A customer
+    who has bought every category by ``cutoff`` gets no recommendation and is not evaluated."""
+    tx = as_table(transactions)
+    o = _holdout_outcomes(tx, cutoff, end, k, segments, segment_weight)
+    n_rec = o["n_rec"].to_numpy(float)
+    hits, base_hits = o["hits"].to_numpy(float), o["base_hits"].to_numpy(float)
+    r_m, r_b = hits.sum() / n_rec.sum(), base_hits.sum() / n_rec.sum()
+    linear = (hits - r_m * n_rec) - (base_hits - r_b * n_rec)
+    precision = {"model": _precision(hits, n_rec, "delta"), "popularity": _precision(base_hits, n_rec, "delta"),
+                 "difference": Estimate.normal(r_m - r_b, np.std(linear, ddof=1) / (n_rec.mean() * np.sqrt(len(o))),
+                                               len(o), "paired_delta")}
+    h = o[o["has_new"] == 1]
+    d = (h["first"] - h["base_first"]).to_numpy(float)
+    hit_rate = {"model": proportion(int(h["first"].sum()), len(h)),
+                "popularity": proportion(int(h["base_first"].sum()), len(h)),
+                "difference": Estimate.normal(d.mean(), d.std(ddof=1) / np.sqrt(len(d)), len(d), "paired")}
+    return NextBestCategory(k, cutoff, end, recommend(tx, end, k, segments, segment_weight), precision, hit_rate,
+                            len(o), len(h))
+
+
 # -- the analysis of one unit -----------------------------------------------------------------
 
 EFFECT_COLUMNS = ["campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
@@ -338,7 +489,8 @@ class MarketingResult:
     value tiers; ``observational``: effect rows of campaigns without one
     (:func:`observational_effects`) and ``att`` the ATT results behind them; ``roi``:
     :func:`campaign_roi`; ``engagement``: open / click rates; ``too_few``: campaigns left out
-    because a group has fewer than ``small_sample_n`` customers; ``sampled_controls``: whether some
+    because a group has fewer than ``small_sample_n`` customers; ``next_best_category``:
+    :func:`next_best_category` (needs no campaign table); ``sampled_controls``: whether some
     campaign without holdout was compared with a weighted sample of its non-contacted customers."""
 
     params: MarketingParams
@@ -352,6 +504,7 @@ class MarketingResult:
     roi: pd.DataFrame | Unavailable
     engagement: pd.DataFrame | Unavailable
     too_few: dict[str, Unavailable]
+    next_best_category: NextBestCategory | Unavailable
     sampled_controls: bool = False
 
     def effects_table(self) -> pd.DataFrame:
@@ -367,17 +520,33 @@ class MarketingResult:
         return out[EFFECT_COLUMNS].astype({"n_treated": "Int64", "n_control": "Int64"})
 
 
-def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: Unavailable) -> MarketingResult:
-    return MarketingResult(params, currency, small_n, reason, reason, reason, reason, {}, reason, reason, {})
+def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: Unavailable,
+                 nbc: NextBestCategory | Unavailable) -> MarketingResult:
+    return MarketingResult(params, currency, small_n, reason, reason, reason, reason, {}, reason, reason, {}, nbc)
+
+
+def _next_best(data) -> NextBestCategory | Unavailable:
+    """:func:`next_best_category` of the unit: cutoff ``recommendation_holdout_days`` before the
+    observation end. Unavailable below ``top_k`` + 1 categories bought, or when fewer than
+    ``small_sample_n`` customers are evaluated or buy a new category in the holdout."""
+    p, end, small_n = data.params.marketing, data.params.observation_end, data.params.small_sample_n
+    tx = data.transactions
+    n_categories = int(tx.filter((tx.amount > 0) & (tx.order_date <= end)).product_category.nunique().execute())
+    if n_categories < p.top_k + 1:
+        return Unavailable.too_few(NBC_WHAT, n_categories, p.top_k + 1, of=NBC_OF)
+    r = next_best_category(tx, end - timedelta(days=p.recommendation_holdout_days), end, p.top_k)
+    n = min(r.n_customers, r.n_hit_customers)
+    return Unavailable.too_few(NBC_WHAT, n, small_n) if n < small_n else r
 
 
 @threadpool_limits.wrap(limits=1)  # small fits: more BLAS threads stall more than they help
 def analyse(data) -> MarketingResult:
     """Campaign effects of one unit (a :class:`custlib.sources.UnitData`)."""
     p, small_n = data.params.marketing, data.params.small_sample_n
+    nbc = _next_best(data)
     for table in ("campaigns", "campaign_contacts"):
         if not data.has(table):
-            return _unavailable(p, data.params.currency, small_n, Unavailable.needs_table(table, WHAT))
+            return _unavailable(p, data.params.currency, small_n, Unavailable.needs_table(table, WHAT), nbc)
     campaigns = _campaign_table(data)
     control = np.where(campaigns["randomised"], campaigns["holdout"], small_n)  # non-contacted: checked below
     thin = campaigns[np.minimum(campaigns["treated"], control) < small_n]
@@ -406,5 +575,5 @@ def analyse(data) -> MarketingResult:
         heterogeneity=heterogeneity if len(heterogeneity) else none_left,
         observational=observational if len(observational) else none_left, att=att,
         roi=campaign_roi(main, campaigns, margin) if len(main) else none_left,
-        engagement=engagement(data), too_few=too_few,
+        engagement=engagement(data), too_few=too_few, next_best_category=nbc,
         sampled_controls=bool((outcomes.loc[~is_randomised, "weight"] > 1).any()))

@@ -270,6 +270,10 @@ class MarketingParams(_Strict):
                                                                    "propensity > 1 - trim")
     matching_caliper: float | None = Field(0.2, gt=0, description="Matching caliper, in standard deviations of the "
                                                                   "logit propensity score (null: none)")
+    recommendation_holdout_days: int = Field(180, ge=1, le=3650, description="Next best category: evaluated on "
+                                                                         "purchases in the last N days, fitted "
+                                                                         "on those before")
+    top_k: int = Field(3, ge=1, le=50, description="Next best category: categories recommended per customer")
 
 
 class UnitParams(_Strict):
