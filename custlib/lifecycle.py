@@ -30,7 +30,6 @@ findings, notes, output files) is built from it by :mod:`custlib.present.lifecyc
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import date, timedelta
 
