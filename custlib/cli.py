@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from custlib.contract import ANALYSES
 from custlib.errors import CustlibDataError
 
 
@@ -20,8 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="render the reports of business units")
     r.add_argument("--bu", nargs="+", metavar="ID", help="business units (default: all in params/business_units)")
     r.add_argument("--analysis", nargs="+", metavar="NAME",
-                   choices=["segmentation", "lifecycle", "loyalty_impact", "satisfaction"],
-                   help="analyses (default: all)")
+                   choices=list(ANALYSES), help="analyses (default: all)")
     r.add_argument("--jobs", type=int, default=None, help="reports rendered in parallel (default: CPU count)")
     r.add_argument("--run-date", default=None, help="date shown in the reports (default: today)")
     d = sub.add_parser("demo-data", help="generate demo data with planted truths")

@@ -179,7 +179,8 @@ CAMPAIGNS = Table(
         Column("end_date", "date", "Last day of the campaign's offer", not_before="start_date"),
         Column("offer", "string", "What the message offered (e.g. 10% off, free shipping); empty for a "
                                   "message without an offer", nullable=True),
-        Column("cost_per_contact", "float", "Cost of contacting one customer, in the unit's currency", min=0),
+        Column("cost_per_contact", "float", "Cost of contacting one customer in the unit's currency: sending "
+                                            "plus the offer's expected cost (discounts redeemed, gifts)", min=0),
     ),
     required=False,
 )
@@ -257,7 +258,11 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in (
     Analysis("loyalty_impact", "03_loyalty_impact.ipynb", "Loyalty programme impact 忠诚度计划",
              ("customers", "transactions", "loyalty_members"), {}),
     Analysis("satisfaction", "04_satisfaction.ipynb", "Customer satisfaction 客户满意度",
-             ("customers", "transactions", "survey_responses"), {}),
+             ("customers", "transactions", "survey_responses"), {"Customer service 客户服务": "service_tickets"}),
+    Analysis("marketing", "05_marketing.ipynb", "Marketing and campaigns 营销活动",
+             ("customers", "transactions"),
+             {"Campaign effects and targeting 营销活动效果": "campaign_contacts",
+              "Campaign names, dates and costs 营销活动": "campaigns"}),
 )}
 
 

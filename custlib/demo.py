@@ -129,7 +129,7 @@ class CampaignSpec:
     send: str  # ISO date of the first send
     channel: str  # contract.CAMPAIGN_CHANNELS
     offer: str | None
-    cost_per_contact: float  # unit's currency
+    cost_per_contact: float  # unit's currency: sending plus the offer's expected cost (discounts redeemed)
     response: dict[str, float]  # value tier (high, mid, low) -> probability of an extra order
     audience: float = 1.0
     holdout: float | None = 0.15
@@ -241,15 +241,15 @@ UNITS: dict[str, UnitSpec] = {
                              "premium_occasional": ("home_basics", "apparel", "designer"),
                              "one_time_browser": ("accessories", "beauty", "electronics")},
         campaigns=[
-            CampaignSpec("C01", "Spring sale", "2024-03-05", "email", "15% off", 0.05,
+            CampaignSpec("C01", "Spring sale", "2024-03-05", "email", "15% off", 4.0,
                          {"high": 0.08, "mid": 0.30, "low": 0.10}, audience=0.6, holdout=0.15),
-            CampaignSpec("C02", "Summer free shipping", "2024-06-11", "push", "free shipping", 0.01,
+            CampaignSpec("C02", "Summer free shipping", "2024-06-11", "push", "free shipping", 2.0,
                          {"high": 0.06, "mid": 0.24, "low": 0.08}, audience=0.8, holdout=0.10),
-            CampaignSpec("C03", "Back to school", "2024-09-03", "email", "20% off apparel", 0.05,
+            CampaignSpec("C03", "Back to school", "2024-09-03", "email", "20% off apparel", 5.0,
                          {"high": 0.10, "mid": 0.34, "low": 0.12}, audience=0.5, holdout=0.20),
             CampaignSpec("C04", "Brand newsletter", "2025-02-11", "email", None, 0.03,
                          {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),
-            CampaignSpec("C05", "Singles' Day VIP preview", "2025-10-21", "push", "early access", 0.01,
+            CampaignSpec("C05", "Singles' Day VIP preview", "2025-10-21", "push", "early access", 1.0,
                          {"high": 0.12, "mid": 0.12, "low": 0.12}, holdout=None,
                          targeting={"intercept": -1.6, "slope": 1.4}),
         ],
@@ -308,15 +308,15 @@ UNITS: dict[str, UnitSpec] = {
                              "premium_shopper": ("groceries", "clothing", "jewellery"),
                              "occasional_visitor": ("household", "kitchen", "wine")},
         campaigns=[
-            CampaignSpec("C01", "春季会员日", "2024-03-12", "sms", "满200减30", 0.08,
+            CampaignSpec("C01", "春季会员日", "2024-03-12", "sms", "满200减30", 6.0,
                          {"high": 0.08, "mid": 0.15, "low": 0.25}, audience=0.6, holdout=0.15),
-            CampaignSpec("C02", "端午节促销", "2024-06-04", "push", "第二件半价", 0.01,
+            CampaignSpec("C02", "端午节促销", "2024-06-04", "push", "第二件半价", 3.0,
                          {"high": 0.06, "mid": 0.12, "low": 0.20}, audience=0.8, holdout=0.10),
-            CampaignSpec("C03", "中秋礼盒预订", "2024-08-27", "sms", "礼盒9折", 0.08,
+            CampaignSpec("C03", "中秋礼盒预订", "2024-08-27", "sms", "礼盒9折", 4.0,
                          {"high": 0.10, "mid": 0.18, "low": 0.30}, audience=0.5, holdout=0.20),
             CampaignSpec("C04", "品牌月刊", "2025-03-04", "push", None, 0.01,
                          {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),
-            CampaignSpec("C05", "双十一会员专享", "2025-10-28", "sms", "会员价", 0.08,
+            CampaignSpec("C05", "双十一会员专享", "2025-10-28", "sms", "会员价", 2.0,
                          {"high": 0.12, "mid": 0.12, "low": 0.12}, holdout=None,
                          targeting={"intercept": -1.6, "slope": 1.4}),
         ],
@@ -375,11 +375,11 @@ UNITS: dict[str, UnitSpec] = {
                              "price_buyer": ("consumables", "equipment", "enterprise_systems"),
                              "dormant_trial": ("spare_parts", "equipment", "consulting")},
         campaigns=[
-            CampaignSpec("C01", "Q1 equipment promotion", "2024-02-20", "email", "5% volume discount", 0.2,
+            CampaignSpec("C01", "Q1 equipment promotion", "2024-02-20", "email", "5% volume discount", 60.0,
                          {"high": 0.26, "mid": 0.12, "low": 0.08}, audience=0.6, holdout=0.15),
             CampaignSpec("C02", "Consumables reorder reminder", "2024-05-14", "call", "free delivery", 25.0,
                          {"high": 0.30, "mid": 0.14, "low": 0.10}, audience=0.8, holdout=0.10),
-            CampaignSpec("C03", "Software upgrade offer", "2024-09-10", "email", "first year 30% off", 0.2,
+            CampaignSpec("C03", "Software upgrade offer", "2024-09-10", "email", "first year 30% off", 80.0,
                          {"high": 0.28, "mid": 0.13, "low": 0.08}, audience=0.5, holdout=0.20),
             CampaignSpec("C04", "Industry newsletter", "2025-01-21", "email", None, 0.1,
                          {"high": 0.0, "mid": 0.0, "low": 0.0}, audience=0.7, holdout=0.15),

@@ -8,7 +8,8 @@ from custlib.sources import UnitData
 
 DATE_COLUMNS = {"customers": "signup_date", "transactions": "order_date",
                 "loyalty_members": "enrolled_date", "survey_responses": "response_date",
-                "leads": "created_date"}
+                "leads": "created_date", "campaigns": "start_date", "campaign_contacts": "sent_date",
+                "service_tickets": "opened_at"}
 
 
 def table_counts(data: UnitData) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The four real notebooks end to end on a small demo (1,000 customers per unit), as `make
+"""The real notebooks end to end on a small demo (1,000 customers per unit), as `make
 reports` runs them: every report renders; the stores unit (`language: zh`, regions and cities
 in Chinese as the demo writes them) reads in Chinese with every glyph drawn; a unit with overridden cuts, NPS groups and DiD
 window states its own values; the portfolio page compares the units."""
@@ -118,3 +118,23 @@ def test_rerunning_one_analysis_leaves_the_others_outputs_alone(demo_run):
     runner.run(root, units=["b2b"], analyses=["segmentation"], jobs=1, progress=False)
     after = {k: v for k, v in _digests(data).items() if k.parts[0] != "segmentation"}
     assert after == before
+
+
+def test_marketing_outputs_hold_no_personal_field_and_only_the_units_customers(demo_run):
+    import pandas as pd
+
+    from custlib.contract import PERSONAL_FIELDS
+
+    root, _ = demo_run
+    customers = pd.read_parquet(root / "data" / "demo" / "customers.parquet")
+    for unit in ("online", "stores", "b2b"):
+        folder = root / "reports" / unit / "data" / "marketing"
+        files = {p.relative_to(folder).as_posix(): pd.read_csv(p) for p in folder.rglob("*.csv")}
+        assert {"campaign_effects.csv", "targets/next_best_category.csv"} <= set(files)
+        assert list(files["campaign_effects.csv"].columns) == [
+            "campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control", "method"]
+        own = set(customers.loc[customers["business_unit"] == unit, "customer_id"])
+        for name, df in files.items():
+            assert not set(df.columns) & set(PERSONAL_FIELDS), name
+            if name.startswith("targets/"):
+                assert len(df) and set(df["customer_id"].astype(str)) <= own, name

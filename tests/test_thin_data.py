@@ -47,6 +47,7 @@ def test_statuses_follow_the_data(thin_run):
         assert results[unit, "loyalty_impact"].status == "not available"
         assert results[unit, "loyalty_impact"].error == "needs loyalty_members"
         assert results[unit, "satisfaction"].error == "needs survey_responses"
+        assert results[unit, "marketing"].status == "ok"  # campaign sections say what is missing
     for unit in ("n5", "one_time_buyers", "degenerate"):
         assert {results[unit, a].status for a in runner.ANALYSES} == {"ok"}, unit
     manifest = json.loads((root / "reports" / "manifest.json").read_text())
@@ -64,6 +65,9 @@ def test_reports_explain_what_is_missing(thin_run):
             assert "Traceback" not in page and "NaN" not in page and ">nan<" not in page
     lifecycle = (root / "reports" / "n50_absent" / "lifecycle.html").read_text()
     assert "cl-unavailable" in lifecycle and "leads" in lifecycle
+    marketing = (root / "reports" / "n50_absent" / "marketing.html").read_text()
+    assert "cl-unavailable" in marketing and "Campaigns table" in marketing
+    assert "Traceback" not in marketing and ">nan<" not in marketing
 
 
 def test_cli_exit_code_tells_a_scheduler(thin_run):
@@ -102,7 +106,8 @@ def test_orders_only_unit_renders_segmentation_and_lifecycle(tmp_path):
     status = {r["analysis"]: (r["status"], r["error"]) for r in manifest["reports"]}
     assert status == {"segmentation": ("ok", None), "lifecycle": ("ok", None),
                       "loyalty_impact": ("not available", "needs loyalty_members"),
-                      "satisfaction": ("not available", "needs survey_responses")}
+                      "satisfaction": ("not available", "needs survey_responses"),
+                      "marketing": ("ok", None)}  # neither campaigns nor a second category: notes
     lifecycle = (root / "reports" / "cdnow" / "lifecycle.html").read_text()
     assert "CLV" in lifecycle and "cl-unavailable" in lifecycle  # the funnel: no leads
     churn = pd.read_csv(root / "reports" / "cdnow" / "data" / "lifecycle" / "targets" / "churn_risk.csv")

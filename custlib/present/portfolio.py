@@ -30,6 +30,7 @@ KPI_ROWS = [
     ("satisfaction", "nps", "portfolio.nps"),
     ("loyalty_impact", "effect", "portfolio.loyalty_effect"),
     ("loyalty_impact", "roi", "portfolio.loyalty_roi"),
+    ("marketing", "campaign_revenue", "portfolio.campaign_revenue"),
 ]
 
 

@@ -1,0 +1,451 @@
+"""The marketing report (notebook 05) from a :class:`custlib.marketing.MarketingResult` and the
+unit's params: findings, section texts, display tables, charts, the collapsed diagnostics
+block, the output files and the KPIs of the portfolio page, in the report language.
+
+Each campaign is judged by one main estimate: the regression-adjusted treatment − holdout
+difference when it kept a random holdout, the doubly robust AIPW effect on the contacted when
+it did not (labelled observational, with the naive gap beside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from custlib import report
+from custlib.marketing import MarketingResult
+from custlib.plots import marketing as plots
+from custlib.present import fmt
+from custlib.present.i18n import name, t
+from custlib.present.loyalty import segment_name
+from custlib.report import Finding
+from custlib.stats import Unavailable
+
+EFFECTS_FILE = "campaign_effects.csv"
+NEXT_BEST_FILE = "targets/next_best_category.csv"
+MAIN_METHOD = {True: "regression_adjusted", False: "aipw"}  # randomised? -> the campaign's main estimate
+
+
+# -- names and estimates --------------------------------------------------------------------
+
+def campaign_name(res: MarketingResult, campaign_id: str) -> str:
+    """The campaign's name from the campaigns table (as the client wrote it), else its id."""
+    c = res.campaigns.set_index("campaign_id")
+    text = c.at[campaign_id, "campaign_name"] if campaign_id in c.index else None
+    return str(text) if isinstance(text, str) and text.strip() else str(campaign_id)
+
+
+def _estimate(row, n: str = "n_treated") -> dict:
+    return {"estimate": row["estimate"], "ci_low": row["ci_low"], "ci_high": row["ci_high"], "n": row[n]}
+
+
+def _direction(e) -> str:
+    """raises / lowers / unclear from the sign of the interval."""
+    return "raises" if e["ci_low"] > 0 else "lowers" if e["ci_high"] < 0 else "unclear"
+
+
+def _chart(ax) -> None:
+    """Show a chart where the report is (not at the end of the cell) and close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(ax.figure)
+    plt.close(ax.figure)
+
+
+def main_effects(res: MarketingResult) -> pd.DataFrame:
+    """One row per measured campaign and outcome: its main estimate (:data:`MAIN_METHOD`) for
+    all compared customers, with the campaign's ``randomised`` flag, in campaign start order."""
+    frames = [f for f in (res.randomised, res.observational) if isinstance(f, pd.DataFrame)]
+    if not frames:
+        return pd.DataFrame(columns=["campaign", "outcome", "estimate", "ci_low", "ci_high", "n_treated",
+                                     "n_control", "randomised"])
+    rows = pd.concat(frames, ignore_index=True)
+    randomised = res.campaigns.set_index("campaign_id")["randomised"]
+    rows["randomised"] = rows["campaign"].map(randomised)
+    main = rows[(rows["segment"] == "all") & (rows["method"] == rows["randomised"].map(MAIN_METHOD))]
+    order = {c: i for i, c in enumerate(res.campaigns["campaign_id"])}
+    return main.sort_values("campaign", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def _conversion(res: MarketingResult) -> pd.DataFrame:
+    return main_effects(res).query("outcome == 'conversion'").set_index("campaign")
+
+
+# -- the executive layer -----------------------------------------------------------------------
+
+def _campaign_findings(res: MarketingResult, params) -> list[Finding]:
+    """The best randomised campaign (with its ROI) and the randomised ones without a clear effect."""
+    conv = _conversion(res)
+    rand = conv[conv["randomised"].astype(bool)]
+    if not len(rand):
+        return []
+    out = []
+    roi = res.roi.set_index("campaign") if isinstance(res.roi, pd.DataFrame) else pd.DataFrame()
+    best = rand["estimate"].idxmax()
+    e = _estimate(rand.loc[best])
+    if _direction(e) == "raises":
+        text = t("marketing.findings.best", campaign=campaign_name(res, best), effect=fmt.estimate(e, "pp"),
+                 window=res.params.window_days)
+        action = t("marketing.findings.best_action", campaign=campaign_name(res, best))
+        if best in roi.index and np.isfinite(roi.at[best, "roi"]):
+            r = roi.loc[best]
+            way = _direction({"ci_low": r["roi_ci_low"], "ci_high": r["roi_ci_high"]})
+            text += " " + t(f"marketing.findings.roi_{way}", roi=fmt.estimate(
+                {"estimate": r["roi"], "ci_low": r["roi_ci_low"], "ci_high": r["roi_ci_high"], "n": r["treated"]},
+                "change", n=False))
+            action = t(f"marketing.findings.roi_{way}_action", campaign=campaign_name(res, best))
+        out.append(Finding(text, action))
+    flat = [c for c, r in rand.iterrows() if _direction(_estimate(r)) != "raises"]
+    if flat:
+        out.append(Finding(t("marketing.findings.no_effect", n=len(flat), total=len(rand),
+                             campaigns=", ".join(campaign_name(res, c) for c in flat)),
+                           t("marketing.findings.no_effect_action")))
+    return out
+
+
+def _observational_finding(res: MarketingResult) -> Finding | None:
+    """A campaign without holdout whose naive gap lies outside its AIPW interval."""
+    if not isinstance(res.observational, pd.DataFrame):
+        return None
+    o = res.observational[res.observational["outcome"] == "conversion"].set_index(["campaign", "method"])
+    for cid in o.index.get_level_values(0).unique():
+        if (cid, "aipw") not in o.index:
+            continue
+        gap, aipw = o.loc[(cid, "naive_gap")], o.loc[(cid, "aipw")]
+        if not aipw["ci_low"] <= gap["estimate"] <= aipw["ci_high"]:
+            return Finding(t("marketing.findings.observational", campaign=campaign_name(res, cid),
+                             gap=fmt.value(gap["estimate"], "pp"), effect=fmt.estimate(_estimate(aipw), "pp")),
+                           t("marketing.findings.observational_action"))
+    return None
+
+
+def _heterogeneity_finding(res: MarketingResult, params) -> Finding | None:
+    """The randomised campaign whose conversion effect differs most clearly across value tiers."""
+    if not isinstance(res.heterogeneity, pd.DataFrame):
+        return None
+    h = res.heterogeneity[(res.heterogeneity["outcome"] == "conversion") & (res.heterogeneity["p_value"] < 0.05)]
+    if not len(h):
+        return None
+    cid = h.sort_values("p_value").iloc[0]["campaign"]
+    tiers = res.randomised[(res.randomised["campaign"] == cid) & (res.randomised["outcome"] == "conversion")
+                           & (res.randomised["method"] == "regression_adjusted") & (res.randomised["segment"] != "all")]
+    hi, lo = tiers.loc[tiers["estimate"].idxmax()], tiers.loc[tiers["estimate"].idxmin()]
+    return Finding(t("marketing.findings.segments", campaign=campaign_name(res, cid),
+                     best=segment_name(hi["segment"], params, capital=False), best_effect=fmt.estimate(_estimate(hi), "pp"),
+                     worst=segment_name(lo["segment"], params, capital=False),
+                     worst_effect=fmt.estimate(_estimate(lo), "pp")),
+                   t("marketing.findings.segments_action",
+                     best=segment_name(hi["segment"], params, capital=False)))
+
+
+def _next_best_finding(res: MarketingResult) -> Finding | None:
+    nbc = res.next_best_category
+    if isinstance(nbc, Unavailable):
+        return None
+    d = nbc.precision["difference"]
+    way = _direction(d.to_dict())
+    return Finding(t(f"marketing.findings.nbc_{way}", k=nbc.k, model=fmt.value(nbc.precision["model"].estimate, "pct"),
+                     popularity=fmt.value(nbc.precision["popularity"].estimate, "pct"),
+                     difference=fmt.estimate(d, "pp")),
+                   t(f"marketing.findings.nbc_{way}_action"))
+
+
+def findings(res: MarketingResult, params) -> list[Finding]:
+    """At most five findings: the best campaign and whether it paid, the campaigns without a
+    clear effect, for whom a campaign worked best, a misleading naive gap, and whether the
+    next-best-category recommendations beat the bestsellers; a part without data says why."""
+    items = []
+    if isinstance(res.campaigns, Unavailable):
+        items.append(Finding(t("marketing.findings.no_campaigns", reason=res.campaigns.reason)))
+    else:
+        items += [*_campaign_findings(res, params), _heterogeneity_finding(res, params), _observational_finding(res)]
+    items.append(_next_best_finding(res))
+    return [f for f in items if f is not None][: report.MAX_FINDINGS]
+
+
+# -- campaign effects ------------------------------------------------------------------------------
+
+def _design(randomised: bool) -> str:
+    return t("marketing.effects.randomised" if randomised else "marketing.effects.observational")
+
+
+def effects_table(res: MarketingResult, params) -> pd.DataFrame:
+    """Per measured campaign: channel, design, contacted and comparison customers, the main
+    conversion and spend effects."""
+    small = res.small_sample_n
+    main = main_effects(res)
+    spend = main[main["outcome"] == "spend"].set_index("campaign")
+    channel = res.campaigns.set_index("campaign_id")["channel"]
+    rows = []
+    for cid, r in main[main["outcome"] == "conversion"].set_index("campaign").iterrows():
+        rows.append({t("marketing.effects.campaign"): campaign_name(res, cid),
+                     t("marketing.effects.channel"): name("campaign_channel", channel[cid]),
+                     t("marketing.effects.design"): _design(bool(r["randomised"])),
+                     t("marketing.effects.contacted"): fmt.value(r["n_treated"], "count"),
+                     t("marketing.effects.compared"): fmt.value(r["n_control"], "count"),
+                     t("marketing.effects.conversion"): fmt.cell(_estimate(r), "pp", small_n=small),
+                     t("marketing.effects.spend"): fmt.cell(_estimate(spend.loc[cid]), "money",
+                                                            currency=params.currency, small_n=small)})
+    return pd.DataFrame(rows)
+
+
+def roi_table(res: MarketingResult, params) -> pd.DataFrame:
+    """Per measured campaign: cost of its contacts, incremental revenue and ROI."""
+    small, cur = res.small_sample_n, params.currency
+    rows = []
+    for q in res.roi.to_dict("records"):
+        n = int(q["treated"])
+        rows.append({
+            t("marketing.effects.campaign"): campaign_name(res, q["campaign"]),
+            t("marketing.effects.contacted"): fmt.value(n, "count"),
+            t("marketing.roi.cost"): fmt.value(q["cost"], "money", currency=cur),
+            t("marketing.roi.revenue"): fmt.cell({"estimate": q["incremental_revenue"], "ci_low": q["revenue_ci_low"],
+                                                  "ci_high": q["revenue_ci_high"], "n": n}, "money", currency=cur,
+                                                 small_n=small),
+            t("marketing.roi.roi"): fmt.cell({"estimate": q["roi"], "ci_low": q["roi_ci_low"],
+                                              "ci_high": q["roi_ci_high"], "n": n}, "change", small_n=small)
+            if np.isfinite(q["roi"]) else "–"})
+    return pd.DataFrame(rows)
+
+
+def effects_chart(res: MarketingResult) -> pd.DataFrame:
+    """Main conversion effect per campaign with its interval (pp as shares), observational ones
+    marked, for :func:`custlib.plots.marketing.campaign_effects`."""
+    conv = main_effects(res).query("outcome == 'conversion'")
+    label = [campaign_name(res, c) + ("" if r else " *") for c, r in zip(conv["campaign"], conv["randomised"])]
+    return conv.assign(label=label, n=conv["n_treated"])[["label", "estimate", "ci_low", "ci_high", "n"]]
+
+
+def _too_few_notes(res: MarketingResult) -> None:
+    for cid, why in res.too_few.items():
+        report.note(t("marketing.effects.too_few", campaign=campaign_name(res, cid), reason=why.reason))
+
+
+def effects(res: MarketingResult, params) -> None:
+    """Section: which campaigns caused extra purchases (table, chart of conversion effects),
+    with the campaigns left out for too few customers."""
+    margin = params.marketing.margin_rate if params.marketing.margin_rate is not None else params.loyalty.margin_rate
+    report.section(t("marketing.effects.title"), t("marketing.effects.intro", window=res.params.window_days))
+    if not report.available(res.campaigns):
+        return
+    table = effects_table(res, params)
+    if len(table):
+        report.table(table, t("marketing.effects.caption", window=res.params.window_days),
+                     n=int(main_effects(res).query("outcome == 'conversion'")["n_treated"].sum()))
+        _chart(plots.campaign_effects(effects_chart(res)))
+        if not main_effects(res)["randomised"].all():
+            report.note(t("marketing.effects.observational_note"))
+    _too_few_notes(res)
+    if isinstance(res.roi, pd.DataFrame):
+        report.section(t("marketing.roi.title"), t("marketing.roi.intro", margin=fmt.value(margin, "pct")), level=3)
+        report.table(roi_table(res, params), t("marketing.roi.caption"), n=int(res.roi["treated"].sum()))
+
+
+# -- for whom --------------------------------------------------------------------------------------
+
+def segments_table(res: MarketingResult, params) -> pd.DataFrame:
+    """Per randomised campaign, the regression-adjusted conversion effect per value tier and the
+    p-value of the test that the tiers' effects are equal."""
+    r = res.randomised
+    r = r[(r["outcome"] == "conversion") & (r["method"] == "regression_adjusted") & (r["segment"] != "all")]
+    tests = res.heterogeneity[res.heterogeneity["outcome"] == "conversion"].set_index("campaign")["p_value"]
+    tiers = [v.name for v in params.segmentation.value_tiers]
+    rows = []
+    for cid, g in r.groupby("campaign", sort=False):
+        by = g.set_index("segment")
+        row = {t("marketing.effects.campaign"): campaign_name(res, cid)}
+        for tier in tiers:
+            row[segment_name(tier, params)] = (fmt.cell(_estimate(by.loc[tier]), "pp", small_n=res.small_sample_n)
+                                               if tier in by.index else t("marketing.segments.too_few"))
+        row[t("marketing.segments.test")] = fmt.pvalue(tests.get(cid, np.nan))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def segments(res: MarketingResult, params) -> None:
+    """Section: the conversion effect of each randomised campaign per value tier (nothing when
+    the unit has no campaign data)."""
+    if isinstance(res.campaigns, Unavailable):
+        return  # the effects section says why
+    report.section(t("marketing.segments.title"), t("marketing.segments.intro"), level=3)
+    if isinstance(res.randomised, Unavailable):
+        report.note(t("marketing.segments.none", n=res.small_sample_n))
+        return
+    report.table(segments_table(res, params), t("marketing.segments.caption"))
+
+
+# -- without holdout ---------------------------------------------------------------------------------
+
+OBSERVATIONAL_METHODS = ("naive_gap", "ipw", "aipw", "matching")
+
+
+def observational_table(res: MarketingResult, params) -> pd.DataFrame:
+    """Per campaign without holdout and method (naive gap first): conversion and spend effects
+    on the contacted and the customers compared."""
+    o = res.observational
+    rows = []
+    for cid, g in o.groupby("campaign", sort=False):
+        by = g.set_index(["method", "outcome"])
+        for method in OBSERVATIONAL_METHODS:
+            if (method, "conversion") not in by.index:
+                continue
+            conv, spend = by.loc[(method, "conversion")], by.loc[(method, "spend")]
+            rows.append({t("marketing.effects.campaign"): campaign_name(res, cid),
+                         t("marketing.observational.method"): name("marketing_method", method),
+                         t("marketing.effects.conversion"): fmt.cell(_estimate(conv), "pp", small_n=res.small_sample_n),
+                         t("marketing.effects.spend"): fmt.cell(_estimate(spend), "money", currency=params.currency,
+                                                                small_n=res.small_sample_n),
+                         t("marketing.effects.contacted"): fmt.value(conv["n_treated"], "count"),
+                         t("marketing.effects.compared"): fmt.value(conv["n_control"], "count")})
+    return pd.DataFrame(rows)
+
+
+def observational(res: MarketingResult, params) -> None:
+    """Section: campaigns without a random holdout — the naive gap beside the ATT estimators
+    (nothing when the unit has no campaign data)."""
+    if isinstance(res.campaigns, Unavailable):
+        return  # the effects section says why
+    report.section(t("marketing.observational.title"), t("marketing.observational.intro"), level=3)
+    if isinstance(res.observational, Unavailable):
+        report.note(t("marketing.observational.none"))
+        return
+    report.table(observational_table(res, params), t("marketing.observational.caption",
+                                                     window=res.params.window_days))
+    if res.sampled_controls:
+        report.note(t("marketing.observational.sampled"))
+
+
+# -- next best category -----------------------------------------------------------------------------
+
+def next_best_table(res: MarketingResult) -> pd.DataFrame:
+    """Precision@k and hit rate@k on the time holdout: recommendations, the bestsellers, and the
+    paired difference."""
+    nbc = res.next_best_category
+    rows = []
+    for key, kind in (("model", "pct"), ("popularity", "pct"), ("difference", "pp")):
+        rows.append({t("marketing.next_best.rule"): t(f"marketing.next_best.{key}", k=nbc.k),
+                     t("marketing.next_best.precision", k=nbc.k): fmt.cell(nbc.precision[key], kind),
+                     t("marketing.next_best.hit_rate", k=nbc.k): fmt.cell(nbc.hit_rate[key], kind)})
+    return pd.DataFrame(rows)
+
+
+def recommended_table(res: MarketingResult) -> pd.DataFrame:
+    """How often each category is recommended first, and at any rank, in the CRM file."""
+    r = res.next_best_category.recommendations
+    first = r[r["rank"] == 1]["category"].value_counts()
+    anywhere = r["category"].value_counts()
+    n = r["customer_id"].nunique()
+    out = pd.DataFrame({"category": anywhere.index, "anywhere": anywhere.to_numpy()})
+    out["first"] = out["category"].map(first).fillna(0).astype(int)
+    out = out.sort_values(["first", "anywhere"], ascending=False)
+    return pd.DataFrame({
+        t("marketing.next_best.category"): out["category"].map(lambda c: name("product_category", c)),
+        t("marketing.next_best.first"): [f"{fmt.value(x, 'count')} ({fmt.value(x / n, 'pct')})" for x in out["first"]],
+        t("marketing.next_best.anywhere", k=res.next_best_category.k): [
+            f"{fmt.value(x, 'count')} ({fmt.value(x / n, 'pct')})" for x in out["anywhere"]]})
+
+
+def next_best(res: MarketingResult, params) -> None:
+    """Section: what to offer each customer next — holdout evaluation against the bestsellers
+    and what the CRM file recommends."""
+    p = res.params
+    report.section(t("marketing.next_best.title"), t("marketing.next_best.intro", k=p.top_k,
+                                                     days=p.recommendation_holdout_days))
+    nbc = res.next_best_category
+    if not report.available(nbc):
+        return
+    report.table(next_best_table(res), t("marketing.next_best.caption", cutoff=f"{nbc.cutoff:%Y-%m-%d}",
+                                         end=f"{nbc.end:%Y-%m-%d}"), n=nbc.n_customers)
+    report.note(t("marketing.next_best.hit_note", k=nbc.k, n=fmt.value(nbc.n_hit_customers, "count")))
+    report.table(recommended_table(res), t("marketing.next_best.recommended_caption"),
+                 n=int(nbc.recommendations["customer_id"].nunique()))
+
+
+# -- diagnostics, outputs, KPIs -------------------------------------------------------------------
+
+def engagement_table(res: MarketingResult) -> pd.DataFrame:
+    e = res.engagement.pivot(index="campaign", columns="measure")
+    rows = []
+    for cid in e.index:
+        row = {t("marketing.effects.campaign"): campaign_name(res, cid)}
+        for measure in ("opened", "clicked"):
+            if ("share", measure) in e.columns and np.isfinite(e.at[cid, ("share", measure)]):
+                row[t(f"marketing.diagnostics.{measure}")] = fmt.cell(
+                    {k: e.at[cid, (k, measure)] for k in ("n",)} | {
+                        "estimate": e.at[cid, ("share", measure)], "ci_low": e.at[cid, ("ci_low", measure)],
+                        "ci_high": e.at[cid, ("ci_high", measure)]}, "pct")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def precision_table(res: MarketingResult) -> pd.DataFrame:
+    """Plain and regression-adjusted conversion effects of the randomised campaigns, with the
+    interval width each gives."""
+    r = res.randomised
+    r = r[(r["segment"] == "all") & (r["outcome"] == "conversion")]
+    rows = []
+    for cid, g in r.groupby("campaign", sort=False):
+        by = g.set_index("method")
+        plain, adjusted = by.loc["difference"], by.loc["regression_adjusted"]
+        rows.append({t("marketing.effects.campaign"): campaign_name(res, cid),
+                     name("marketing_method", "difference"): fmt.cell(_estimate(plain), "pp"),
+                     name("marketing_method", "regression_adjusted"): fmt.cell(_estimate(adjusted), "pp"),
+                     t("marketing.diagnostics.se_ratio"): fmt.value(adjusted["se"] / plain["se"], "pct")})
+    return pd.DataFrame(rows)
+
+
+def diagnostics(res: MarketingResult, params) -> None:
+    """The collapsed "Method and diagnostics" block: how the effects are estimated, plain vs
+    adjusted differences, the propensity checks of campaigns without holdout, open and click
+    rates as context."""
+    parts = [report.note_html(t("marketing.diagnostics.method", window=res.params.window_days,
+                                trim=fmt.value(res.params.propensity_trim, "pct")))]
+    if isinstance(res.randomised, pd.DataFrame):
+        parts.append(report.table_html(precision_table(res), t("marketing.diagnostics.precision_caption")))
+    for (cid, outcome, method), fit in res.att.items():
+        if outcome == "conversion" and method == "aipw":
+            if isinstance(fit, Unavailable):
+                parts.append(report.warning_html(t("marketing.diagnostics.att_missing",
+                                                   campaign=campaign_name(res, cid), reason=fit.reason)))
+            else:
+                parts.append(report.note_html(t(
+                    "marketing.diagnostics.att", campaign=campaign_name(res, cid),
+                    smd=fmt.value(float(np.nanmax(np.abs(fit.balance["smd_after"]))), "number", digits=2),
+                    trimmed=fmt.value(fit.n_trimmed, "count"))))
+    if isinstance(res.engagement, pd.DataFrame) and len(res.engagement):
+        parts.append(report.table_html(engagement_table(res), t("marketing.diagnostics.engagement_caption")))
+    report.details(parts)
+
+
+def write_outputs(res: MarketingResult, data) -> list[Path]:
+    """``campaign_effects.csv`` (:meth:`MarketingResult.effects_table`) and the CRM import file
+    ``targets/next_best_category.csv`` (customer_id, rank, category, score) in
+    ``data.outputs("marketing")``, and a section listing them; returns the paths."""
+    folder = data.outputs("marketing")
+    paths = []
+    if not isinstance(res.campaigns, Unavailable):
+        paths.append(report.write_output(res.effects_table(), folder / EFFECTS_FILE))
+    if not isinstance(res.next_best_category, Unavailable):
+        paths.append(report.write_output(res.next_best_category.recommendations, folder / NEXT_BEST_FILE))
+    report.section(t("report.outputs"), t("marketing.outputs.files"))
+    if paths:
+        report.note(t("report.written", folder=str(folder.relative_to(data.project_root)),
+                      files=", ".join(str(p.relative_to(folder)) for p in paths)))
+    return paths
+
+
+def kpis(res: MarketingResult, params) -> dict:
+    """The portfolio page's marketing KPIs: ``campaign_revenue``, the incremental revenue of the
+    measured campaigns (sum of their main spend effects × contacts, independent campaigns, kind
+    money) and up to three ``actions``."""
+    out = {}
+    if isinstance(res.roi, pd.DataFrame) and len(res.roi):
+        r = res.roi
+        se = (r["revenue_ci_high"] - r["revenue_ci_low"]) / (2 * 1.959964)
+        total, se_total = float(r["incremental_revenue"].sum()), float(np.sqrt((se**2).sum()))
+        out["campaign_revenue"] = {"estimate": total, "se": se_total, "ci_low": total - 1.959964 * se_total,
+                                   "ci_high": total + 1.959964 * se_total, "n": int(r["treated"].sum()),
+                                   "kind": "money", "currency": params.currency}
+    return {**out, "actions": [f.action for f in findings(res, params) if f.action][:3]}
