@@ -99,9 +99,9 @@ def _campaign_findings(res: MarketingResult, params) -> list[Finding]:
         out.append(Finding(text, action))
     flat = [c for c, r in rand.iterrows() if _direction(_estimate(r)) != "raises"]
     if flat:
-        out.append(Finding(t("marketing.findings.no_effect", n=len(flat), total=len(rand),
-                             campaigns=", ".join(campaign_name(res, c) for c in flat)),
-                           t("marketing.findings.no_effect_action")))
+        names = ", ".join(campaign_name(res, c) for c in flat)
+        out.append(Finding(t("marketing.findings.no_effect", n=len(flat), total=len(rand), campaigns=names),
+                           t("marketing.findings.no_effect_action", campaigns=names)))
     return out
 
 
@@ -136,7 +136,7 @@ def _heterogeneity_finding(res: MarketingResult, params) -> Finding | None:
                      best=segment_name(hi["segment"], params, capital=False), best_effect=fmt.estimate(_estimate(hi), "pp"),
                      worst=segment_name(lo["segment"], params, capital=False),
                      worst_effect=fmt.estimate(_estimate(lo), "pp")),
-                   t("marketing.findings.segments_action",
+                   t("marketing.findings.segments_action", campaign=campaign_name(res, cid),
                      best=segment_name(hi["segment"], params, capital=False)))
 
 
