@@ -276,6 +276,23 @@ class MarketingParams(_Strict):
     top_k: int = Field(3, ge=1, le=50, description="Next best category: categories recommended per customer")
 
 
+class ServiceParams(_Strict):
+    """Parameters of the customer-service section of the satisfaction report (notebook 04)."""
+
+    sla_hours: float = Field(24.0, gt=0, description="Service level: a first response within this many hours "
+                                                     "of the ticket's opening is on time")
+    delay_cap_hours: float = Field(48.0, gt=0, description="Delay beyond the SLA counted up to this many hours "
+                                                           "in the lapse and survey models; a ticket never "
+                                                           "answered counts as this cap")
+    complaint_categories: list[str] = Field(default_factory=lambda: ["complaint"],
+                                            description="Ticket categories that count as complaints 投诉")
+    retention_days: int = Field(180, ge=7, le=730, description="Retention after a complaint: a purchase within "
+                                                               "this many days of the complaint")
+    horizon_days: int = Field(365, ge=30, description="Revenue at stake: lapses within this many days of the "
+                                                      "ticket")
+    small_sample_n: int | None = Field(None, ge=1, description="Overrides the unit's small_sample_n here")
+
+
 class UnitParams(_Strict):
     """Everything one business unit's reports need."""
 
@@ -302,6 +319,7 @@ class UnitParams(_Strict):
     loyalty: LoyaltyParams = LoyaltyParams()
     satisfaction: SatisfactionParams = SatisfactionParams()
     marketing: MarketingParams = MarketingParams()
+    service: ServiceParams = ServiceParams()
 
     @field_validator("timezone")
     @classmethod

@@ -67,3 +67,14 @@ def test_purchase_occasions_default_to_continuous_and_bg_bb_needs_discrete_ones(
     with pytest.raises(CustlibDataError) as e:
         load_params("stores", params_dir)
     assert e.value.column == "lifecycle.purchase_occasions"
+
+
+def test_service_parameters_default_and_validate(params_dir):
+    p = load_params("online", params_dir)
+    assert (p.service.sla_hours, p.service.delay_cap_hours) == (24, 48)
+    assert p.service.complaint_categories == ["complaint"] and p.service.small_sample_n is None
+    f = params_dir / "business_units" / "online.yaml"
+    f.write_text(f.read_text() + "\nservice:\n  sla_hours: 0\n")
+    with pytest.raises(CustlibDataError) as e:
+        load_params("online", params_dir)
+    assert e.value.column == "service.sla_hours"

@@ -18,8 +18,8 @@ from custlib.present import fmt, i18n
 from custlib.stats import Estimate
 from conftest import ROOT
 
-ANALYSIS_MODULES = ["segmentation", "lifecycle", "loyalty", "satisfaction", "marketing", "clv", "funnel",
-                    "profiles", "text", "features", "causal.att", "causal.did"]
+ANALYSIS_MODULES = ["segmentation", "lifecycle", "loyalty", "satisfaction", "service", "marketing", "clv",
+                    "funnel", "profiles", "text", "features", "causal.att", "causal.did"]
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +109,7 @@ def test_analyses_compute_only(module):
     assert not re.search(r"\.to_(csv|parquet|excel)\(|\bopen\([^)]*['\"]w|write_text\(", source)
 
 
-@pytest.mark.parametrize("module", ["segmentation", "lifecycle", "loyalty", "satisfaction", "marketing"])
+@pytest.mark.parametrize("module", ["segmentation", "lifecycle", "loyalty", "satisfaction", "service", "marketing"])
 def test_every_analysis_has_analyse(module):
     analyse = importlib.import_module(f"custlib.{module}").analyse
     assert list(inspect.signature(analyse).parameters)[0] == "data"
@@ -135,7 +135,7 @@ def test_importing_plots_changes_no_global_style():
 
     code = ("import matplotlib as mpl; before = dict(mpl.rcParams); "
             "import custlib.plots, custlib.plots.segmentation, custlib.plots.lifecycle, custlib.plots.loyalty, "
-            "custlib.plots.satisfaction, custlib.plots.marketing, custlib.plots.overview; "
+            "custlib.plots.satisfaction, custlib.plots.service, custlib.plots.marketing, custlib.plots.overview; "
             "changed = [k for k, v in mpl.rcParams.items() if not k.startswith('backend') and before[k] != v]; print(changed)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
