@@ -18,14 +18,22 @@ start, tenure, value tier at the start).
 
 Open and click rates are context, not effects.
 
+Uplift models (:func:`campaign_uplift`): per randomised campaign, who converts because of it,
+from pre-campaign behaviour (:mod:`custlib.uplift`), evaluated by cross-fitting (every customer
+scored by a model that did not see them) with the Qini curve against random targeting, per
+campaign and for the unit's campaigns taken together (:func:`unit_uplift`); the target list is
+the current customers (:func:`current_customers`) with the highest predicted uplift, not the
+highest response.
+
 Next best category (:func:`next_best_category`): per customer the top-k product categories not
 bought yet, from category co-occurrence across customers, checked on a time holdout against the
-most popular categories.
+most popular categories. Basket rules (:func:`basket_rules`): pairs of categories bought by the
+same customer within a year, per value tier (support, confidence, lift).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import ibis
@@ -34,12 +42,14 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats as st
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from custlib.causal.att import ATTResult, design_matrix, estimate_att
 from custlib.features import as_table
 from custlib.params import MarketingParams, SegmentationParams
 from custlib.stats import Estimate, Unavailable, proportion
+from custlib.uplift import TwoModelUplift, on_grid, qini_area, qini_points
 
 PRE_DAYS = (90, 365)  # pre-campaign windows of the covariates, days before the campaign's start
 COUNT_COLUMNS = tuple(f"pre_{k}_{d}" for d in PRE_DAYS for k in ("orders", "spend"))
@@ -118,6 +128,18 @@ def _comparison_rows(campaigns: pd.DataFrame, contacts: pd.DataFrame, eligible: 
     return out
 
 
+def _pre_aggregates(t: ir.Table, before: ir.IntegerColumn) -> dict[str, ir.Scalar]:
+    """Aggregates of orders ``t`` (order_date, amount) by their days ``before`` a start (1 = the
+    day before): ``pre_orders_<d>`` (positive orders) and ``pre_spend_<d>`` (net revenue; null
+    without an order) in the ``d`` days before, for ``d`` in :data:`PRE_DAYS`."""
+    out = {}
+    for d in PRE_DAYS:
+        pre = (before >= 1) & (before <= d)
+        out[f"pre_orders_{d}"] = (pre & (t.amount > 0)).sum()
+        out[f"pre_spend_{d}"] = t.amount.sum(where=pre)
+    return out
+
+
 def campaign_outcomes(data, window_days: int = 30, max_controls: int = MAX_CONTROLS,
                       seed: int = SAMPLE_SEED) -> pd.DataFrame:
     """One row per compared customer and campaign (a :class:`custlib.sources.UnitData` with
@@ -147,14 +169,9 @@ def campaign_outcomes(data, window_days: int = 30, max_controls: int = MAX_CONTR
     j = j.filter((j.order_date >= j.start - ibis.interval(days=max(PRE_DAYS)))
                  & (j.order_date <= j.sent + ibis.interval(days=window_days)))
     after = j.order_date.delta(j.sent, unit="day")
-    before = j.start.delta(j.order_date, unit="day")  # 1 = the day before the start
-    inside, pos = (after >= 1) & (after <= window_days), j.amount > 0
-    aggs = {"window_orders": (inside & pos).sum(), "spend": j.amount.sum(where=inside)}
-    for d in PRE_DAYS:
-        pre = (before >= 1) & (before <= d)
-        aggs[f"pre_orders_{d}"] = (pre & pos).sum()
-        aggs[f"pre_spend_{d}"] = j.amount.sum(where=pre)
-    agg = j.group_by("row").aggregate(**aggs)
+    inside = (after >= 1) & (after <= window_days)
+    agg = j.group_by("row").aggregate(window_orders=(inside & (j.amount > 0)).sum(), spend=j.amount.sum(where=inside),
+                                      **_pre_aggregates(j, j.start.delta(j.order_date, unit="day")))
     r2 = r.left_join(first, "customer_id")
     tenure = r2.select("row", tenure_days=r2.start.delta(r2.first_order, unit="day").cast("float64"))
     measured = tenure.left_join(agg, "row").drop("row_right").execute().set_index("row").sort_index()
@@ -335,9 +352,12 @@ NBC_WHAT = "marketing.what.next_best_category"
 NBC_OF = "marketing.of.categories"
 
 
-def _category_pairs(tx: ir.Table, until: date) -> ir.Table:
-    """Distinct (customer_id, category) of positive orders on or before ``until``."""
+def _category_pairs(tx: ir.Table, until: date, since: date | None = None) -> ir.Table:
+    """Distinct (customer_id, category) of positive orders on or before ``until`` (and after
+    ``since``)."""
     t = tx.filter((tx.amount > 0) & tx.product_category.notnull() & (tx.order_date <= until))
+    if since is not None:
+        t = t.filter(t.order_date > since)
     return t.select("customer_id", category=t.product_category.cast("string")).distinct()
 
 
@@ -473,6 +493,244 @@ def next_best_category(transactions, cutoff: date, end: date, k: int = 3, segmen
                             len(o), len(h))
 
 
+# -- uplift models of randomised campaigns ---------------------------------------------------------
+
+UPLIFT_WHAT = "marketing.what.uplift_model"
+UPLIFT_OF = "marketing.of.rarer_outcome"
+UPLIFT_CAMPAIGNS_OF = "marketing.of.randomised_campaigns"
+UPLIFT_FOLDS = 5  # cross-fitting: each compared customer is scored by the model fitted on the other folds
+UPLIFT_SEED = 2024  # the folds and the bootstrap of the Qini area
+UPLIFT_BOOTSTRAP_REPS = 500  # bootstrap resamples behind the Qini area's interval
+UPLIFT_CURVE_POINTS = 41  # Qini curve kept at every 2.5% of the held-out customers (for plotting)
+UPLIFT_GROUPS = 5  # held-out customers compared in quintiles of predicted uplift
+
+
+def current_customers(data, window_days: int) -> pd.DataFrame:
+    """The customers a campaign starting the day after the observation end could choose (first
+    positive order at least ``window_days`` before that day, as :func:`_eligible`) with their
+    pre-campaign behaviour as :func:`campaign_outcomes` measures it for a campaign starting that
+    day: customer_id, ``pre_orders_<d>`` / ``pre_spend_<d>``, tenure_days and value_tier (the
+    segmentation's Pareto tiers of net revenue to date among these customers). Aggregated in the
+    engine; sorted by customer_id."""
+    from custlib.segmentation import value_tiers
+
+    start = data.params.observation_end + timedelta(days=1)
+    tx = data.transactions.select("customer_id", "order_date", amount=data.transactions.amount.cast("float64"))
+    per = tx.group_by("customer_id").aggregate(
+        revenue=tx.amount.sum(), first_order=tx.order_date.min(where=tx.amount > 0),
+        **_pre_aggregates(tx, ibis.literal(start).delta(tx.order_date, unit="day")))
+    per = per.filter(per.first_order <= start - timedelta(days=window_days))
+    per = per.mutate(tenure_days=ibis.literal(start).delta(per.first_order, unit="day").cast("float64"))
+    out = per.drop("first_order").execute().sort_values("customer_id", ignore_index=True)
+    out[list(COUNT_COLUMNS)] = out[list(COUNT_COLUMNS)].astype(float).fillna(0.0)
+    seg = data.params.segmentation
+    names = tuple(t.name for t in seg.value_tiers)
+    out["value_tier"] = value_tiers(out.set_index("customer_id")["revenue"], seg.value_tier_cuts, names).to_numpy()
+    return out[["customer_id", *COUNT_COLUMNS, "tenure_days", "value_tier"]]
+
+
+def uplift_by_group(predicted: np.ndarray, treated: np.ndarray, converted: np.ndarray, groups: int) -> pd.DataFrame:
+    """Observed conversion uplift in ``groups`` equal-size groups of customers by predicted uplift
+    (``group`` 1 = highest; equal predictions in their given order): mean_predicted_uplift, the
+    treated − control conversion difference (:func:`difference`, proportion points) with se,
+    95% interval, n_treated and n_control."""
+    rows = []
+    for k, rows_k in enumerate(np.array_split(np.argsort(-predicted, kind="stable"), groups), start=1):
+        d = treated[rows_k]
+        e = difference(converted[rows_k], d)
+        rows.append({"group": k, "mean_predicted_uplift": float(predicted[rows_k].mean()), "uplift": e.estimate,
+                     "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high, "n_treated": int(d.sum()),
+                     "n_control": int(len(d) - d.sum())})
+    return pd.DataFrame(rows)
+
+
+def target_list(customer_ids, predicted: np.ndarray, limit: int) -> pd.DataFrame:
+    """The customers to contact: customer_id, rank (1 = first), predicted_uplift (proportion
+    points) of those with a positive predicted uplift, highest first (equal predictions in the
+    order of ``customer_ids``), at most ``limit``. No personal data."""
+    ids = np.asarray(customer_ids)
+    order = np.argsort(-predicted, kind="stable")
+    order = order[predicted[order] > 0][:limit]
+    return pd.DataFrame({"customer_id": ids[order], "rank": np.arange(1, len(order) + 1),
+                         "predicted_uplift": predicted[order]})
+
+
+@dataclass(frozen=True)
+class CampaignUplift:
+    """Uplift model of one randomised campaign (:func:`campaign_uplift`), its held-out evaluation
+    and the customers to target if it is run again.
+
+    Evaluation by cross-fitting: each of the ``n`` compared customers is scored by the model
+    fitted on the other :data:`UPLIFT_FOLDS` − 1 folds (``held_out``: treated, converted,
+    predicted, value_tier per customer); ``qini_curve`` (share_targeted, incremental, random;
+    :mod:`custlib.uplift`, in conversions per treated customer) at :data:`UPLIFT_CURVE_POINTS`
+    shares, ``qini_area`` (area between curve and random targeting, bootstrap interval; above 0:
+    the ranking beats random targeting) and ``by_group`` (:func:`uplift_by_group` in quintiles of
+    predicted uplift). ``model``: the same learner fitted on all compared customers, behind
+    ``by_tier`` (value_tier, n, mean predicted uplift over the campaign's compared customers,
+    highest first) and ``targets`` (:func:`target_list` of the current customers, at most as
+    many as the campaign contacted)."""
+
+    campaign: str
+    n: int
+    held_out: pd.DataFrame
+    qini_curve: pd.DataFrame
+    qini_area: Estimate
+    by_group: pd.DataFrame
+    by_tier: pd.DataFrame
+    targets: pd.DataFrame
+    model: TwoModelUplift
+
+    @property
+    def beats_random(self) -> bool:
+        """Whether the whole 95% interval of the Qini area is above 0."""
+        return self.qini_area.ci_low > 0
+
+
+def _cross_fitted(covariates: pd.DataFrame, treated: np.ndarray, converted: np.ndarray) -> np.ndarray:
+    """Out-of-fold predicted uplift of every row: :data:`UPLIFT_FOLDS` folds stratified by group
+    and outcome (:data:`UPLIFT_SEED`), each scored by the model fitted on the others."""
+    predicted = np.empty(len(treated))
+    folds = StratifiedKFold(UPLIFT_FOLDS, shuffle=True, random_state=UPLIFT_SEED)
+    for fit_rows, score_rows in folds.split(covariates, 2 * treated + converted):
+        predicted[score_rows] = TwoModelUplift.fit(covariates.iloc[fit_rows], treated[fit_rows],
+                                                   converted[fit_rows]).predict(covariates.iloc[score_rows])
+    return predicted
+
+
+def _qini(held_out: pd.DataFrame) -> tuple[pd.DataFrame, Estimate]:
+    d, y, p = (held_out[c].to_numpy() for c in ("treated", "converted", "predicted"))
+    return (on_grid(qini_points(p, d, y), UPLIFT_CURVE_POINTS),
+            qini_area(p, d, y, UPLIFT_BOOTSTRAP_REPS, UPLIFT_SEED))
+
+
+def campaign_uplift(outcomes: pd.DataFrame, customers: pd.DataFrame, limit: int, min_n: int
+                    ) -> CampaignUplift | Unavailable:
+    """Uplift model of one randomised campaign from its rows of :func:`campaign_outcomes`
+    (:class:`custlib.uplift.TwoModelUplift` of conversion on :data:`COVARIATES`), evaluated by
+    cross-fitting (see :class:`CampaignUplift`). ``customers``: :func:`current_customers`, scored
+    for ``targets``. Unavailable when a group (treated or control) has fewer than 2 × ``min_n``
+    customers converting, or not converting, whichever is rarer (each fit sees 4/5 of them)."""
+    g = outcomes.sort_values("customer_id", ignore_index=True)
+    d, y = g["treated"].to_numpy(), g["conversion"].to_numpy()
+    rarer = min(int(((d == arm) & (y == k)).sum()) for arm in (0, 1) for k in (0, 1))
+    if rarer < 2 * min_n:
+        return Unavailable.too_few(UPLIFT_WHAT, rarer, 2 * min_n, of=UPLIFT_OF)
+    covariates = _covariate_frame(g)
+    held_out = pd.DataFrame({"treated": d, "converted": y, "predicted": _cross_fitted(covariates, d, y),
+                             "value_tier": g["value_tier"].to_numpy()})
+    curve, area = _qini(held_out)
+    model = TwoModelUplift.fit(covariates, d, y)
+    by_tier = pd.DataFrame({"value_tier": g["value_tier"], "predicted": model.predict(covariates)}).groupby(
+        "value_tier")["predicted"].agg(n="size", mean_predicted_uplift="mean")
+    return CampaignUplift(
+        campaign=str(g["campaign_id"].iloc[0]), n=len(g), held_out=held_out, qini_curve=curve, qini_area=area,
+        by_group=uplift_by_group(held_out["predicted"].to_numpy(), d, y, UPLIFT_GROUPS),
+        by_tier=by_tier.sort_values("mean_predicted_uplift", ascending=False).reset_index(),
+        targets=target_list(customers["customer_id"], model.predict(_covariate_frame(customers)), limit),
+        model=model)
+
+
+@dataclass(frozen=True)
+class UnitUplift:
+    """The uplift models of a unit's randomised campaigns taken together (:func:`unit_uplift`):
+    the campaigns' cross-fitted scores pooled into one ranking of (campaign, customer) pairs,
+    ``qini_curve`` and ``qini_area`` of that ranking against random targeting over the same
+    pairs (above 0: sending each campaign to the customers it is predicted to move most beats
+    sending at random), and ``by_tier``: value_tier, n, mean predicted uplift over the
+    campaigns' compared customers (each campaign's full model), highest first."""
+
+    campaigns: tuple[str, ...]
+    n: int
+    qini_curve: pd.DataFrame
+    qini_area: Estimate
+    by_tier: pd.DataFrame
+
+    @property
+    def beats_random(self) -> bool:
+        return self.qini_area.ci_low > 0
+
+
+def unit_uplift(models: dict[str, CampaignUplift | Unavailable]) -> UnitUplift | Unavailable:
+    """:class:`UnitUplift` of the campaigns with a model; Unavailable without any."""
+    fitted = {c: m for c, m in models.items() if isinstance(m, CampaignUplift)}
+    if not fitted:
+        return Unavailable.too_few(UPLIFT_WHAT, 0, 1, of=UPLIFT_CAMPAIGNS_OF)
+    held_out = pd.concat([m.held_out for m in fitted.values()], ignore_index=True)
+    curve, area = _qini(held_out)
+    tiers = pd.concat([m.by_tier for m in fitted.values()], ignore_index=True)
+    tiers = tiers.assign(total=tiers["n"] * tiers["mean_predicted_uplift"]).groupby("value_tier")[["n", "total"]].sum()
+    by_tier = tiers.assign(mean_predicted_uplift=tiers["total"] / tiers["n"]).drop(columns="total")
+    return UnitUplift(tuple(fitted), len(held_out), curve, area,
+                      by_tier.sort_values("mean_predicted_uplift", ascending=False).reset_index())
+
+
+# -- basket rules -----------------------------------------------------------------------------------
+
+BASKET_WHAT = "marketing.what.basket_rules"
+BASKET_DAYS = 365  # a customer's basket: the categories of their positive orders in the last year
+BASKET_MIN_SUPPORT = 0.01  # rules whose two categories are bought together by under 1% of the segment are left out
+BASKET_TOP_RULES = 10  # rules kept per segment
+
+
+def basket_rules(transactions, segments: pd.DataFrame, end: date, days: int = BASKET_DAYS,
+                 min_support: float = BASKET_MIN_SUPPORT, top: int = BASKET_TOP_RULES, min_customers: int = 1
+                 ) -> pd.DataFrame:
+    """Association rules antecedent → consequent between two product categories, per segment.
+
+    A basket is the set of categories of a customer's positive orders in the ``days`` days up to
+    ``end`` (customer level: the contract has one category per order). Per segment of
+    ``segments`` (customer_id, segment) and for ``all`` their customers, among the
+    ``n_customers`` with a basket: support = share who bought both categories (``n_both``),
+    confidence = share of the antecedent's buyers (``n_antecedent``) who bought the consequent,
+    lift = confidence / share who bought the consequent (``n_consequent``); lift > 1: bought
+    together more often than if independent. Rules with support ≥ ``min_support`` and lift > 1;
+    per segment the ``top`` by lift, then support, then names (``rank`` 1 = first). Segments with
+    fewer than ``min_customers`` baskets are left out. Counted in the engine."""
+    tx = as_table(transactions)
+    seg = ibis.memtable(segments[["customer_id", "segment"]].astype({"segment": str}))
+    b = _category_pairs(tx, end, since=end - timedelta(days=days)).join(seg, "customer_id")
+    b = b.union(b.mutate(segment=ibis.literal("all")))
+    size = b.group_by("segment").aggregate(n_customers=b.customer_id.nunique())
+    size = size.filter(size.n_customers >= min_customers)
+    buyers = b.group_by(["segment", "category"]).aggregate(n=b.count())
+    other = b.rename(consequent="category")
+    both = b.join(other, ["customer_id", "segment"]).filter(ibis._.category != ibis._.consequent)
+    both = both.group_by(["segment", both.category.name("antecedent"), "consequent"]).aggregate(n_both=both.count())
+    r = both.join(size, "segment").join(buyers.rename(antecedent="category", n_antecedent="n"),
+                                        ["segment", "antecedent"])
+    r = r.join(buyers.rename(consequent="category", n_consequent="n"), ["segment", "consequent"])
+    n = r.n_customers.cast("float64")
+    r = r.mutate(support=r.n_both / n, confidence=r.n_both.cast("float64") / r.n_antecedent,
+                 lift=r.n_both * n / (r.n_antecedent * r.n_consequent))
+    r = r.filter((r.support >= min_support) & (r.lift > 1))
+    r = r.mutate(rank=ibis.row_number().over(group_by="segment", order_by=[
+        ibis.desc("lift"), ibis.desc("support"), "antecedent", "consequent"]) + 1)
+    out = r.filter(r["rank"] <= top).select(
+        "segment", "rank", "antecedent", "consequent", "support", "confidence", "lift", "n_both", "n_antecedent",
+        "n_consequent", "n_customers").execute()
+    return out.sort_values(["segment", "rank"], ignore_index=True)
+
+
+def _basket_rules(data, customers: pd.DataFrame) -> pd.DataFrame | Unavailable:
+    """:func:`basket_rules` of the unit up to the observation end, the segments the value tiers of
+    :func:`current_customers` (who first bought in the last ``window_days`` are in none);
+    segments with fewer than ``small_sample_n`` baskets are left out. Unavailable below
+    ``small_sample_n`` customers with a basket or below two categories bought in the window;
+    empty when no pair passes the filters."""
+    small_n, end = data.params.small_sample_n, data.params.observation_end
+    pairs = _category_pairs(data.transactions, end, since=end - timedelta(days=BASKET_DAYS))
+    buyers = pairs.select("customer_id").distinct().execute()["customer_id"]
+    n_baskets = int(customers["customer_id"].isin(buyers).sum())
+    if n_baskets < small_n:
+        return Unavailable.too_few(BASKET_WHAT, n_baskets, small_n)
+    n_categories = int(pairs.category.nunique().execute())
+    if n_categories < 2:
+        return Unavailable.too_few(BASKET_WHAT, n_categories, 2, of=NBC_OF)
+    segments = customers[["customer_id"]].assign(segment=customers["value_tier"])
+    return basket_rules(data.transactions, segments, end, min_customers=small_n)
+
+
 # -- the analysis of one unit -----------------------------------------------------------------
 
 EFFECT_COLUMNS = ["campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
@@ -490,8 +748,11 @@ class MarketingResult:
     (:func:`observational_effects`) and ``att`` the ATT results behind them; ``roi``:
     :func:`campaign_roi`; ``engagement``: open / click rates; ``too_few``: campaigns left out
     because a group has fewer than ``small_sample_n`` customers; ``next_best_category``:
-    :func:`next_best_category` (needs no campaign table); ``sampled_controls``: whether some
-    campaign without holdout was compared with a weighted sample of its non-contacted customers."""
+    :func:`next_best_category` (needs no campaign table); ``basket_rules``: :func:`_basket_rules`
+    per value tier (needs no campaign table); ``sampled_controls``: whether some campaign without
+    holdout was compared with a weighted sample of its non-contacted customers; ``uplift``: per
+    randomised campaign with an effect estimate, its :class:`CampaignUplift` (or why not), and
+    ``unit_uplift`` the campaigns' models taken together (:func:`unit_uplift`)."""
 
     params: MarketingParams
     currency: str
@@ -505,7 +766,10 @@ class MarketingResult:
     engagement: pd.DataFrame | Unavailable
     too_few: dict[str, Unavailable]
     next_best_category: NextBestCategory | Unavailable
+    basket_rules: pd.DataFrame | Unavailable
     sampled_controls: bool = False
+    uplift: dict[str, CampaignUplift | Unavailable] | Unavailable = field(default_factory=dict)
+    unit_uplift: UnitUplift | Unavailable | None = None
 
     def effects_table(self) -> pd.DataFrame:
         """Every effect as tidy rows (``campaign_effects.csv``): campaign, segment (``all`` or a
@@ -521,8 +785,9 @@ class MarketingResult:
 
 
 def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: Unavailable,
-                 nbc: NextBestCategory | Unavailable) -> MarketingResult:
-    return MarketingResult(params, currency, small_n, reason, reason, reason, reason, {}, reason, reason, {}, nbc)
+                 nbc: NextBestCategory | Unavailable, baskets: pd.DataFrame | Unavailable) -> MarketingResult:
+    return MarketingResult(params, currency, small_n, reason, reason, reason, reason, {}, reason, reason, {}, nbc,
+                           baskets, uplift=reason, unit_uplift=reason)
 
 
 def _next_best(data) -> NextBestCategory | Unavailable:
@@ -544,9 +809,11 @@ def analyse(data) -> MarketingResult:
     """Campaign effects of one unit (a :class:`custlib.sources.UnitData`)."""
     p, small_n = data.params.marketing, data.params.small_sample_n
     nbc = _next_best(data)
+    customers = current_customers(data, p.window_days)
+    baskets = _basket_rules(data, customers)
     for table in ("campaigns", "campaign_contacts"):
         if not data.has(table):
-            return _unavailable(p, data.params.currency, small_n, Unavailable.needs_table(table, WHAT), nbc)
+            return _unavailable(p, data.params.currency, small_n, Unavailable.needs_table(table, WHAT), nbc, baskets)
     campaigns = _campaign_table(data)
     control = np.where(campaigns["randomised"], campaigns["holdout"], small_n)  # non-contacted: checked below
     thin = campaigns[np.minimum(campaigns["treated"], control) < small_n]
@@ -568,6 +835,9 @@ def analyse(data) -> MarketingResult:
     randomised, heterogeneity = randomised_effects(outcomes[is_randomised], segments, small_n)
     observational, att = observational_effects(outcomes[~is_randomised], p.propensity_trim, p.matching_caliper)
     main = pd.concat([randomised, observational], ignore_index=True)
+    contacted = campaigns.set_index("campaign_id")["treated"]
+    uplift = {cid: campaign_uplift(g, customers, int(contacted[cid]), small_n)
+              for cid, g in outcomes[is_randomised].groupby("campaign_id", sort=False)}
     margin = p.margin_rate if p.margin_rate is not None else data.params.loyalty.margin_rate
     return MarketingResult(
         params=p, currency=data.params.currency, small_sample_n=small_n, campaigns=campaigns,
@@ -575,5 +845,7 @@ def analyse(data) -> MarketingResult:
         heterogeneity=heterogeneity if len(heterogeneity) else none_left,
         observational=observational if len(observational) else none_left, att=att,
         roi=campaign_roi(main, campaigns, margin) if len(main) else none_left,
-        engagement=engagement(data), too_few=too_few, next_best_category=nbc,
-        sampled_controls=bool((outcomes.loc[~is_randomised, "weight"] > 1).any()))
+        engagement=engagement(data), too_few=too_few, next_best_category=nbc, basket_rules=baskets,
+        sampled_controls=bool((outcomes.loc[~is_randomised, "weight"] > 1).any()),
+        uplift=uplift if uplift else Unavailable.too_few(UPLIFT_WHAT, 0, 1, of=UPLIFT_CAMPAIGNS_OF),
+        unit_uplift=unit_uplift(uplift))

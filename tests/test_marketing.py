@@ -7,16 +7,19 @@ effects are the mean expected effects over the compared customers, which the est
 """
 
 import dataclasses
+from datetime import date
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 from scipy import stats as st
+from test_presentation import test_analyses_compute_only as computes_only
 
 from custlib import contract, demo, marketing, sources
+from custlib.features import as_table
 from custlib.stats import Estimate, Unavailable, proportion
-from conftest import ROOT
-from test_presentation import test_analyses_compute_only as computes_only
 
 UNITS = tuple(demo.UNITS)
 
@@ -212,7 +215,10 @@ def test_a_unit_without_campaign_tables_gets_needs_table(demo_dir, tmp_path):
     assert isinstance(r.randomised, Unavailable) and r.randomised.key == "unavailable.needs_table"
     assert r.randomised.values["table"] == "campaigns"
     assert r.effects_table().empty and r.effects_table().columns[0] == "campaign"
-    assert "campaigns" in r.randomised.reason
+    assert "campaigns" in r.randomised.reason.lower()  # the table's display name ("Campaigns")
+    assert isinstance(r.uplift, Unavailable) and r.uplift.values["table"] == "campaigns"
+    assert isinstance(r.unit_uplift, Unavailable)
+    assert isinstance(r.basket_rules, pd.DataFrame) and len(r.basket_rules)  # needs no campaign table
 
 
 def test_campaigns_with_too_few_contacts_are_left_out_with_a_reason(demo_unit):
@@ -223,6 +229,10 @@ def test_campaigns_with_too_few_contacts_are_left_out_with_a_reason(demo_unit):
     assert r.too_few["B2C01"].key == "unavailable.too_few" and r.too_few["B2C01"].values["n"] == 593
     assert set(r.effects_table()["campaign"]) == {"B2C03", "B2C04", "B2C05"}
     assert r.too_few["B2C01"].reason
+    # uplift models of the other randomised campaigns need 2 x 700 of each outcome in each group
+    assert set(r.uplift) == {"B2C03", "B2C04"}
+    assert all(isinstance(m, Unavailable) and m.values["needed"] == 1400 for m in r.uplift.values())
+    assert isinstance(r.unit_uplift, Unavailable)
 
 
 # -- next best category -----------------------------------------------------------------------------
@@ -308,3 +318,181 @@ def test_next_best_category_is_unavailable_without_variety_or_holdout_customers(
         r = marketing._next_best(dataclasses.replace(data, params=data.params.model_copy(update=update)))
         assert isinstance(r, Unavailable) and r.key == "unavailable.too_few" and r.reason
         assert r.values["needed"] == needed and (n is None or r.values["n"] == n)
+
+
+# -- uplift models ------------------------------------------------------------------------------------
+
+def _uplift(results, truth, with_effect: bool) -> dict[str, tuple[str, marketing.CampaignUplift]]:
+    """The uplift models of the randomised campaigns with (or without) a planted effect, with their unit."""
+    out = {}
+    for u, r in results.items():
+        for c, e in truth["units"][u]["campaign_effects"].items():
+            if e["randomised"] and (e["conversion_uplift"] > 0) == with_effect:
+                assert isinstance(r.uplift[c], marketing.CampaignUplift), (c, r.uplift[c])
+                out[c] = (u, r.uplift[c])
+    return out
+
+
+def test_uplift_models_score_every_compared_customer_out_of_fold(results, truth):
+    for u, r in results.items():
+        randomised = [c for c, e in truth["units"][u]["campaign_effects"].items() if e["randomised"]]
+        assert set(r.uplift) == set(randomised), u
+        for c in randomised:
+            m = r.uplift[c]
+            n = (r.campaigns.set_index("campaign_id").loc[c, ["treated", "holdout"]]).sum()
+            assert m.n == len(m.held_out) == m.qini_area.n == n
+            assert len(m.qini_curve) == marketing.UPLIFT_CURVE_POINTS and m.qini_curve.iloc[0].tolist() == [0, 0, 0]
+            assert m.by_group["n_treated"].sum() + m.by_group["n_control"].sum() == n
+            assert (m.by_group["mean_predicted_uplift"].diff().dropna() <= 0).all()
+
+
+def test_the_uplift_models_beat_random_targeting_in_every_unit(results, truth):
+    """Acceptance: per unit, the campaigns' cross-fitted uplift scores pooled into one ranking
+    beat random targeting (the whole 95% interval of the Qini area above 0). Measured: online
+    0.0105 (0.0059 to 0.0147), stores 0.0114 (0.0066 to 0.0164), b2b 0.0186 (0.0127 to 0.0244).
+
+    Campaign by campaign the evidence is thinner (holdouts of 10-20%: 400-1,600 controls): the
+    interval is above 0 for 5 of the 9 campaigns with a planted effect (ONC01, ONC03, STC03,
+    B2C02, B2C03) and below 0 for B2C01; of the three without effect two cover 0 and B2C04 lies
+    just above it (0.0008 to 0.0172): the bootstrap holds the scores fixed, so it leaves out the
+    noise of the fits. Asserted: at least 5 of 9, and at most one campaign without effect
+    outside 0."""
+    for u, r in results.items():
+        assert isinstance(r.unit_uplift, marketing.UnitUplift) and r.unit_uplift.beats_random, (u, r.unit_uplift)
+        assert set(r.unit_uplift.campaigns) == set(r.uplift)
+    worked = _uplift(results, truth, with_effect=True)
+    assert len(worked) == 9
+    assert sum(m.beats_random for _, m in worked.values()) >= 5, {c: m.qini_area for c, (_, m) in worked.items()}
+    none = _uplift(results, truth, with_effect=False)
+    assert sum(not m.qini_area.ci_low <= 0 <= m.qini_area.ci_high for _, m in none.values()) <= 1
+
+
+def test_the_tier_with_the_largest_planted_uplift_has_the_largest_mean_predicted_uplift(results, truth):
+    """Per unit, the mean predicted uplift per value tier over the compared customers of the
+    campaigns with an effect (pooled: customer-weighted) ranks the planted largest tier first
+    (online: mid, stores: low, b2b: high); campaign by campaign it does for 8 of the 9 (ONC02
+    ranks low before mid), asserted at least 7 as for the tier effects above."""
+    hits = 0
+    for u in results:
+        tiers = []
+        for c, (unit, m) in _uplift(results, truth, with_effect=True).items():
+            if unit != u:
+                continue
+            largest = truth["units"][u]["campaign_effects"][c]["largest_uplift_segment"]
+            hits += int(m.by_tier["value_tier"].iloc[0] == largest)
+            tiers.append(m.by_tier.assign(total=m.by_tier["n"] * m.by_tier["mean_predicted_uplift"]))
+        pooled = pd.concat(tiers).groupby("value_tier")[["total", "n"]].sum()
+        assert (pooled["total"] / pooled["n"]).idxmax() == largest, (u, pooled)
+        assert results[u].unit_uplift.by_tier["value_tier"].iloc[0] == largest, results[u].unit_uplift.by_tier
+    assert hits >= 7
+
+
+def test_target_lists_rank_current_customers_of_the_unit_by_predicted_uplift(results, demo_unit):
+    for u, r in results.items():
+        ids = set(demo_unit(u).customers.customer_id.execute())
+        contacted = r.campaigns.set_index("campaign_id")["treated"]
+        for c, m in r.uplift.items():
+            t = m.targets
+            assert list(t.columns) == ["customer_id", "rank", "predicted_uplift"]
+            assert not set(contract.PERSONAL_FIELDS) & set(t.columns)
+            assert set(t["customer_id"]) <= ids and t["customer_id"].is_unique
+            assert t["rank"].tolist() == list(range(1, len(t) + 1))
+            assert (t["predicted_uplift"] > 0).all() and (t["predicted_uplift"].diff().dropna() <= 0).all()
+            assert 0 < len(t) <= contacted[c], c
+
+
+def test_target_list_by_hand():
+    t = marketing.target_list(["c1", "c2", "c3", "c4", "c5"], np.array([0.1, -0.2, 0.3, 0.1, 0.0]), limit=3)
+    # positive only, highest first, equal predictions in the given order
+    assert t["customer_id"].tolist() == ["c3", "c1", "c4"] and t["rank"].tolist() == [1, 2, 3]
+    assert marketing.target_list(["c1", "c2", "c3"], np.array([0.1, 0.2, 0.3]), limit=2)["customer_id"].tolist() == [
+        "c3", "c2"]
+
+
+def test_uplift_by_group_by_hand():
+    predicted = np.array([0.4, 0.3, 0.2, 0.1, 0.0, -0.1, -0.2, -0.3])
+    treated = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    converted = np.array([1, 1, 0, 1, 0, 1, 1, 1])
+    g = marketing.uplift_by_group(predicted, treated, converted, groups=2)
+    # top half: treated 2/2 converted, controls 1/2 -> +0.5; bottom half: 1/2 against 2/2 -> -0.5
+    assert g["group"].tolist() == [1, 2] and g["uplift"].tolist() == pytest.approx([0.5, -0.5])
+    assert g["mean_predicted_uplift"].tolist() == pytest.approx([0.25, -0.15])
+    assert g["se"].iloc[0] == pytest.approx(marketing.difference([1, 1, 0, 1], [1, 1, 0, 0]).se)
+    assert g[["n_treated", "n_control"]].to_numpy().tolist() == [[2, 2], [2, 2]]
+
+
+def test_an_uplift_model_needs_enough_converters_and_non_converters_in_each_group():
+    rows = pd.DataFrame({"campaign_id": "X", "customer_id": [f"c{i}" for i in range(200)],
+                         "treated": np.r_[np.ones(150), np.zeros(50)].astype(int),
+                         "conversion": np.r_[np.arange(150) < 60, np.arange(50) < 12].astype(int),
+                         **{c: 0.0 for c in marketing.COUNT_COLUMNS}, "tenure_days": 400.0, "value_tier": "low"})
+    r = marketing.campaign_uplift(rows, rows, limit=10, min_n=10)
+    # rarest: 12 converted controls, 2 x 10 needed
+    assert isinstance(r, Unavailable) and r.key == "unavailable.too_few"
+    assert (r.values["n"], r.values["needed"]) == (12, 20)
+    assert isinstance(marketing.campaign_uplift(rows, rows, limit=10, min_n=6), marketing.CampaignUplift)
+
+
+def test_current_customers_by_hand(demo_unit):
+    """Behaviour as of a campaign starting the day after the observation end (2025-01-01)."""
+    rows = [("a", "2024-12-31", 100.0), ("a", "2024-12-15", -20.0), ("a", "2024-10-01", 50.0),
+            ("a", "2024-01-10", 30.0), ("b", "2024-12-20", 10.0), ("c", "2023-06-01", 500.0), ("d", "2024-06-01", 5.0)]
+    tx = pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
+    params = demo_unit("online").params.model_copy(update={"observation_end": date(2024, 12, 31)})
+    data = SimpleNamespace(params=params, transactions=as_table(tx))
+    c = marketing.current_customers(data, window_days=30).set_index("customer_id")
+    assert c.index.tolist() == ["a", "c", "d"]  # b's first order is 12 days before the start
+    # a: days before the start 1 (+100), 17 (-20), 92 (+50), 357 (+30)
+    assert c.loc["a", ["pre_orders_90", "pre_spend_90", "pre_orders_365", "pre_spend_365"]].tolist() == [1, 80, 3, 160]
+    assert c.loc["a", "tenure_days"] == 357 and c.loc["c", "tenure_days"] == 580
+    assert c.loc["c", ["pre_orders_90", "pre_spend_365"]].tolist() == [0, 0]
+    # Pareto tiers of revenue to date (500, 160, 5 of 665): c and a before 80% -> high, d after 95% -> low
+    assert c["value_tier"].tolist() == ["high", "high", "low"]
+
+
+# -- basket rules -------------------------------------------------------------------------------------
+
+def test_basket_rules_by_hand():
+    """Baskets in 2024: c1, c2 {x, y}; c3 {x, w}; c4 {z}; c5 {y, z}; c6 {z} (its x is from 2023);
+    c7 {x} (its y was returned). Segments s1 = c1-c4, s2 = c5-c7."""
+    rows = [("c1", "x"), ("c1", "y"), ("c2", "x"), ("c2", "y"), ("c3", "x"), ("c3", "w"), ("c4", "z"), ("c5", "y"),
+            ("c5", "z"), ("c6", "z"), ("c7", "x")]
+    tx = pd.DataFrame(rows, columns=["customer_id", "product_category"]).assign(order_date="2024-05-01", amount=10.0)
+    tx = pd.concat([tx, pd.DataFrame({"customer_id": ["c6", "c7"], "product_category": ["x", "y"],
+                                      "order_date": ["2023-06-01", "2024-05-01"], "amount": [10.0, -10.0]})])
+    segments = pd.DataFrame({"customer_id": [f"c{i}" for i in range(1, 8)], "segment": ["s1"] * 4 + ["s2"] * 3})
+    r = marketing.basket_rules(tx, segments, date(2024, 12, 31)).set_index(["segment", "antecedent", "consequent"])
+    # all 7: x 4, y 3, z 3, w 1; both x&y 2, x&w 1, y&z 1 (lift 7/9 < 1: left out)
+    assert r.loc["all"].index.tolist() == [("w", "x"), ("x", "w"), ("x", "y"), ("y", "x")]
+    assert r.loc[("all", "x", "y"), ["support", "confidence", "lift"]].tolist() == pytest.approx([2 / 7, 1 / 2, 7 / 6])
+    assert r.loc[("all", "w", "x"), ["support", "confidence", "lift"]].tolist() == pytest.approx([1 / 7, 1, 7 / 4])
+    assert r.loc[("all", "x", "w"), ["n_both", "n_antecedent", "n_consequent", "n_customers"]].tolist() == [1, 4, 1, 7]
+    # s1 (4): x 3, y 2, w 1, z 1; x&y 2, x&w 1: every lift 4/3, ranked by support, then names
+    assert r.loc["s1"].index.tolist() == [("x", "y"), ("y", "x"), ("w", "x"), ("x", "w")]
+    assert r.loc[("s1", "y", "x"), ["support", "confidence", "lift"]].tolist() == pytest.approx([1 / 2, 1, 4 / 3])
+    # s2 (3): y 1, z 2, x 1; y&z 1: lift 3/2
+    assert r.loc[("s2", "y", "z"), ["support", "confidence", "lift"]].tolist() == pytest.approx([1 / 3, 1, 3 / 2])
+    assert r.groupby(level="segment")["rank"].apply(list).to_dict() == {"all": [1, 2, 3, 4], "s1": [1, 2, 3, 4],
+                                                                        "s2": [1, 2]}
+    few = marketing.basket_rules(tx, segments, date(2024, 12, 31), min_support=0.2, top=1, min_customers=4)
+    assert few[["segment", "antecedent", "consequent"]].values.tolist() == [["all", "x", "y"], ["s1", "x", "y"]]
+
+
+def test_basket_rules_on_the_demo_follow_the_planted_category_preferences(results):
+    """Each demo customer has their own shares of the basic / standard / premium price tiers and
+    an archetype with one preferred category per tier. So the two categories of one price tier
+    are bought together most (the first rule of every segment), other pairs above chance
+    (lift > 1) are the preferred categories of one archetype, and two categories of different
+    tiers that no archetype prefers together are not among the rules."""
+    for u, r in results.items():
+        spec = demo.UNITS[u]
+        together = {frozenset((a, b)) for cats in spec.category_preference.values() for a in cats for b in cats}
+        rules = r.basket_rules
+        assert set(rules["segment"]) == {"all", "high", "mid", "low"}, u
+        assert (rules["lift"] > 1).all() and (rules["support"] >= marketing.BASKET_MIN_SUPPORT).all()
+        assert (rules.groupby("segment")["rank"].max() <= marketing.BASKET_TOP_RULES).all()
+        same_tier = [spec.categories[a] == spec.categories[b] for a, b in zip(rules["antecedent"], rules["consequent"])]
+        preferred = [frozenset((a, b)) in together for a, b in zip(rules["antecedent"], rules["consequent"])]
+        assert all(s or p for s, p in zip(same_tier, preferred)), rules[~(np.array(same_tier) | preferred)]
+        assert np.array(same_tier)[rules["rank"] == 1].all(), u
+        assert sum(preferred) >= 4, u

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from custlib import report
+from custlib import marketing, report
 from custlib.marketing import MarketingResult
 from custlib.plots import marketing as plots
 from custlib.present import fmt
@@ -24,6 +24,7 @@ from custlib.stats import Unavailable
 
 EFFECTS_FILE = "campaign_effects.csv"
 NEXT_BEST_FILE = "targets/next_best_category.csv"
+BASKET_FILE = "basket_rules.csv"
 MAIN_METHOD = {True: "regression_adjusted", False: "aipw"}  # randomised? -> the campaign's main estimate
 
 
@@ -52,6 +53,11 @@ def _chart(ax) -> None:
 
     display(ax.figure)
     plt.close(ax.figure)
+
+
+def _uplift_models(res: MarketingResult) -> dict:
+    """The campaigns' fitted uplift models (none when the unit has no campaign data)."""
+    return {c: m for c, m in res.uplift.items() if not isinstance(m, Unavailable)} if isinstance(res.uplift, dict) else {}
 
 
 def main_effects(res: MarketingResult) -> pd.DataFrame:
@@ -317,6 +323,98 @@ def observational(res: MarketingResult, params) -> None:
         report.note(t("marketing.observational.sampled"))
 
 
+# -- who to target next time ------------------------------------------------------------------------
+
+def uplift_table(res: MarketingResult, params) -> pd.DataFrame:
+    """Per randomised campaign: customers scored, the Qini area of its cross-fitted ranking, the
+    value tier it predicts to move most and the customers in its target file (or why none)."""
+    rows = []
+    for cid, m in res.uplift.items():
+        row = {t("marketing.effects.campaign"): campaign_name(res, cid)}
+        if isinstance(m, Unavailable):
+            row[t("marketing.uplift.qini")] = m.reason
+        else:
+            row |= {t("marketing.uplift.scored"): fmt.value(m.n, "count"),
+                    t("marketing.uplift.qini"): fmt.cell(m.qini_area, "pp"),
+                    t("marketing.uplift.first_tier"): segment_name(m.by_tier["value_tier"].iloc[0], params),
+                    t("marketing.uplift.targets"): fmt.value(len(m.targets), "count") if m.beats_random
+                    else t("marketing.uplift.no_list")}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def uplift_tiers_table(res: MarketingResult, params) -> pd.DataFrame:
+    """The value tiers by mean predicted uplift over the campaigns taken together."""
+    b = res.unit_uplift.by_tier
+    return pd.DataFrame({t("marketing.uplift.tier"): [segment_name(v, params) for v in b["value_tier"]],
+                         t("marketing.uplift.customers"): [fmt.value(n, "count") for n in b["n"]],
+                         t("marketing.uplift.mean"): [fmt.value(x, "pp") for x in b["mean_predicted_uplift"]]})
+
+
+def qini_chart(res: MarketingResult) -> pd.DataFrame:
+    """The Qini curves of the campaigns with a model (and of all of them taken together), for
+    :func:`custlib.plots.marketing.qini_curves`: label, share_targeted, incremental, random."""
+    curves = [m.qini_curve.assign(label=campaign_name(res, c)) for c, m in res.uplift.items()
+              if not isinstance(m, Unavailable)]
+    return pd.concat(curves, ignore_index=True)
+
+
+def uplift(res: MarketingResult, params) -> None:
+    """Section: whom to contact next time — the uplift models, their check against random
+    targeting, the tiers they favour and the target files."""
+    if isinstance(res.campaigns, Unavailable):
+        return  # the effects section says why
+    report.section(t("marketing.uplift.title"), t("marketing.uplift.intro", folds=marketing.UPLIFT_FOLDS))
+    if not report.available(res.unit_uplift):
+        return
+    u = res.unit_uplift
+    way = "beats" if u.beats_random else "unclear"
+    report.note(t(f"marketing.uplift.unit_{way}", area=fmt.estimate(u.qini_area, "pp"), k=len(u.campaigns)))
+    _chart(plots.qini_curves(qini_chart(res)))
+    report.table(uplift_table(res, params), t("marketing.uplift.caption"))
+    report.table(uplift_tiers_table(res, params), t("marketing.uplift.tiers_caption"), n=u.n)
+
+
+# -- basket rules ------------------------------------------------------------------------------------
+
+BASKET_RULES_SHOWN = 5  # rules per segment in the report (the CSV has them all)
+
+
+def basket_table(res: MarketingResult, params) -> pd.DataFrame:
+    """The strongest category pairs per value tier (and all customers): rule, support,
+    confidence, lift, customers with a basket. A pair is shown once, in its direction of higher
+    confidence (both directions share support and lift)."""
+    b = res.basket_rules
+    pair = [tuple(sorted(x)) for x in zip(b["antecedent"], b["consequent"])]
+    b = b.assign(pair=pair).sort_values(["segment", "confidence"], ascending=[True, False], kind="stable")
+    b = b.drop_duplicates(["segment", "pair"]).sort_values(["segment", "rank"], kind="stable")
+    b = b[b.groupby("segment").cumcount() < BASKET_RULES_SHOWN]
+    order = ["all", *(v.name for v in params.segmentation.value_tiers)]
+    b = b.sort_values("segment", key=lambda x: x.map({k: i for i, k in enumerate(order)}), kind="stable")
+    return pd.DataFrame({
+        t("marketing.baskets.segment"): [t("marketing.baskets.all") if seg == "all" else segment_name(seg, params)
+                                         for seg in b["segment"]],
+        t("marketing.baskets.rule"): [t("marketing.baskets.arrow", a=name("product_category", a),
+                                        c=name("product_category", c))
+                                      for a, c in zip(b["antecedent"], b["consequent"])],
+        t("marketing.baskets.support"): b["support"].map(lambda x: fmt.value(x, "pct")),
+        t("marketing.baskets.confidence"): b["confidence"].map(lambda x: fmt.value(x, "pct")),
+        t("marketing.baskets.lift"): b["lift"].map(lambda x: fmt.value(x, "ratio")),
+        t("marketing.baskets.customers"): b["n_customers"].map(lambda x: fmt.value(x, "count"))})
+
+
+def baskets(res: MarketingResult, params) -> None:
+    """Section: which categories the same customers buy (basket rules per value tier)."""
+    report.section(t("marketing.baskets.title"), t("marketing.baskets.intro", days=marketing.BASKET_DAYS,
+                                                   support=fmt.value(marketing.BASKET_MIN_SUPPORT, "pct")), level=3)
+    if not report.available(res.basket_rules):
+        return
+    if res.basket_rules.empty:
+        report.note(t("marketing.baskets.none"))
+        return
+    report.table(basket_table(res, params), t("marketing.baskets.caption", n=BASKET_RULES_SHOWN))
+
+
 # -- next best category -----------------------------------------------------------------------------
 
 def next_best_table(res: MarketingResult) -> pd.DataFrame:
@@ -420,15 +518,26 @@ def diagnostics(res: MarketingResult, params) -> None:
 
 
 def write_outputs(res: MarketingResult, data) -> list[Path]:
-    """``campaign_effects.csv`` (:meth:`MarketingResult.effects_table`) and the CRM import file
-    ``targets/next_best_category.csv`` (customer_id, rank, category, score) in
-    ``data.outputs("marketing")``, and a section listing them; returns the paths."""
+    """In ``data.outputs("marketing")``: ``campaign_effects.csv`` (:meth:`MarketingResult.effects_table`),
+    ``basket_rules.csv``, and the CRM import files ``targets/next_best_category.csv`` (customer_id,
+    rank, category, score) and ``targets/uplift_<campaign>.csv`` (customer_id, rank,
+    predicted_uplift) for each campaign whose uplift model beats random targeting; a section
+    listing them; returns the paths."""
     folder = data.outputs("marketing")
     paths = []
     if not isinstance(res.campaigns, Unavailable):
         paths.append(report.write_output(res.effects_table(), folder / EFFECTS_FILE))
     if not isinstance(res.next_best_category, Unavailable):
         paths.append(report.write_output(res.next_best_category.recommendations, folder / NEXT_BEST_FILE))
+    if isinstance(res.basket_rules, pd.DataFrame):
+        paths.append(report.write_output(res.basket_rules, folder / BASKET_FILE))
+    listed = {f"uplift_{c}" for c, m in _uplift_models(res).items() if m.beats_random}
+    for c, m in _uplift_models(res).items():
+        if m.beats_random:
+            paths.append(report.write_output(m.targets, folder / "targets" / f"uplift_{c}.csv"))
+    for stale in (folder / "targets").glob("uplift_*.csv"):
+        if stale.stem not in listed:
+            stale.unlink()  # a campaign whose model no longer beats random targeting has no list
     report.section(t("report.outputs"), t("marketing.outputs.files"))
     if paths:
         report.note(t("report.written", folder=str(folder.relative_to(data.project_root)),
