@@ -40,6 +40,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import scipy.linalg
 import statsmodels.api as sm
 from scipy import stats as st
 from sklearn.model_selection import StratifiedKFold
@@ -210,13 +211,19 @@ def adjusted_difference(y: np.ndarray, treated: np.ndarray, covariates: pd.DataF
     treatment, the centred covariates (:func:`custlib.causal.att.design_matrix`) and their
     interactions with the treatment; the treatment coefficient with HC2 robust standard error.
     Consistent for the average effect under randomisation whatever the outcome model; never less
-    precise asymptotically than the plain difference."""
+    precise asymptotically than the plain difference. Terms that add no information among the rows
+    (e.g. no orders in the last 90 days within a lapsed segment: a constant, or a copy of other
+    terms) are left out, found by a pivoted QR decomposition."""
     d = np.asarray(treated, dtype=float)
     x = design_matrix(covariates, list(covariates.columns)).to_numpy()
     x = x - x.mean(axis=0)
     exog = np.column_stack([np.ones_like(d), d, x, d[:, None] * x])
-    fit = sm.OLS(np.asarray(y, dtype=float), exog).fit(cov_type="HC2")
-    return Estimate.normal(fit.params[1], fit.bse[1], len(d), "regression_adjusted")
+    _, r, pivot = scipy.linalg.qr(exog, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    keep = np.sort(pivot[diagonal > diagonal[0] * max(exog.shape) * np.finfo(float).eps])
+    fit = sm.OLS(np.asarray(y, dtype=float), exog[:, keep]).fit(cov_type="HC2")
+    at = int(np.searchsorted(keep, 1))  # the treatment column (kept: it varies under randomisation)
+    return Estimate.normal(fit.params[at], fit.bse[at], len(d), "regression_adjusted")
 
 
 def heterogeneity_test(estimates: list[Estimate]) -> tuple[float, int, float]:
@@ -231,43 +238,70 @@ def heterogeneity_test(estimates: list[Estimate]) -> tuple[float, int, float]:
     return q, len(b) - 1, float(st.chi2.sf(q, len(b) - 1))
 
 
-def _effect_row(campaign: str, segment: str, outcome: str, e: Estimate, n_treated: int, n_control: int) -> dict:
-    return {"campaign": campaign, "segment": segment, "outcome": outcome, "estimate": e.estimate, "se": e.se,
-            "ci_low": e.ci_low, "ci_high": e.ci_high, "n_treated": n_treated, "n_control": n_control,
-            "method": e.method}
+def _effect_row(campaign: str, segment_type: str, segment: str, outcome: str, e: Estimate, n_treated: int,
+                n_control: int) -> dict:
+    return {"campaign": campaign, "segment_type": segment_type, "segment": segment, "outcome": outcome,
+            "estimate": e.estimate, "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high, "n_treated": n_treated,
+            "n_control": n_control, "method": e.method}
 
 
-def randomised_effects(outcomes: pd.DataFrame, segments: tuple[str, ...], min_n: int
+def _both_estimates(cid: str, segment_type: str, segment: str, outcome: str, y: np.ndarray, d: np.ndarray,
+                    covariates: pd.DataFrame) -> tuple[list[dict], Estimate]:
+    adjusted = adjusted_difference(y, d, covariates)
+    n1, n0 = int(d.sum()), int((1 - d).sum())
+    return [_effect_row(cid, segment_type, segment, outcome, difference(y, d), n1, n0),
+            _effect_row(cid, segment_type, segment, outcome, adjusted, n1, n0)], adjusted
+
+
+def randomised_effects(outcomes: pd.DataFrame, segments: dict[str, tuple[str, ...]], min_n: int
                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Effects of the randomised campaigns in ``outcomes`` (:func:`campaign_outcomes`, campaigns
-    with a holdout only): per campaign, segment (``all`` or a value tier of ``segments``) and
-    outcome, the plain difference (method ``difference``) and the Lin-adjusted one
-    (``regression_adjusted``); tiers with fewer than ``min_n`` treated or controls are left out.
-    Conversion effects are in proportion points (0.02 = +2 pp), spend effects in currency per
-    selected customer over the window. Second frame: per campaign and outcome the test of equal
-    adjusted effects across tiers (``q``, ``df``, ``p_value``, ``segments``)."""
+    with a holdout only): per campaign and outcome, for all compared customers (segment_type and
+    segment ``all``) and within each segment of ``segments`` ({column of ``outcomes``, e.g.
+    ``value_tier`` or ``rfm_segment`` at the start: its values}), the plain difference (method
+    ``difference``) and the Lin-adjusted one (``regression_adjusted``; within a segment without
+    the value tier among the covariates); segments with fewer than ``min_n`` treated or controls
+    are left out. Conversion effects are in proportion points (0.02 = +2 pp), spend effects in
+    currency per selected customer over the window. Second frame: per campaign, outcome and
+    segment type the test of equal adjusted effects across its segments (``q``, ``df``,
+    ``p_value``, ``segments``)."""
     rows, tests = [], []
     for cid, g in outcomes.groupby("campaign_id", sort=False):
         cov = _covariate_frame(g)
+        d_all = g["treated"].to_numpy()
         for outcome in OUTCOMES:
-            per_tier = []
-            for segment in ("all", *segments):
-                sel = np.ones(len(g), bool) if segment == "all" else (g["value_tier"] == segment).to_numpy()
-                d = g["treated"].to_numpy()[sel]
-                n1, n0 = int(d.sum()), int((1 - d).sum())
-                if min(n1, n0) < min_n:
-                    continue
-                y = g[outcome].to_numpy()[sel]
-                c = cov[sel] if segment == "all" else cov[sel].drop(columns="value_tier")
-                adjusted = adjusted_difference(y, d, c)
-                rows += [_effect_row(cid, segment, outcome, difference(y, d), n1, n0),
-                         _effect_row(cid, segment, outcome, adjusted, n1, n0)]
-                if segment != "all":
-                    per_tier.append(adjusted)
-            q, df, p = heterogeneity_test(per_tier)
-            tests.append({"campaign": cid, "outcome": outcome, "q": q, "df": df, "p_value": p,
-                          "segments": len(per_tier)})
+            y_all = g[outcome].to_numpy()
+            if min(d_all.sum(), (1 - d_all).sum()) >= min_n:
+                rows += _both_estimates(cid, "all", "all", outcome, y_all, d_all, cov)[0]
+            for segment_type, values in segments.items():
+                per_segment = []
+                for segment in values:
+                    sel = (g[segment_type] == segment).to_numpy()
+                    d = d_all[sel]
+                    if min(d.sum(), (1 - d).sum()) < min_n:
+                        continue
+                    new, adjusted = _both_estimates(cid, segment_type, segment, outcome, y_all[sel], d,
+                                                    cov[sel].drop(columns="value_tier"))
+                    rows += new
+                    per_segment.append(adjusted)
+                q, df, p = heterogeneity_test(per_segment)
+                tests.append({"campaign": cid, "outcome": outcome, "segment_type": segment_type, "q": q, "df": df,
+                              "p_value": p, "segments": len(per_segment)})
     return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+def rfm_segments_at_start(data, campaigns: pd.DataFrame) -> pd.DataFrame:
+    """campaign_id, customer_id, rfm_segment: each buyer's RFM segment the day before each of
+    ``campaigns`` started (:func:`custlib.segmentation.rfm_at`, the unit's segment rules)."""
+    from custlib.segmentation import rfm_at
+
+    frames = []
+    for r in campaigns.itertuples():
+        seg = rfm_at(data.transactions, r.start_date - timedelta(days=1), data.params.segmentation).customers
+        frames.append(pd.DataFrame({"campaign_id": r.campaign_id, "customer_id": seg.index.to_numpy(),
+                                    "rfm_segment": seg["rfm_segment"].to_numpy()}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["campaign_id", "customer_id", "rfm_segment"])
 
 
 # -- campaigns without holdout ------------------------------------------------------------------
@@ -284,14 +318,14 @@ def observational_effects(outcomes: pd.DataFrame, trim: float, caliper: float | 
         frame = pd.concat([g[["treated", "weight", *OUTCOMES]], _covariate_frame(g)], axis=1)
         d, w = g["treated"].to_numpy(), g["weight"].to_numpy()
         for outcome in OUTCOMES:
-            rows.append(_effect_row(cid, "all", outcome, _weighted_gap(g[outcome].to_numpy(), d, w),
+            rows.append(_effect_row(cid, "all", "all", outcome, _weighted_gap(g[outcome].to_numpy(), d, w),
                                     int(d.sum()), int((1 - d).sum())))
             for method in ATT_METHODS:
                 r = estimate_att(frame, "treated", outcome, list(COVARIATES), method=method, trim=trim,
                                  weights="weight", caliper=caliper)
                 results[cid, outcome, method] = r
                 if isinstance(r, ATTResult):
-                    rows.append(_effect_row(cid, "all", outcome, r.estimate, r.n_treated, r.n_control))
+                    rows.append(_effect_row(cid, "all", "all", outcome, r.estimate, r.n_treated, r.n_control))
     return pd.DataFrame(rows), results
 
 
@@ -533,11 +567,12 @@ def uplift_by_group(predicted: np.ndarray, treated: np.ndarray, converted: np.nd
     """Observed conversion uplift in ``groups`` equal-size groups of customers by predicted uplift
     (``group`` 1 = highest; equal predictions in their given order): mean_predicted_uplift, the
     treated − control conversion difference (:func:`difference`, proportion points) with se,
-    95% interval, n_treated and n_control."""
+    95% interval (NaN for a group with fewer than two customers in an arm), n_treated and n_control."""
     rows = []
     for k, rows_k in enumerate(np.array_split(np.argsort(-predicted, kind="stable"), groups), start=1):
         d = treated[rows_k]
-        e = difference(converted[rows_k], d)
+        e = (difference(converted[rows_k], d) if min(d.sum(), len(d) - d.sum()) >= 2
+             else Estimate(np.nan, np.nan, np.nan, np.nan, len(d), "difference"))  # a group without both arms
         rows.append({"group": k, "mean_predicted_uplift": float(predicted[rows_k].mean()), "uplift": e.estimate,
                      "se": e.se, "ci_low": e.ci_low, "ci_high": e.ci_high, "n_treated": int(d.sum()),
                      "n_control": int(len(d) - d.sum())})
@@ -733,7 +768,7 @@ def _basket_rules(data, customers: pd.DataFrame) -> pd.DataFrame | Unavailable:
 
 # -- the analysis of one unit -----------------------------------------------------------------
 
-EFFECT_COLUMNS = ["campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
+EFFECT_COLUMNS = ["campaign", "segment_type", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
                   "n_control", "method"]
 
 
@@ -744,7 +779,7 @@ class MarketingResult:
 
     ``campaigns``: one row per campaign (:func:`_campaign_table`); ``randomised``: effect rows of
     campaigns with a holdout (:func:`randomised_effects`) and ``heterogeneity`` its tests across
-    value tiers; ``observational``: effect rows of campaigns without one
+    value tiers and RFM segments; ``observational``: effect rows of campaigns without one
     (:func:`observational_effects`) and ``att`` the ATT results behind them; ``roi``:
     :func:`campaign_roi`; ``engagement``: open / click rates; ``too_few``: campaigns left out
     because a group has fewer than ``small_sample_n`` customers; ``next_best_category``:
@@ -772,8 +807,8 @@ class MarketingResult:
     unit_uplift: UnitUplift | Unavailable | None = None
 
     def effects_table(self) -> pd.DataFrame:
-        """Every effect as tidy rows (``campaign_effects.csv``): campaign, segment (``all`` or a
-        value tier), outcome (conversion in proportion points, spend in currency per customer
+        """Every effect as tidy rows (``campaign_effects.csv``): campaign, segment_type (``all``,
+        ``value_tier`` or ``rfm_segment``, both at the campaign's start), segment, outcome (conversion in proportion points, spend in currency per customer
         over the window), estimate, se, ci_low, ci_high, n_treated, n_control, method
         (``randomised_difference``, ``randomised_regression_adjusted``, ``observational_naive_gap``,
         ``observational_ipw`` / ``_aipw`` / ``_matching``)."""
@@ -830,9 +865,12 @@ def analyse(data) -> MarketingResult:
             too_few[cid] = Unavailable.too_few("marketing.what.campaign_effect", n, small_n)
     outcomes = outcomes[~outcomes["campaign_id"].isin(too_few)]
     is_randomised = outcomes["campaign_id"].isin(campaigns.loc[campaigns["randomised"], "campaign_id"])
-    segments = tuple(t.name for t in data.params.segmentation.value_tiers)
+    sp = data.params.segmentation
+    segments = {"value_tier": tuple(t.name for t in sp.value_tiers), "rfm_segment": tuple(r.name for r in sp.rfm_segments)}
+    rfm = rfm_segments_at_start(data, campaigns[campaigns["campaign_id"].isin(outcomes.loc[is_randomised, "campaign_id"])])
     none_left = Unavailable.too_few(WHAT, 0, small_n)
-    randomised, heterogeneity = randomised_effects(outcomes[is_randomised], segments, small_n)
+    randomised, heterogeneity = randomised_effects(
+        outcomes[is_randomised].merge(rfm, on=["campaign_id", "customer_id"], how="left"), segments, small_n)
     observational, att = observational_effects(outcomes[~is_randomised], p.propensity_trim, p.matching_caliper)
     main = pd.concat([randomised, observational], ignore_index=True)
     contacted = campaigns.set_index("campaign_id")["treated"]

@@ -118,7 +118,7 @@ def test_campaign_without_effect_covers_zero_and_effects_are_informative(results
 def test_adjusted_standard_errors_are_not_larger_than_plain_ones_on_average(results):
     t = pd.concat([r.effects_table() for r in results.values()], ignore_index=True)
     keys = ["campaign", "segment", "outcome"]
-    se = t[t["method"].str.startswith("randomised")].pivot_table("se", keys, "method")
+    se = t[t["method"].str.startswith("randomised") & (t["segment_type"] != "rfm_segment")].pivot_table("se", keys, "method")
     ratio = se["randomised_regression_adjusted"] / se["randomised_difference"]
     assert len(ratio) == 12 * 4 * 2 and ratio.mean() < 0.97 and (ratio < 1).mean() > 0.7, ratio.describe()
 
@@ -145,8 +145,8 @@ def test_the_segment_with_the_largest_planted_uplift_has_the_largest_pooled_esti
         largest = {effects[c]["largest_uplift_segment"] for c in with_effect}
         assert len(largest) == 1
         t = r.randomised
-        t = t[(t["method"] == "regression_adjusted") & (t["outcome"] == "conversion") & (t["segment"] != "all")
-              & t["campaign"].isin(with_effect)]
+        t = t[(t["method"] == "regression_adjusted") & (t["outcome"] == "conversion")
+              & (t["segment_type"] == "value_tier") & t["campaign"].isin(with_effect)]
         by_campaign = t.loc[t.groupby("campaign")["estimate"].idxmax(), "segment"]
         hits += int((by_campaign == next(iter(largest))).sum())
         w = 1 / t["se"] ** 2
@@ -160,7 +160,7 @@ def test_heterogeneity_is_found_where_segments_differ_most(results, truth):
     with an effect and for at most one campaign without one (all tiers 0)."""
     rejected, null_rejected, n = 0, 0, 0
     for u, r in results.items():
-        h = r.heterogeneity.query("outcome == 'conversion'").set_index("campaign")
+        h = r.heterogeneity.query("outcome == 'conversion' and segment_type == 'value_tier'").set_index("campaign")
         assert (h["segments"] == 3).all() and (h["df"] == 2).all()
         for c, e in truth["units"][u]["campaign_effects"].items():
             if e["randomised"] and e["conversion_uplift"] > 0:
@@ -196,10 +196,13 @@ def test_open_rates_are_context_with_wilson_intervals(results):
 
 def test_effects_table_has_the_output_columns_and_every_campaign(results):
     t = results["stores"].effects_table()
-    assert list(t.columns) == ["campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high",
-                               "n_treated", "n_control", "method"]
+    assert list(t.columns) == ["campaign", "segment_type", "segment", "outcome", "estimate", "se", "ci_low",
+                               "ci_high", "n_treated", "n_control", "method"]
     assert set(t["campaign"]) == {f"STC0{i}" for i in range(1, 6)}
-    assert set(t["segment"]) == {"all", "high", "mid", "low"} and set(t["outcome"]) == {"conversion", "spend"}
+    assert set(t.loc[t["segment_type"] == "value_tier", "segment"]) == {"high", "mid", "low"}
+    assert set(t.loc[t["segment_type"] == "all", "segment"]) == {"all"} and set(t["outcome"]) == {"conversion", "spend"}
+    rfm = t[t["segment_type"] == "rfm_segment"]
+    assert set(rfm["campaign"]) == {f"STC0{i}" for i in range(1, 5)} and rfm["segment"].nunique() >= 4
     assert t[["estimate", "se", "ci_low", "ci_high"]].notna().all().all()
     assert "customer_id" not in t.columns
 

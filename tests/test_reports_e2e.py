@@ -132,7 +132,8 @@ def test_marketing_outputs_hold_no_personal_field_and_only_the_units_customers(d
         files = {p.relative_to(folder).as_posix(): pd.read_csv(p) for p in folder.rglob("*.csv")}
         assert {"campaign_effects.csv", "targets/next_best_category.csv"} <= set(files)
         assert list(files["campaign_effects.csv"].columns) == [
-            "campaign", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated", "n_control", "method"]
+            "campaign", "segment_type", "segment", "outcome", "estimate", "se", "ci_low", "ci_high", "n_treated",
+            "n_control", "method"]
         own = set(customers.loc[customers["business_unit"] == unit, "customer_id"])
         for name, df in files.items():
             assert not set(df.columns) & set(PERSONAL_FIELDS), name

@@ -17,7 +17,7 @@ from custlib import marketing, report
 from custlib.marketing import MarketingResult
 from custlib.plots import marketing as plots
 from custlib.present import fmt
-from custlib.present.i18n import name, t
+from custlib.present.i18n import language, name, t
 from custlib.present.loyalty import segment_name
 from custlib.report import Finding
 from custlib.stats import Unavailable
@@ -131,12 +131,14 @@ def _heterogeneity_finding(res: MarketingResult, params) -> Finding | None:
     """The randomised campaign whose conversion effect differs most clearly across value tiers."""
     if not isinstance(res.heterogeneity, pd.DataFrame):
         return None
-    h = res.heterogeneity[(res.heterogeneity["outcome"] == "conversion") & (res.heterogeneity["p_value"] < 0.05)]
+    h = res.heterogeneity[(res.heterogeneity["outcome"] == "conversion") & (res.heterogeneity["p_value"] < 0.05)
+                          & (res.heterogeneity["segment_type"] == "value_tier")]
     if not len(h):
         return None
     cid = h.sort_values("p_value").iloc[0]["campaign"]
     tiers = res.randomised[(res.randomised["campaign"] == cid) & (res.randomised["outcome"] == "conversion")
-                           & (res.randomised["method"] == "regression_adjusted") & (res.randomised["segment"] != "all")]
+                           & (res.randomised["method"] == "regression_adjusted")
+                           & (res.randomised["segment_type"] == "value_tier")]
     hi, lo = tiers.loc[tiers["estimate"].idxmax()], tiers.loc[tiers["estimate"].idxmin()]
     return Finding(t("marketing.findings.segments", campaign=campaign_name(res, cid),
                      best=segment_name(hi["segment"], params, capital=False), best_effect=fmt.estimate(_estimate(hi), "pp"),
@@ -251,35 +253,49 @@ def effects(res: MarketingResult, params) -> None:
 
 # -- for whom --------------------------------------------------------------------------------------
 
-def segments_table(res: MarketingResult, params) -> pd.DataFrame:
-    """Per randomised campaign, the regression-adjusted conversion effect per value tier and the
-    p-value of the test that the tiers' effects are equal."""
+def _segment_labels(segment_type: str, params) -> dict[str, str]:
+    """Segment code -> display name, in the params' order: value tiers ("High value" / 高价值) or
+    RFM segments (the client's terms in Chinese)."""
+    sp = params.segmentation
+    if segment_type == "value_tier":
+        return {v.name: segment_name(v.name, params) for v in sp.value_tiers}
+    return {r.name: r.chinese if language() == "zh" and r.chinese else r.name for r in sp.rfm_segments}
+
+
+def segments_table(res: MarketingResult, params, segment_type: str) -> pd.DataFrame:
+    """The regression-adjusted conversion effect of each randomised campaign (columns) within
+    each segment of ``segment_type`` at sending (rows), and the p-value of the test that the
+    segments' effects are equal; segments without an estimate in any campaign are left out."""
     r = res.randomised
-    r = r[(r["outcome"] == "conversion") & (r["method"] == "regression_adjusted") & (r["segment"] != "all")]
-    tests = res.heterogeneity[res.heterogeneity["outcome"] == "conversion"].set_index("campaign")["p_value"]
-    tiers = [v.name for v in params.segmentation.value_tiers]
+    r = r[(r["outcome"] == "conversion") & (r["method"] == "regression_adjusted") & (r["segment_type"] == segment_type)]
+    h = res.heterogeneity
+    tests = h[(h["outcome"] == "conversion") & (h["segment_type"] == segment_type)].set_index("campaign")["p_value"]
+    campaigns = list(dict.fromkeys(r["campaign"]))
+    cells = r.set_index(["segment", "campaign"])
+    label = t("marketing.segments.segment") if segment_type == "rfm_segment" else t("marketing.uplift.tier")
     rows = []
-    for cid, g in r.groupby("campaign", sort=False):
-        by = g.set_index("segment")
-        row = {t("marketing.effects.campaign"): campaign_name(res, cid)}
-        for tier in tiers:
-            row[segment_name(tier, params)] = (fmt.cell(_estimate(by.loc[tier]), "pp", small_n=res.small_sample_n)
-                                               if tier in by.index else t("marketing.segments.too_few"))
-        row[t("marketing.segments.test")] = fmt.pvalue(tests.get(cid, np.nan))
-        rows.append(row)
+    for code, text in _segment_labels(segment_type, params).items():
+        if code not in cells.index.get_level_values(0):
+            continue
+        rows.append({label: text} | {campaign_name(res, c): fmt.cell(_estimate(cells.loc[(code, c)]), "pp")
+                                     if (code, c) in cells.index else t("marketing.segments.too_few")
+                                     for c in campaigns})
+    rows.append({label: t("marketing.segments.test")} | {campaign_name(res, c): fmt.pvalue(tests.get(c, np.nan))
+                                                         for c in campaigns})
     return pd.DataFrame(rows)
 
 
 def segments(res: MarketingResult, params) -> None:
-    """Section: the conversion effect of each randomised campaign per value tier (nothing when
-    the unit has no campaign data)."""
+    """Section: the conversion effect of each randomised campaign per value tier and per RFM
+    segment at sending (nothing when the unit has no campaign data)."""
     if isinstance(res.campaigns, Unavailable):
         return  # the effects section says why
     report.section(t("marketing.segments.title"), t("marketing.segments.intro"), level=3)
     if isinstance(res.randomised, Unavailable):
         report.note(t("marketing.segments.none", n=res.small_sample_n))
         return
-    report.table(segments_table(res, params), t("marketing.segments.caption"))
+    for segment_type in ("value_tier", "rfm_segment"):
+        report.table(segments_table(res, params, segment_type), t(f"marketing.segments.caption_{segment_type}"))
 
 
 # -- without holdout ---------------------------------------------------------------------------------
