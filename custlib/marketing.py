@@ -33,6 +33,7 @@ same customer within a year, per value tier (support, confidence, lift).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -504,13 +505,16 @@ def _precision(hits: np.ndarray, n_rec: np.ndarray, method: str) -> Estimate:
     return Estimate.normal(r, se, len(hits), method)
 
 
-def next_best_category(transactions, cutoff: date, end: date, k: int = 3, segments: pd.DataFrame | None = None,
+def next_best_category(transactions, cutoff: date, end: date, k: int = 3,
+                       segments: Callable[[date], pd.DataFrame] | None = None,
                        segment_weight: float = 0.5) -> NextBestCategory:
     """Recommendations from purchases up to ``end`` and their evaluation on the time holdout
-    (cutoff, end] (see :class:`NextBestCategory`); ``segments`` as in :func:`_ranked`. A customer
-    who has bought every category by ``cutoff`` gets no recommendation and is not evaluated."""
+    (cutoff, end] (see :class:`NextBestCategory`); ``segments(day)``: the customers' segments on
+    that day (customer_id, segment) blended in as in :func:`_ranked`. A customer who has bought
+    every category by ``cutoff`` gets no recommendation and is not evaluated."""
     tx = as_table(transactions)
-    o = _holdout_outcomes(tx, cutoff, end, k, segments, segment_weight)
+    at = (lambda day: segments(day)) if segments else (lambda day: None)
+    o = _holdout_outcomes(tx, cutoff, end, k, at(cutoff), segment_weight)
     n_rec = o["n_rec"].to_numpy(float)
     hits, base_hits = o["hits"].to_numpy(float), o["base_hits"].to_numpy(float)
     r_m, r_b = hits.sum() / n_rec.sum(), base_hits.sum() / n_rec.sum()
@@ -523,8 +527,21 @@ def next_best_category(transactions, cutoff: date, end: date, k: int = 3, segmen
     hit_rate = {"model": proportion(int(h["first"].sum()), len(h)),
                 "popularity": proportion(int(h["base_first"].sum()), len(h)),
                 "difference": Estimate.normal(d.mean(), d.std(ddof=1) / np.sqrt(len(d)), len(d), "paired")}
-    return NextBestCategory(k, cutoff, end, recommend(tx, end, k, segments, segment_weight), precision, hit_rate,
+    return NextBestCategory(k, cutoff, end, recommend(tx, end, k, at(end), segment_weight), precision, hit_rate,
                             len(o), len(h))
+
+
+def value_tiers_at(transactions, day: date, params: SegmentationParams) -> pd.DataFrame:
+    """customer_id, segment: the value tier (the segmentation's Pareto tiers of net revenue) of
+    every buyer on ``day``, from their orders up to that day (aggregated in the engine)."""
+    from custlib.segmentation import value_tiers
+
+    tx = as_table(transactions)
+    tx = tx.filter(tx.order_date <= day)
+    revenue = tx.group_by("customer_id").aggregate(revenue=tx.amount.cast("float64").sum()).execute()
+    tiers = value_tiers(revenue.set_index("customer_id")["revenue"], params.value_tier_cuts,
+                        tuple(t.name for t in params.value_tiers))
+    return pd.DataFrame({"customer_id": revenue["customer_id"], "segment": tiers.to_numpy()})
 
 
 # -- uplift models of randomised campaigns ---------------------------------------------------------
@@ -827,14 +844,16 @@ def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: U
 
 def _next_best(data) -> NextBestCategory | Unavailable:
     """:func:`next_best_category` of the unit: cutoff ``recommendation_holdout_days`` before the
-    observation end. Unavailable below ``top_k`` + 1 categories bought, or when fewer than
+    observation end, value tiers blended in at ``recommendation_segment_weight``. Unavailable below ``top_k`` + 1 categories bought, or when fewer than
     ``small_sample_n`` customers are evaluated or buy a new category in the holdout."""
     p, end, small_n = data.params.marketing, data.params.observation_end, data.params.small_sample_n
     tx = data.transactions
     n_categories = int(tx.filter((tx.amount > 0) & (tx.order_date <= end)).product_category.nunique().execute())
     if n_categories < p.top_k + 1:
         return Unavailable.too_few(NBC_WHAT, n_categories, p.top_k + 1, of=NBC_OF)
-    r = next_best_category(tx, end - timedelta(days=p.recommendation_holdout_days), end, p.top_k)
+    weight = p.recommendation_segment_weight
+    tiers = (lambda day: value_tiers_at(tx, day, data.params.segmentation)) if weight > 0 else None
+    r = next_best_category(tx, end - timedelta(days=p.recommendation_holdout_days), end, p.top_k, tiers, weight)
     n = min(r.n_customers, r.n_hit_customers)
     return Unavailable.too_few(NBC_WHAT, n, small_n) if n < small_n else r
 

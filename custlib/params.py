@@ -274,6 +274,9 @@ class MarketingParams(_Strict):
                                                                          "purchases in the last N days, fitted "
                                                                          "on those before")
     top_k: int = Field(3, ge=1, le=50, description="Next best category: categories recommended per customer")
+    recommendation_segment_weight: float = Field(
+        0.0, ge=0, le=1, description="Next best category: weight of the share of the customer's value tier who "
+                                     "bought a category, blended into the co-purchase score (0: co-purchase only)")
 
 
 class ServiceParams(_Strict):

@@ -19,6 +19,7 @@ from test_presentation import test_analyses_compute_only as computes_only
 
 from custlib import contract, demo, marketing, sources
 from custlib.features import as_table
+from custlib.params import SegmentationParams
 from custlib.stats import Estimate, Unavailable, proportion
 
 UNITS = tuple(demo.UNITS)
@@ -284,6 +285,28 @@ def test_holdout_precision_and_hit_rate_by_hand():
     assert r.hit_rate["difference"].estimate == pytest.approx(1 / 3)
     # the CRM file is fitted on everything up to the end: c4 has bought y by then
     assert r.recommendations.query("customer_id == 'c4'")["category"].tolist() == ["w"]
+
+
+def test_segments_are_taken_on_the_cutoff_for_the_check_and_on_the_end_for_the_crm_file():
+    asked = []
+
+    def segments(day):
+        asked.append(day)
+        return pd.DataFrame({"customer_id": ["c4", *(f"c{i}" for i in range(5, 10))], "segment": "s"})
+
+    r = marketing.next_best_category(_tiny_orders(), TINY_CUTOFF, TINY_END, k=1, segments=segments)
+    assert asked == [TINY_CUTOFF, TINY_END]
+    blended = marketing.recommend(_tiny_orders(), TINY_END, k=1, segments=segments(TINY_END))
+    assert r.recommendations.equals(blended)
+
+
+def test_value_tiers_at_a_day_by_hand():
+    tx = pd.DataFrame({"customer_id": ["a", "b", "c", "c"], "order_date": pd.to_datetime(
+        ["2024-01-01", "2024-01-02", "2024-01-03", "2024-03-01"]), "amount": [80.0, 15.0, 5.0, 900.0],
+        "product_category": "x"})
+    tiers = marketing.value_tiers_at(tx, date(2024, 1, 31), SegmentationParams()).set_index("customer_id")["segment"]
+    # revenue 80 / 15 / 5 by the day: the first 80% is a, the next 15% b, the rest c (cuts 0.8, 0.95)
+    assert tiers.to_dict() == {"a": "high", "b": "mid", "c": "low"}
 
 
 def test_next_best_category_beats_popularity_on_the_demo(results):

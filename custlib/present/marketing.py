@@ -465,8 +465,10 @@ def next_best(res: MarketingResult, params) -> None:
     """Section: what to offer each customer next — holdout evaluation against the bestsellers
     and what the CRM file recommends."""
     p = res.params
+    blend = p.recommendation_segment_weight
     report.section(t("marketing.next_best.title"), t("marketing.next_best.intro", k=p.top_k,
-                                                     days=p.recommendation_holdout_days))
+                                                     days=p.recommendation_holdout_days)
+                   + (" " + t("marketing.next_best.blend", weight=fmt.value(blend, "number")) if blend else ""))
     nbc = res.next_best_category
     if not report.available(nbc):
         return
