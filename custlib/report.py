@@ -136,6 +136,15 @@ def _looks_numeric(col: pd.Series) -> bool:
     return len(text) > 0 and text.str.match(r"^\s*[-+−–]?[\d.,]+").mean() >= 0.9
 
 
+def chart(ax) -> None:
+    """Show a chart where the report is (not at the end of the notebook cell) and close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(ax.figure)
+    plt.close(ax.figure)
+
+
 def figure_html(ax) -> str:
     """A chart as an embedded PNG (for charts inside :func:`details`); closes its figure."""
     import matplotlib.pyplot as plt

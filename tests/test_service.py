@@ -271,7 +271,7 @@ def _render(svc, params, monkeypatch) -> str:
     """Run every presentation function, collecting the HTML they show and the charts."""
     shown: list[str] = []
     monkeypatch.setattr(present.report, "_show", shown.append)
-    monkeypatch.setattr(present, "_chart", lambda ax: shown.append(f"<chart {ax.get_title()}>"))
+    monkeypatch.setattr(present.report, "chart", lambda ax: shown.append(f"<chart {ax.get_title()}>"))
     shown.append(present.finding(svc, params).text)
     for section in (present.times, present.trend, present.cost, present.complaints, present.diagnostics):
         section(svc, params)

@@ -39,12 +39,13 @@ def _get(e, field: str):
     return e[field] if isinstance(e, dict) else getattr(e, field)
 
 
-def _missing(x) -> bool:
+def missing(x) -> bool:
+    """None or NaN: shown as a dash."""
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def _pct_digits(*values: float) -> int:
-    finite = [abs(v) for v in values if not _missing(v)]
+    finite = [abs(v) for v in values if not missing(v)]
     if not finite:
         return 0
     return 1 if max(finite) < 0.1 or (len(finite) > 1 and max(finite) - min(finite) < 0.02) else 0
@@ -68,7 +69,7 @@ def _number_digits(x: float) -> int:
 
 def money(x: float, currency: str, compact: bool = False, digits: int | None = None, signed: bool = False) -> str:
     """An amount with its currency: no fen from 1,000 up; ``compact`` in millions / 万."""
-    if _missing(x):
+    if missing(x):
         return "–"
     if compact and abs(x) >= float(t("fmt.compact.small_at")):
         step = "big" if abs(x) >= float(t("fmt.compact.big_at")) else "small"
@@ -87,7 +88,7 @@ def value(x, kind: str = "number", *, currency: str = "", signed: bool | None = 
     """One number in the report's style (see the module docstring for the kinds)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; one of {KINDS}")
-    if _missing(x):
+    if missing(x):
         return "–"
     x = float(x)
     signed = kind in SIGNED if signed is None else signed
@@ -117,9 +118,9 @@ def _bounds(e, kind: str, currency: str, signed: bool | None, digits: int | None
     if digits is None and kind in ("pct", "change", "pp"):
         digits = _pct_digits(est, lo, hi)
     elif digits is None and kind == "money":
-        digits = 0 if max(abs(v) for v in (est, lo, hi) if not _missing(v)) >= 1000 else 2
+        digits = 0 if max(abs(v) for v in (est, lo, hi) if not missing(v)) >= 1000 else 2
     elif digits is None and kind in ("number", "ratio"):
-        digits = max(_number_digits(v) for v in (est, lo, hi) if not _missing(v)) if not _missing(est) else 2
+        digits = max(_number_digits(v) for v in (est, lo, hi) if not missing(v)) if not missing(est) else 2
     f = lambda v: value(v, kind, currency=currency, signed=signed, digits=digits, compact=compact)  # noqa: E731
     return est, lo, hi, f
 
@@ -128,7 +129,7 @@ def interval(e, kind: str = "number", *, currency: str = "", signed: bool | None
              digits: int | None = None, compact: bool = False) -> str:
     """The 95% interval alone: "34%–38%", or "−15 to +3" when a bound is negative."""
     _, lo, hi, f = _bounds(e, kind, currency, signed, digits, compact)
-    if _missing(lo) or _missing(hi):
+    if missing(lo) or missing(hi):
         return "–"
     sep = "–" if lo >= 0 and not (signed if signed is not None else kind in SIGNED) else t("fmt.to")
     return f"{f(lo)}{sep}{f(hi)}"
@@ -148,7 +149,7 @@ def cell(e, kind: str = "number", *, currency: str = "", signed: bool | None = N
          digits: int | None = None, small_n: int = 0, compact: bool = False) -> str:
     """"36% (34%–38%)" for a table cell; below ``small_n`` observations "too few (n = 12)"."""
     n = _get(e, "n")
-    if small_n and not _missing(n) and n < small_n:
+    if small_n and not missing(n) and n < small_n:
         return t("fmt.too_few", n=value(n, "count"))
     est, _, _, f = _bounds(e, kind, currency, signed, digits, compact)
     return f"{f(est)} ({interval(e, kind, currency=currency, signed=signed, digits=digits, compact=compact)})"
@@ -156,7 +157,7 @@ def cell(e, kind: str = "number", *, currency: str = "", signed: bool | None = N
 
 def pvalue(p: float) -> str:
     """"p < 0.001", "p = 0.03", "p = 0.45"."""
-    if _missing(p):
+    if missing(p):
         return "–"
     if p < 0.001:
         return "p < 0.001"

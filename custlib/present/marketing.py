@@ -46,13 +46,6 @@ def _direction(e) -> str:
     return "raises" if e["ci_low"] > 0 else "lowers" if e["ci_high"] < 0 else "unclear"
 
 
-def _chart(ax) -> None:
-    """Show a chart where the report is (not at the end of the cell) and close it."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    display(ax.figure)
-    plt.close(ax.figure)
 
 
 def _uplift_models(res: MarketingResult) -> dict:
@@ -242,7 +235,7 @@ def effects(res: MarketingResult, params) -> None:
     if len(table):
         report.table(table, t("marketing.effects.caption", window=res.params.window_days),
                      n=int(main_effects(res).query("outcome == 'conversion'")["n_treated"].sum()))
-        _chart(plots.campaign_effects(effects_chart(res)))
+        report.chart(plots.campaign_effects(effects_chart(res)))
         if not main_effects(res)["randomised"].all():
             report.note(t("marketing.effects.observational_note"))
     _too_few_notes(res)
@@ -386,7 +379,7 @@ def uplift(res: MarketingResult, params) -> None:
     u = res.unit_uplift
     way = "beats" if u.beats_random else "unclear"
     report.note(t(f"marketing.uplift.unit_{way}", area=fmt.estimate(u.qini_area, "pp"), k=len(u.campaigns)))
-    _chart(plots.qini_curves(qini_chart(res)))
+    report.chart(plots.qini_curves(qini_chart(res)))
     report.table(uplift_table(res, params), t("marketing.uplift.caption"))
     report.table(uplift_tiers_table(res, params), t("marketing.uplift.tiers_caption"), n=u.n)
 

@@ -101,13 +101,6 @@ def _estimate(row, column: str = "estimate") -> dict:
     return {"estimate": row[column], "ci_low": row[lo], "ci_high": row[hi], "n": row["n"]}
 
 
-def _chart(ax) -> None:
-    """Show a chart where the report is (not at the end of the cell) and close it."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    display(ax.figure)
-    plt.close(ax.figure)
 
 
 def _too_few(sat: SatisfactionResult) -> bool:
@@ -253,7 +246,7 @@ def change(sat: SatisfactionResult, params: UnitParams) -> None:
                      previous=_period(previous)), level=3)
     months = sat.groups["month"]
     if report.available(months):
-        _chart(plots.nps_trend(months))
+        report.chart(plots.nps_trend(months))
         small = int((months["n"] < sat.small_n).sum())
         if small:
             report.note(t("satisfaction.scores.small_months", k=small, months=len(months), needed=f"{sat.small_n:,}"))
@@ -277,7 +270,7 @@ def groups(sat: SatisfactionResult, params: UnitParams) -> None:
                      n=sat.nps.n)
         shown = rows[rows["n"] >= sat.small_n]
         labels = [value_name(dimension, v, params) for v in shown["group_value"]]
-        _chart(plots.nps_by_group(shown.assign(label=labels), dimension=dimension, ref=sat.nps.estimate))
+        report.chart(plots.nps_by_group(shown.assign(label=labels), dimension=dimension, ref=sat.nps.estimate))
 
 
 def drivers_table(sat: SatisfactionResult) -> pd.DataFrame:
@@ -308,7 +301,7 @@ def drivers(sat: SatisfactionResult, params: UnitParams) -> None:
     if report.available(sat.drivers):
         kd = sat.drivers
         labelled = kd.summary.assign(label=[_attribute(a, title=True) for a in kd.summary["attribute"]])
-        _chart(plots.drivers(labelled, outcome=cfg.driver_outcome))
+        report.chart(plots.drivers(labelled, outcome=cfg.driver_outcome))
         report.table(drivers_table(sat), t("satisfaction.drivers.caption", outcome=_outcome(params)), n=kd.n_)
         report.note(t("satisfaction.drivers.r2", k=len(kd.attributes), r2=fmt.value(kd.r2_, "pct"),
                       outcome=_outcome(params), n=fmt.value(kd.n_, "count")))
@@ -325,7 +318,7 @@ def priority(sat: SatisfactionResult, params: UnitParams) -> None:
     if not report.available(sat.priority):
         return
     p = sat.priority.assign(label=[_attribute(a, title=True) for a in sat.priority["attribute"]])
-    _chart(plots.priority_matrix(p, satisfied_score=satisfied, top_score=CSAT_TOP))
+    report.chart(plots.priority_matrix(p, satisfied_score=satisfied, top_score=CSAT_TOP))
     r = _first_fix(sat)
     report.note(t("satisfaction.priority.first_fix", attribute=_attribute(r.attribute, title=True),
                   importance=fmt.estimate(_estimate(r, "importance"), "pct", n=False),
@@ -376,13 +369,13 @@ def lapse(sat: SatisfactionResult, params: UnitParams) -> None:
         lapses=fmt.value(int(sat.lapse_data["lapsed"].sum()), "count")))
     names = {g: group_name(g, params, title=True) for g in satisfaction.GROUPS}
     if report.available(sat.lapse_groups):
-        _chart(plots.lapse_curves(sat.lapse_data, names=names, horizon_days=cfg.horizon_days))
+        report.chart(plots.lapse_curves(sat.lapse_data, names=names, horizon_days=cfg.horizon_days))
         report.table(lapse_table(sat.lapse_groups, params, sat.small_n),
                      t("satisfaction.lapse.caption", days=f"{cfg.horizon_days:,}"), n=len(sat.lapse_data))
     if not report.available(sat.lapse):
         return
     groups_only = sat.lapse.summary[sat.lapse.summary["term"].isin(["detractor", "passive"])]
-    _chart(plots.hazard_ratios(groups_only.assign(label=_term_names(groups_only["term"], params))))
+    report.chart(plots.hazard_ratios(groups_only.assign(label=_term_names(groups_only["term"], params))))
     report.note(cost_sentence(sat, params))
     counts = sat.lapse.data_["nps_group"].value_counts()
     few = [t("satisfaction.lapse.count", n=fmt.value(counts[g], "count"), group=group_name(g, params))

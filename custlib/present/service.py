@@ -9,7 +9,6 @@ stated from params; every number comes from the result through :mod:`custlib.pre
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -27,19 +26,6 @@ REPLIES = ("on_time", "late", "capped")  # lapse curves: answered within the SLA
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def _chart(ax) -> None:
-    """Show a chart where the report is (not at the end of the cell) and close it."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    display(ax.figure)
-    plt.close(ax.figure)
-
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def _unit_of(hours: float) -> str:
     """The unit a duration reads best in: minutes below an hour, hours up to three days, days."""
     return "min" if hours < 1 else "h" if hours < 72 else "d"
@@ -52,7 +38,7 @@ def _in_unit(hours: float, unit: str) -> str:
 
 def duration(hours: float) -> str:
     """"3 min", "18.9 h", "3.2 days" (catalogue units)."""
-    if _missing(hours):
+    if fmt.missing(hours):
         return "–"
     unit = _unit_of(hours)
     return t(f"service.unit.{unit}", x=_in_unit(hours, unit))
@@ -62,18 +48,18 @@ def duration_cell(e: dict, small_n: int = 0) -> str:
     """A duration with its 95% interval in the estimate's unit: "18.9 h (18.1–20.0 h)"; an
     unbounded side reads "from 55 h" / "up to 3 min"; below ``small_n`` "too few"."""
     n = e["n"]
-    if small_n and not _missing(n) and n < small_n:
+    if small_n and not fmt.missing(n) and n < small_n:
         return t("fmt.too_few", n=fmt.value(n, "count"))
-    if _missing(e["estimate"]):
+    if fmt.missing(e["estimate"]):
         return "–"
     unit = _unit_of(e["estimate"])
     est = t(f"service.unit.{unit}", x=_in_unit(e["estimate"], unit))
     lo, hi = e["ci_low"], e["ci_high"]
-    if _missing(lo) and _missing(hi):
+    if fmt.missing(lo) and fmt.missing(hi):
         return est
-    if _missing(hi):
+    if fmt.missing(hi):
         ci = t("service.fmt.from", x=t(f"service.unit.{unit}", x=_in_unit(lo, unit)))
-    elif _missing(lo):
+    elif fmt.missing(lo):
         ci = t("service.fmt.up_to", x=t(f"service.unit.{unit}", x=_in_unit(hi, unit)))
     else:
         ci = t(f"service.unit.{unit}", x=f"{_in_unit(lo, unit)}–{_in_unit(hi, unit)}")
@@ -204,7 +190,7 @@ def times(svc: ServiceResult, params: UnitParams) -> None:
     shown = channels[channels["response_median_n"] >= svc.small_n]
     if len(shown):
         labels = [group_name("channel", g) for g in shown["group"]]
-        _chart(plots.response_times(shown.assign(label=labels), sla_hours=cfg.sla_hours))
+        report.chart(plots.response_times(shown.assign(label=labels), sla_hours=cfg.sla_hours))
     _small_note(channels, svc.small_n)
     categories = svc.group_rows("category")
     report.table(response_table(categories, "category", params, svc.small_n), t("service.times.caption_category"),
@@ -227,8 +213,8 @@ def trend(svc: ServiceResult, params: UnitParams) -> None:
     if len(months) < 2:
         report.note(t("service.trend.one_month", n=len(months)))
         return
-    _chart(plots.trend(months, measure="sla_share"))
-    _chart(plots.trend(months, measure="response_median", sla_hours=cfg.sla_hours))
+    report.chart(plots.trend(months, measure="sla_share"))
+    report.chart(plots.trend(months, measure="response_median", sla_hours=cfg.sla_hours))
     small = int((months["tickets"] < svc.small_n).sum())
     if small:
         report.note(t("service.trend.small", k=small, months=len(months), needed=f"{svc.small_n:,}"))
@@ -312,7 +298,7 @@ def cost(svc: ServiceResult, params: UnitParams) -> None:
         names = {"on_time": t("service.cost.reply.on_time", sla=_hours(cfg.sla_hours)),
                  "late": t("service.cost.reply.late", sla=_hours(cfg.sla_hours), cap=_hours(cfg.delay_cap_hours)),
                  "capped": t("service.cost.reply.capped", cap=_hours(cfg.delay_cap_hours))}
-        _chart(plots.lapse_curves(d, names=names))
+        report.chart(plots.lapse_curves(d, names=names))
     if not report.available(svc.lapse):
         for score in ("nps", "csat"):
             report.available(svc.scores[score])
