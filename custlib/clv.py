@@ -81,29 +81,46 @@ def _maximise(neg_ll_and_grad, n_params: int, start: np.ndarray | None = None) -
     """Maximise a log-likelihood over log-parameters; returns the natural parameters and what
     went wrong (empty when the optimiser converged to a finite, positive maximum).
 
-    L-BFGS-B's line search can stop right at a maximum, where the objective is flat to rounding
-    (the last digits of the data's sums then decide whether it reports success). Such a stop is
-    a maximum when the objective is convex there and the Newton step to the stationary point is
-    below :data:`NEWTON_STEP` in every log-parameter; that step is taken. Otherwise the fit is
-    flagged."""
+    L-BFGS-B stops where the objective is flat to its tolerance, at a point that moves with the
+    last digits of the data's sums (one engine's sums against another's). Its result is polished
+    by Newton steps on the analytic gradient (numerical Hessian) while the objective is convex
+    there and the steps stay below :data:`NEWTON_STEP` in every log-parameter, which lands on the
+    stationary point itself. L-BFGS-B's line search can also stop right at a maximum and report
+    failure; a stop that polishes this way is a maximum. Otherwise the fit is flagged."""
     x0 = np.zeros(n_params) if start is None else np.log(start)
     options = {"maxiter": 2000, "ftol": 1e-14, "gtol": 1e-9}
     # a 4-parameter problem: BLAS threads only add contention; the line search may probe extreme
     # values that overflow, and the result is checked below
     with threadpool_limits(1), np.errstate(all="ignore"):
         res = optimize.minimize(neg_ll_and_grad, x0, jac=True, method="L-BFGS-B", options=options)
-        if not res.success and np.all(np.isfinite(res.x) & np.isfinite(res.jac)):
-            hess = approx_fprime(res.x, lambda x: neg_ll_and_grad(x)[1], centered=True)
-            hess = (hess + hess.T) / 2
-            if np.all(np.isfinite(hess)) and np.linalg.eigvalsh(hess).min() > 0:
-                step = np.linalg.solve(hess, res.jac)
-                if np.max(np.abs(step)) <= NEWTON_STEP:
-                    res.x, res.success = res.x - step, True
-    theta = np.exp(res.x)
-    problems = [] if res.success else [FitWarning("optimiser_failed")]
+        x, polished = _polish(lambda x: neg_ll_and_grad(x)[1], res.x)
+    theta = np.exp(x)
+    problems = [] if res.success or polished else [FitWarning("optimiser_failed")]
     if not np.all(np.isfinite(theta) & (theta > 0)):
         problems.append(FitWarning("no_finite_maximum"))
     return theta, problems
+
+
+def _polish(gradient, x: np.ndarray, iterations: int = 4) -> tuple[np.ndarray, bool]:
+    """Newton steps x − H⁻¹ g from ``x`` towards the stationary point of a convex objective, at
+    most ``iterations``, each below :data:`NEWTON_STEP` in every coordinate, until the step is
+    below 1e-12. Returns the point and whether the steps converged (else ``x`` unchanged)."""
+    start = x
+    for _ in range(iterations):
+        g = gradient(x)
+        if not np.all(np.isfinite(x) & np.isfinite(g)):
+            return start, False
+        hess = approx_fprime(x, gradient, centered=True)
+        hess = (hess + hess.T) / 2
+        if not (np.all(np.isfinite(hess)) and np.linalg.eigvalsh(hess).min() > 0):
+            return start, False
+        step = np.linalg.solve(hess, g)
+        if np.max(np.abs(step)) > NEWTON_STEP:
+            return start, False
+        x = x - step
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    return x, True
 
 
 def _standard_errors(score, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[FitWarning]]:

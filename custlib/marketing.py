@@ -71,8 +71,9 @@ def _campaign_table(data) -> pd.DataFrame:
     Campaigns without contacts are left out."""
     c = data.campaign_contacts
     counts = c.group_by("campaign_id").aggregate(
-        contacts=c.count(), treated=(c["group"].isnull() | (c["group"] == "treatment")).sum(),
-        holdout=(c["group"] == "holdout").sum(), channel=c.channel.min()).execute()
+        contacts=c.count(), holdout=(c["group"] == "holdout").fill_null(False).sum(),  # no group: no holdout
+        channel=c.channel.min()).execute()
+    counts["treated"] = counts["contacts"] - counts["holdout"]
     camp = data.campaigns.select("campaign_id", "campaign_name", "start_date", "cost_per_contact").execute()
     out = camp.merge(counts, on="campaign_id").sort_values(["start_date", "campaign_id"], ignore_index=True)
     out["start_date"] = pd.to_datetime(out["start_date"]).dt.date
@@ -484,7 +485,7 @@ def _holdout_outcomes(tx: ir.Table, cutoff: date, end: date, k: int, segments: p
     new = later.group_by(["customer_id", later.product_category.cast("string").name("category")]).aggregate(
         first_date=later.order_date.min())
     new = new.anti_join(pairs, ["customer_id", "category"])
-    new = new.mutate(first=(new.first_date == new.first_date.min().over(group_by="customer_id")).cast("int64"))
+    new = new.mutate(first=ibis.ifelse(new.first_date == new.first_date.min().over(group_by="customer_id"), 1, 0))
     j = r.left_join(new, ["customer_id", "category"])
     top, base = j["rank"] <= k, j.base_rank <= k
     per = j.group_by(j.customer_id).aggregate(

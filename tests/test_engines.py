@@ -228,7 +228,7 @@ def test_features_equal_on_duckdb_and(engine, unit, demo_300):
 
 
 
-ANALYSES = ("segmentation", "lifecycle", "loyalty", "satisfaction")
+ANALYSES = ("segmentation", "lifecycle", "loyalty", "satisfaction", "service", "marketing")
 # the analyses fit models by numerical optimisation (which stops within its tolerance) and numerical
 # differentiation on inputs that differ in their last bits between engines: floats to 1e-5 relative
 ANALYSIS_RTOL = 1e-5
