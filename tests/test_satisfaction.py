@@ -18,6 +18,7 @@ from custlib import contract, features, satisfaction, text
 from custlib.params import SatisfactionParams, load_params
 from custlib.present import i18n
 from custlib.present import satisfaction as present
+from custlib.report import Finding
 from custlib.stats import Unavailable
 
 UNITS = ("online", "stores", "b2b")
@@ -505,6 +506,14 @@ def test_findings_at_most_five_with_actions(online, language):
     assert kpis["nps"]["kind"] == "nps" and kpis["csat"]["kind"] == "pct"
     assert kpis["nps"]["estimate"] == pytest.approx(sat.overall["nps"])
     assert 1 <= len(kpis["actions"]) <= 3 and all(kpis["actions"])
+
+
+def test_a_service_finding_takes_the_place_of_csat_after_the_cost(online):
+    sat, p = online
+    service = Finding("Slow replies cost CNY 1.", "Answer within 24 hours.")
+    found = present.findings(sat, p, service=service)
+    assert len(found) == 5 and found[-1] == service and found[:4] == [f for f in present.findings(sat, p)
+                                                                       if "CSAT" not in f.text]
 
 
 def _with(p, **satisfaction_params):

@@ -272,7 +272,8 @@ def _render(svc, params, monkeypatch) -> str:
     shown: list[str] = []
     monkeypatch.setattr(present.report, "_show", shown.append)
     monkeypatch.setattr(present.report, "chart", lambda ax: shown.append(f"<chart {ax.get_title()}>"))
-    shown.append(present.finding(svc, params).text)
+    found = present.finding(svc, params)
+    shown.append(found.text if found else "")
     for section in (present.times, present.trend, present.cost, present.complaints, present.diagnostics):
         section(svc, params)
     import matplotlib.pyplot as plt
@@ -297,6 +298,7 @@ def test_every_section_renders(results, thin, demo_unit, language, monkeypatch):
         assert "cl-unavailable" in text
     none = _render(thin["none"][1], params, monkeypatch)
     assert none.count("cl-unavailable") == 4 and "<chart" not in none  # one note per section
+    assert present.finding(thin["none"][1], params) is None  # no tickets: no finding
 
 
 def test_service_csv_is_tidy_and_holds_no_personal_field(results, demo_unit, tmp_path, monkeypatch):

@@ -108,9 +108,11 @@ def _too_few(sat: SatisfactionResult) -> bool:
 
 
 # -- executive findings ----------------------------------------------------------------------------
-def findings(sat: SatisfactionResult, params: UnitParams) -> list[Finding]:
+def findings(sat: SatisfactionResult, params: UnitParams, service: Finding | None = None) -> list[Finding]:
     """At most five findings: NPS, CSAT, whether NPS is changing, the fix that comes first and
-    what detractors cost; a part the responses cannot support says why."""
+    what detractors cost; a part the responses cannot support says why. A ``service`` finding
+    (:func:`custlib.present.service.finding`) takes the place of CSAT, which the scores section
+    and the portfolio page still show."""
     if _too_few(sat):
         return [Finding(t("satisfaction.findings.too_few", n=f"{sat.nps.n:,}", needed=f"{sat.small_n:,}"))]
     bands = score_bands(params)
@@ -119,12 +121,14 @@ def findings(sat: SatisfactionResult, params: UnitParams) -> list[Finding]:
     out = [
         Finding(t(f"satisfaction.findings.nps_{balance}", nps=fmt.estimate(e, "nps"),
                   promoters=bands["promoters"], detractors=bands["detractors"])),
-        Finding(t("satisfaction.findings.csat", csat=fmt.estimate(sat.csat, "pct"), band=bands["csat"],
-                  top=CSAT_TOP)),
+        service or Finding(t("satisfaction.findings.csat", csat=fmt.estimate(sat.csat, "pct"), band=bands["csat"],
+                             top=CSAT_TOP)),
         _change_finding(sat, params),
         _driver_finding(sat),
         _cost_finding(sat, params),
     ]
+    if service is not None:
+        out.append(out.pop(1))  # after what detractors cost
     return [f for f in out if f is not None]
 
 

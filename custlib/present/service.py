@@ -99,9 +99,9 @@ def _complaint_words(params: UnitParams) -> str:
 
 
 # -- finding ----------------------------------------------------------------------------------------
-def finding(svc: ServiceResult, params: UnitParams) -> Finding:
+def finding(svc: ServiceResult, params: UnitParams) -> Finding | None:
     """One finding for the key findings: what slow first replies cost (with an action), or
-    how fast tickets are answered when the cost cannot be estimated, or why neither can."""
+    how fast tickets are answered when the cost cannot be estimated; None without tickets."""
     if not isinstance(svc.lapse, Unavailable):
         hr = svc.lapse.hazard_ratio()
         if hr.ci_low > 1 and not isinstance(svc.cost, Unavailable):
@@ -113,7 +113,7 @@ def finding(svc: ServiceResult, params: UnitParams) -> Finding:
                            t("service.actions.answer_on_time", sla=_hours(params.service.sla_hours),
                              channel=_slowest_channel(svc)))
     if isinstance(svc.times, Unavailable):
-        return Finding(svc.times.reason)
+        return None
     unit = svc.group_rows("unit").iloc[0]
     return Finding(t("service.findings.speed", median=duration(unit["response_median"]),
                      share=fmt.estimate(_estimate(unit, "sla_share"), "pct", n=False),
