@@ -826,8 +826,8 @@ class MarketingResult:
 
     def effects_table(self) -> pd.DataFrame:
         """Every effect as tidy rows (``campaign_effects.csv``): campaign, segment_type (``all``,
-        ``value_tier`` or ``rfm_segment``, both at the campaign's start), segment, outcome (conversion in proportion points, spend in currency per customer
-        over the window), estimate, se, ci_low, ci_high, n_treated, n_control, method
+        ``value_tier`` or ``rfm_segment``, both at the campaign's start), segment, outcome
+        (conversion in proportion points, spend in currency per customer over the window), estimate, se, ci_low, ci_high, n_treated, n_control, method
         (``randomised_difference``, ``randomised_regression_adjusted``, ``observational_naive_gap``,
         ``observational_ipw`` / ``_aipw`` / ``_matching``)."""
         frames = [f.assign(method=f"{kind}_" + f["method"])
@@ -845,8 +845,9 @@ def _unavailable(params: MarketingParams, currency: str, small_n: int, reason: U
 
 def _next_best(data) -> NextBestCategory | Unavailable:
     """:func:`next_best_category` of the unit: cutoff ``recommendation_holdout_days`` before the
-    observation end, value tiers blended in at ``recommendation_segment_weight``. Unavailable below ``top_k`` + 1 categories bought, or when fewer than
-    ``small_sample_n`` customers are evaluated or buy a new category in the holdout."""
+    observation end, value tiers blended in at ``recommendation_segment_weight``. Unavailable
+    below ``top_k`` + 1 categories bought, or when fewer than ``small_sample_n`` customers are
+    evaluated or buy a new category in the holdout."""
     p, end, small_n = data.params.marketing, data.params.observation_end, data.params.small_sample_n
     tx = data.transactions
     n_categories = int(tx.filter((tx.amount > 0) & (tx.order_date <= end)).product_category.nunique().execute())
@@ -886,8 +887,10 @@ def analyse(data) -> MarketingResult:
     outcomes = outcomes[~outcomes["campaign_id"].isin(too_few)]
     is_randomised = outcomes["campaign_id"].isin(campaigns.loc[campaigns["randomised"], "campaign_id"])
     sp = data.params.segmentation
-    segments = {"value_tier": tuple(t.name for t in sp.value_tiers), "rfm_segment": tuple(r.name for r in sp.rfm_segments)}
-    rfm = rfm_segments_at_start(data, campaigns[campaigns["campaign_id"].isin(outcomes.loc[is_randomised, "campaign_id"])])
+    segments = {"value_tier": tuple(t.name for t in sp.value_tiers),
+                "rfm_segment": tuple(r.name for r in sp.rfm_segments)}
+    measured = campaigns["campaign_id"].isin(outcomes.loc[is_randomised, "campaign_id"])
+    rfm = rfm_segments_at_start(data, campaigns[measured])
     none_left = Unavailable.too_few(WHAT, 0, small_n)
     randomised, heterogeneity = randomised_effects(
         outcomes[is_randomised].merge(rfm, on=["campaign_id", "customer_id"], how="left"), segments, small_n)

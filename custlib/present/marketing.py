@@ -50,7 +50,9 @@ def _direction(e) -> str:
 
 def _uplift_models(res: MarketingResult) -> dict:
     """The campaigns' fitted uplift models (none when the unit has no campaign data)."""
-    return {c: m for c, m in res.uplift.items() if not isinstance(m, Unavailable)} if isinstance(res.uplift, dict) else {}
+    if not isinstance(res.uplift, dict):
+        return {}
+    return {c: m for c, m in res.uplift.items() if not isinstance(m, Unavailable)}
 
 
 def main_effects(res: MarketingResult) -> pd.DataFrame:
@@ -227,20 +229,21 @@ def _too_few_notes(res: MarketingResult) -> None:
 def effects(res: MarketingResult, params) -> None:
     """Section: which campaigns caused extra purchases (table, chart of conversion effects),
     with the campaigns left out for too few customers."""
-    margin = params.marketing.margin_rate if params.marketing.margin_rate is not None else params.loyalty.margin_rate
     report.section(t("marketing.effects.title"), t("marketing.effects.intro", window=res.params.window_days))
     if not report.available(res.campaigns):
         return
     table = effects_table(res, params)
     if len(table):
+        main = main_effects(res)
         report.table(table, t("marketing.effects.caption", window=res.params.window_days),
-                     n=int(main_effects(res).query("outcome == 'conversion'")["n_treated"].sum()))
+                     n=int(main.loc[main["outcome"] == "conversion", "n_treated"].sum()))
         report.chart(plots.campaign_effects(effects_chart(res)))
-        if not main_effects(res)["randomised"].all():
+        if not main["randomised"].all():
             report.note(t("marketing.effects.observational_note"))
     _too_few_notes(res)
     if isinstance(res.roi, pd.DataFrame):
-        report.section(t("marketing.roi.title"), t("marketing.roi.intro", margin=fmt.value(margin, "pct")), level=3)
+        margin = fmt.value(res.roi["margin_rate"].iloc[0], "pct")
+        report.section(t("marketing.roi.title"), t("marketing.roi.intro", margin=margin), level=3)
         report.table(roi_table(res, params), t("marketing.roi.caption"), n=int(res.roi["treated"].sum()))
 
 
