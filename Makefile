@@ -25,8 +25,9 @@ demo-data: $(DEMO)
 reports: $(BIN)/custlib $(DEMO)
 	$(BIN)/custlib run
 
+# One worker per core; whole modules per worker, so module-scoped fixtures are built once.
 test: $(BIN)/custlib
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadscope
 
 test-slow: $(BIN)/custlib
 	$(BIN)/python -m pytest -q -m slow

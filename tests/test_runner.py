@@ -51,10 +51,15 @@ def project(tmp_path_factory):
     return root
 
 
-def test_reports_are_self_contained_and_code_free(project):
-    results = runner.run(project, units=["online", "b2b"], analyses=["segmentation"], jobs=2,
-                         run_date="2026-01-15", progress=False)
-    assert [r.status for r in results] == ["ok", "ok"]
+@pytest.fixture(scope="module")
+def published(project):
+    """The stub segmentation report of two units, rendered once for the module."""
+    return runner.run(project, units=["online", "b2b"], analyses=["segmentation"], jobs=2,
+                      run_date="2026-01-15", progress=False)
+
+
+def test_reports_are_self_contained_and_code_free(project, published):
+    assert [r.status for r in published] == ["ok", "ok"]
     page = (project / "reports" / "online" / "segmentation.html").read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?https?://|url\(\s*["']?https?://|@import""", page)
     assert "<script" not in page and "data:image/png;base64," in page
@@ -68,8 +73,7 @@ def test_reports_are_self_contained_and_code_free(project):
     assert 'href="online/segmentation.html"' in index and "B2B accounts" in index
 
 
-def test_a_failing_report_keeps_the_last_good_one(project):
-    runner.run(project, units=["online"], analyses=["segmentation"], jobs=1, progress=False)
+def test_a_failing_report_keeps_the_last_good_one(project, published):
     good = (project / "reports" / "online" / "segmentation.html").read_bytes()
     _write_stub(project / "notebooks" / ANALYSES["segmentation"].notebook, fail=True)
     try:
