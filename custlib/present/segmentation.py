@@ -592,7 +592,7 @@ def diagnostics(seg: sg.SegmentationResult, params) -> None:
         parts.append(report.note_html(t("segmentation.diagnostics.stability", reps=c.stability_.n,
                                         ari=fmt.estimate(c.stability_, "ratio", n=False))))
         parts.append(report.note_html(t("segmentation.diagnostics.sampled_fit", sample=fmt.value(sg.FIT_SAMPLE, "count"),
-                                        n_init=sg.SAMPLE_N_INIT) if len(c.labels_) > sg.FIT_SAMPLE
+                                        n_init=sg.N_INIT) if len(c.labels_) > sg.FIT_SAMPLE
                                       else t("segmentation.diagnostics.full_fit", n_init=sg.N_INIT)))
     report.details(parts)
 
