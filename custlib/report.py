@@ -13,6 +13,7 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -122,18 +123,28 @@ def table_html(df: pd.DataFrame, caption: str, n: int | None = None, index: bool
                          na_rep="–", border=0, classes="cl-table", escape=True, table_id=table_id)
     offset = shown.index.nlevels if index else 0
     right = [offset + i + 1 for i, c in enumerate(shown.columns) if _looks_numeric(shown[c])]
-    style = ",".join(f"#{table_id} td:nth-child({k})" for k in right)
-    style = f"<style>{style}{{text-align:right;white-space:nowrap}}</style>" if right else ""
+    unbroken = [offset + i + 1 for i, c in enumerate(shown.columns)  # long cells (estimate and interval) may wrap
+                if offset + i + 1 in right and shown[c].astype(str).str.len().max() <= NOWRAP_MAX_CHARS]
+    style = "".join(f"{','.join(f'#{table_id} td:nth-child({k})' for k in cols)}{{{rule}}}"
+                    for cols, rule in ((right, "text-align:right;word-break:keep-all"), (unbroken, "white-space:nowrap"))
+                    if cols)
+    style = f"<style>{style}</style>" if style else ""
     return (f'<figure class="cl-fig">{style}<figcaption>{html.escape(caption)} ({n_text})</figcaption>'
             f"{body}</figure>")
 
 
+NOWRAP_MAX_CHARS = 28  # a numeric cell up to this long is kept on one line
+NUMBER_START = re.compile(r"^\s*(?:[pn]\s*[=<>]\s*)?[-+−–]?[\d.,]+")  # '12.8% (12.4%–13.3%)', 'p = 0.03'
+
+
 def _looks_numeric(col: pd.Series) -> bool:
-    """Numbers, and text that starts like a number ('12.8% (12.4%–13.3%)'), align right."""
+    """Numbers, and text that starts like a number, align right. Cells without a digit (a dash,
+    'sample too small') do not decide: a column of effects with some notes stays right-aligned."""
     if pd.api.types.is_numeric_dtype(col):
         return True
     text = col.dropna().astype(str)
-    return len(text) > 0 and text.str.match(r"^\s*[-+−–]?[\d.,]+").mean() >= 0.9
+    text = text[text.str.contains(r"\d")]
+    return len(text) > 0 and text.str.match(NUMBER_START).mean() >= 0.9
 
 
 def chart(ax) -> None:
