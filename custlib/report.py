@@ -134,7 +134,8 @@ def table_html(df: pd.DataFrame, caption: str, n: int | None = None, index: bool
 
 
 NOWRAP_MAX_CHARS = 28  # a numeric cell up to this long is kept on one line
-NUMBER_START = re.compile(r"^\s*(?:[pn]\s*[=<>]\s*)?[-+−–]?[\d.,]+")  # '12.8% (12.4%–13.3%)', 'p = 0.03'
+# '12.8% (12.4%–13.3%)', 'p = 0.03', 'CNY 43.75 (CNY 24.35–CNY 63.16)', '¥5'
+NUMBER_START = re.compile(r"^\s*(?:[pn]\s*[=<>]\s*|[A-Z]{3}\s|[¥$€£])?[-+−–]?[\d.,]+")
 
 
 def _looks_numeric(col: pd.Series) -> bool:
