@@ -123,7 +123,10 @@ def render_report(root: Path, unit: str, analysis: str, run_date: str) -> Report
             parameters={"business_unit": unit, "project_root": str(root), "run_date": run_date,
                         "check_data": False},  # validated once by check_inputs before any run
             cwd=str(root / "notebooks"), kernel_name="python3", progress_bar=False, log_output=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"], kernel_manager_class=_ipc_kernel_manager(),
+            # the kernel's own log: jupyter_client interrupts every kernel when it shuts it down, which
+            # a kernel still finishing a message logs as an error ("KeyboardInterrupt caught in
+            # kernel"); errors in the notebook's cells reach the result through papermill
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"], kernel_manager_class=_ipc_kernel_manager(),
         )
         nb = nbformat.read(tmp_nb, as_version=4)
         p = load_params(unit, root / "params")
