@@ -25,9 +25,10 @@ demo-data: $(DEMO)
 reports: $(BIN)/custlib $(DEMO)
 	$(BIN)/custlib run
 
-# One worker per core; whole modules per worker, so module-scoped fixtures are built once.
+# One worker per core; whole modules per worker (module-scoped fixtures are built once), handed
+# out in collection order: the slowest modules first (tests/conftest.py).
 test: $(BIN)/custlib
-	$(BIN)/python -m pytest -q -n auto --dist loadscope
+	$(BIN)/python -m pytest -q -n auto --dist loadscope --no-loadscope-reorder
 
 test-slow: $(BIN)/custlib
 	$(BIN)/python -m pytest -q -m slow

@@ -54,3 +54,14 @@ def demo_unit(demo_dir):
         return cache[unit_id]
 
     return get
+
+
+# Modules that render the real notebooks or copy the demo into PostgreSQL: minutes each.
+SLOWEST_MODULES = ("test_thin_data.py", "test_reports_e2e.py", "test_engines.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The slowest modules first. `make test` hands whole modules to the workers in this order
+    (pytest-xdist ``--dist loadscope --no-loadscope-reorder``), so they start at once instead of
+    being left to the end."""
+    items.sort(key=lambda item: item.path.name not in SLOWEST_MODULES)
