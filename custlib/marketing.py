@@ -51,7 +51,7 @@ from custlib.causal.att import ATTResult, design_matrix, estimate_att
 from custlib.features import as_table
 from custlib.params import MarketingParams, SegmentationParams
 from custlib.stats import Estimate, Unavailable, proportion
-from custlib.uplift import TwoModelUplift, on_grid, qini_area, qini_points
+from custlib.uplift import TwoModelUplift, cross_fitted_qini
 
 PRE_DAYS = (90, 365)  # pre-campaign windows of the covariates, days before the campaign's start
 COUNT_COLUMNS = tuple(f"pre_{k}_{d}" for d in PRE_DAYS for k in ("orders", "spend"))
@@ -550,7 +550,10 @@ def value_tiers_at(transactions, day: date, params: SegmentationParams) -> pd.Da
 UPLIFT_WHAT = "marketing.what.uplift_model"
 UPLIFT_OF = "marketing.of.rarer_outcome"
 UPLIFT_CAMPAIGNS_OF = "marketing.of.randomised_campaigns"
-UPLIFT_FOLDS = 5  # cross-fitting: each compared customer is scored by the model fitted on the other folds
+# cross-fitting: each compared customer is scored by the model fitted on the other fold(s). Two,
+# because the folds' Qini areas are combined conservatively (custlib.uplift): the bound widens
+# with the number of folds, each evaluated on fewer customers
+UPLIFT_FOLDS = 2
 UPLIFT_SEED = 2024  # the folds and the bootstrap of the Qini area
 UPLIFT_BOOTSTRAP_REPS = 500  # bootstrap resamples behind the Qini area's interval
 UPLIFT_CURVE_POINTS = 41  # Qini curve kept at every 2.5% of the held-out customers (for plotting)
@@ -614,11 +617,12 @@ class CampaignUplift:
     and the customers to target if it is run again.
 
     Evaluation by cross-fitting: each of the ``n`` compared customers is scored by the model
-    fitted on the other :data:`UPLIFT_FOLDS` − 1 folds (``held_out``: treated, converted,
-    predicted, value_tier per customer); ``qini_curve`` (share_targeted, incremental, random;
-    :mod:`custlib.uplift`, in conversions per treated customer) at :data:`UPLIFT_CURVE_POINTS`
-    shares, ``qini_area`` (area between curve and random targeting, bootstrap interval; above 0:
-    the ranking beats random targeting) and ``by_group`` (:func:`uplift_by_group` in quintiles of
+    fitted on the other fold(s) of :data:`UPLIFT_FOLDS` (``held_out``: treated, converted,
+    predicted, fold, value_tier per customer); ``qini_curve`` (share_targeted, incremental,
+    random; :mod:`custlib.uplift`, in conversions per treated customer; the folds' mean) at
+    :data:`UPLIFT_CURVE_POINTS` shares, ``qini_area`` (area between curve and random targeting,
+    the folds' mean with a conservative bootstrap interval; above 0: the ranking beats random
+    targeting) and ``by_group`` (:func:`uplift_by_group` in quintiles of
     predicted uplift). ``model``: the same learner fitted on all compared customers, behind
     ``by_tier`` (value_tier, n, mean predicted uplift over the campaign's compared customers,
     highest first) and ``targets`` (:func:`target_list` of the current customers, at most as
@@ -640,21 +644,24 @@ class CampaignUplift:
         return self.qini_area.ci_low > 0
 
 
-def _cross_fitted(covariates: pd.DataFrame, treated: np.ndarray, converted: np.ndarray) -> np.ndarray:
-    """Out-of-fold predicted uplift of every row: :data:`UPLIFT_FOLDS` folds stratified by group
-    and outcome (:data:`UPLIFT_SEED`), each scored by the model fitted on the others."""
-    predicted = np.empty(len(treated))
+def _cross_fitted(covariates: pd.DataFrame, treated: np.ndarray, converted: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predicted uplift of every row and its fold: :data:`UPLIFT_FOLDS` folds
+    stratified by group and outcome (:data:`UPLIFT_SEED`), each scored by the model fitted on the
+    others."""
+    predicted, fold = np.empty(len(treated)), np.empty(len(treated), dtype=int)
     folds = StratifiedKFold(UPLIFT_FOLDS, shuffle=True, random_state=UPLIFT_SEED)
-    for fit_rows, score_rows in folds.split(covariates, 2 * treated + converted):
+    for k, (fit_rows, score_rows) in enumerate(folds.split(covariates, 2 * treated + converted)):
         predicted[score_rows] = TwoModelUplift.fit(covariates.iloc[fit_rows], treated[fit_rows],
                                                    converted[fit_rows]).predict(covariates.iloc[score_rows])
-    return predicted
+        fold[score_rows] = k
+    return predicted, fold
 
 
 def _qini(held_out: pd.DataFrame) -> tuple[pd.DataFrame, Estimate]:
-    d, y, p = (held_out[c].to_numpy() for c in ("treated", "converted", "predicted"))
-    return (on_grid(qini_points(p, d, y), UPLIFT_CURVE_POINTS),
-            qini_area(p, d, y, UPLIFT_BOOTSTRAP_REPS, UPLIFT_SEED))
+    """:func:`custlib.uplift.cross_fitted_qini` of held-out rows (treated, converted, predicted, fold)."""
+    folds = [tuple(f[c].to_numpy() for c in ("predicted", "treated", "converted")) for _, f in held_out.groupby("fold")]
+    return cross_fitted_qini(folds, UPLIFT_CURVE_POINTS, UPLIFT_BOOTSTRAP_REPS, UPLIFT_SEED)
 
 
 def campaign_uplift(outcomes: pd.DataFrame, customers: pd.DataFrame, limit: int, min_n: int
@@ -670,7 +677,8 @@ def campaign_uplift(outcomes: pd.DataFrame, customers: pd.DataFrame, limit: int,
     if rarer < 2 * min_n:
         return Unavailable.too_few(UPLIFT_WHAT, rarer, 2 * min_n, of=UPLIFT_OF)
     covariates = _covariate_frame(g)
-    held_out = pd.DataFrame({"treated": d, "converted": y, "predicted": _cross_fitted(covariates, d, y),
+    predicted, fold = _cross_fitted(covariates, d, y)
+    held_out = pd.DataFrame({"treated": d, "converted": y, "predicted": predicted, "fold": fold,
                              "value_tier": g["value_tier"].to_numpy()})
     curve, area = _qini(held_out)
     model = TwoModelUplift.fit(covariates, d, y)
@@ -687,9 +695,9 @@ def campaign_uplift(outcomes: pd.DataFrame, customers: pd.DataFrame, limit: int,
 @dataclass(frozen=True)
 class UnitUplift:
     """The uplift models of a unit's randomised campaigns taken together (:func:`unit_uplift`):
-    the campaigns' cross-fitted scores pooled into one ranking of (campaign, customer) pairs,
-    ``qini_curve`` and ``qini_area`` of that ranking against random targeting over the same
-    pairs (above 0: sending each campaign to the customers it is predicted to move most beats
+    the campaigns' cross-fitted scores pooled into one ranking of (campaign, customer) pairs per
+    fold, ``qini_curve`` and ``qini_area`` of that ranking (the folds' mean, as for one campaign)
+    against random targeting over the same pairs (above 0: sending each campaign to the customers it is predicted to move most beats
     sending at random), and ``by_tier``: value_tier, n, mean predicted uplift over the
     campaigns' compared customers (each campaign's full model), highest first."""
 

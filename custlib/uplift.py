@@ -17,6 +17,17 @@ treated and controls among them; the control term is 0 while the top has no cont
 as q(φ) = Q(φ) / N_t(1): incremental conversions per treated customer of the evaluated set, so
 q(1) is the overall conversion uplift (treated − control rate) and random targeting is the line
 φ · q(1). Equal predictions are one step of the curve (points only where the prediction changes).
+
+Cross-fitted evaluation (:func:`cross_fitted_qini`): the customers are split in folds, each fold
+scored by the model fitted on the others and evaluated on its own; the folds' curves and areas
+are averaged. The bootstrap of one fold holds its scores fixed, which is exact for a model that
+did not see those customers; the folds' areas are dependent (each model is fitted on the other
+folds' customers), so the mean's standard error and interval bounds are the means of the folds'
+(Cauchy–Schwarz: the standard deviation of a mean is at most the mean of the standard
+deviations), a conservative interval. One ranking pooled over the folds would compare scores of
+different models, and its bootstrap interval is too narrow: with no effect to find, area /
+standard error had standard deviation 1.32 (30 permutations of a demo campaign's groups, 5 folds)
+and 1.38 (100 simulated campaigns, 2 folds), against 0.80 and 1.01 fold by fold.
 """
 
 from __future__ import annotations
@@ -138,6 +149,20 @@ def qini_area(predicted, treated, converted, reps: int, seed: int) -> Estimate:
     boot = np.concatenate(replicates)
     low, high = np.percentile(boot, [2.5, 97.5])
     return Estimate(area, float(boot.std(ddof=1)), float(low), float(high), n, "bootstrap_percentile")
+
+
+def cross_fitted_qini(folds: list[tuple], n_points: int, reps: int, seed: int) -> tuple[pd.DataFrame, Estimate]:
+    """Qini curve and area of a cross-fitted ranking (module docstring), from ``folds``: per fold
+    (predicted, treated, converted) of its customers, scored by a model fitted on the other folds.
+    The curve is the folds' mean at ``n_points`` shares (:func:`on_grid`); the area is the folds'
+    mean with the conservative standard error and 95% interval (``reps`` bootstrap resamples per
+    fold, ``seed``); n counts the customers of every fold."""
+    curves = pd.concat([on_grid(qini_points(*fold), n_points) for fold in folds])
+    areas = [qini_area(*fold, reps=reps, seed=seed + k) for k, fold in enumerate(folds)]
+    mean = lambda attribute: float(np.mean([getattr(a, attribute) for a in areas]))
+    return (curves.groupby("share_targeted", as_index=False).mean(),
+            Estimate(mean("estimate"), mean("se"), mean("ci_low"), mean("ci_high"), sum(a.n for a in areas),
+                     "cross_fitted_bootstrap"))
 
 
 def on_grid(points: pd.DataFrame, n_points: int) -> pd.DataFrame:

@@ -374,21 +374,20 @@ def test_uplift_models_score_every_compared_customer_out_of_fold(results, truth)
 
 def test_the_uplift_models_beat_random_targeting_in_every_unit(results, truth):
     """Acceptance: per unit, the campaigns' cross-fitted uplift scores pooled into one ranking
-    beat random targeting (the whole 95% interval of the Qini area above 0). Measured: online
-    0.0105 (0.0059 to 0.0147), stores 0.0114 (0.0066 to 0.0164), b2b 0.0186 (0.0127 to 0.0244).
+    per fold beat random targeting (the whole 95% interval of the Qini area, the folds' mean
+    with its conservative interval, above 0). Measured: online 0.0108 (0.0050 to 0.0169), stores
+    0.0111 (0.0047 to 0.0174), b2b 0.0163 (0.0087 to 0.0238).
 
-    Campaign by campaign the evidence is thinner (holdouts of 10-20%: 400-1,600 controls): the
-    interval is above 0 for 5 of the 9 campaigns with a planted effect (ONC01, ONC03, STC03,
-    B2C02, B2C03) and below 0 for B2C01; of the three without effect two cover 0 and B2C04 lies
-    just above it (0.0008 to 0.0172): the bootstrap holds the scores fixed, so it leaves out the
-    noise of the fits. Asserted: at least 5 of 9, and at most one campaign without effect
-    outside 0."""
+    Campaign by campaign the evidence is thinner (holdouts of 10-20%: 400-1,600 controls, each
+    fold scored on half of them): the interval is above 0 for 4 of the 9 campaigns with a
+    planted effect (ONC01, ONC03, B2C02, B2C03) and covers 0 for the others and for the three
+    without effect. Asserted: at least 4 of 9, and at most one campaign without effect outside 0."""
     for u, r in results.items():
         assert isinstance(r.unit_uplift, marketing.UnitUplift) and r.unit_uplift.beats_random, (u, r.unit_uplift)
         assert set(r.unit_uplift.campaigns) == set(r.uplift)
     worked = _uplift(results, truth, with_effect=True)
     assert len(worked) == 9
-    assert sum(m.beats_random for _, m in worked.values()) >= 5, {c: m.qini_area for c, (_, m) in worked.items()}
+    assert sum(m.beats_random for _, m in worked.values()) >= 4, {c: m.qini_area for c, (_, m) in worked.items()}
     none = _uplift(results, truth, with_effect=False)
     assert sum(not m.qini_area.ci_low <= 0 <= m.qini_area.ci_high for _, m in none.values()) <= 1
 
