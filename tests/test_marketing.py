@@ -521,3 +521,19 @@ def test_basket_rules_on_the_demo_follow_the_planted_category_preferences(result
         assert all(s or p for s, p in zip(same_tier, preferred)), rules[~(np.array(same_tier) | preferred)]
         assert np.array(same_tier)[rules["rank"] == 1].all(), u
         assert sum(preferred) >= 4, u
+
+
+def test_the_best_campaigns_action_targets_by_uplift_only_when_its_target_file_is_written(results, demo_unit):
+    """The first finding's action sends the best campaign to the customers with the highest
+    predicted uplift only when that campaign's model beats random targeting (online: Spring sale
+    does; stores: the best campaign's model does not, so the action keeps the holdout instead)."""
+    from custlib.present import marketing as present
+    from custlib.present.i18n import set_language
+
+    set_language("en")
+    for u, r in results.items():
+        best = present.findings(r, demo_unit(u).params)[0]
+        targeted = [c for c, m in r.uplift.items() if isinstance(m, marketing.CampaignUplift) and m.beats_random]
+        best_is_targeted = any(best.text.startswith(present.campaign_name(r, c)) for c in targeted)
+        assert ("predicted uplift" in best.action) == best_is_targeted, (u, best)
+        assert best_is_targeted == (u != "stores"), u

@@ -96,7 +96,11 @@ def _campaign_findings(res: MarketingResult, params) -> list[Finding]:
             text += " " + t(f"marketing.findings.roi_{way}", roi=fmt.estimate(
                 {"estimate": r["roi"], "ci_low": r["roi_ci_low"], "ci_high": r["roi_ci_high"], "n": r["treated"]},
                 "change", n=False))
-            action = t(f"marketing.findings.roi_{way}_action", campaign=campaign_name(res, best))
+            model = _uplift_models(res).get(best)
+            if model is not None and model.beats_random:  # its target file is written
+                action = t(f"marketing.findings.roi_{way}_action", campaign=campaign_name(res, best))
+            elif way != "raises":
+                action = t(f"marketing.findings.roi_{way}_action_untargeted", campaign=campaign_name(res, best))
         out.append(Finding(text, action))
     flat = [c for c, r in rand.iterrows() if _direction(_estimate(r)) != "raises"]
     if flat:
