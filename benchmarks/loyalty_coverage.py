@@ -11,15 +11,14 @@ AIPW are run per unit and tier; an interval "covers" when it contains the plante
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+from seed_coverage import coverage_rows
 
-from custlib import demo, features, loyalty, report
+from custlib import demo, features, loyalty
 
 
 def run_seed(seed: int, customers: int) -> list[dict]:
@@ -46,17 +45,7 @@ def run_seed(seed: int, customers: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=20)
-    ap.add_argument("--customers", type=int, default=5000)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "loyalty_coverage.csv"))
-    args = ap.parse_args()
-    rows, t0 = [], time.perf_counter()
-    for seed in range(1, args.seeds + 1):
-        rows += run_seed(seed, args.customers)
-        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-    df = pd.DataFrame(rows)
-    report.write_output(df, args.out)
+    df, args = coverage_rows(run_seed, __doc__.splitlines()[0], "loyalty_coverage", seeds=20, customers=5000)
     summary = df.groupby(["method", "unit", "tier"]).agg(
         coverage=("covers", "mean"), mean_estimate=("estimate", "mean"), planted=("planted", "first"),
         mean_se=("se", "mean"), sd_estimate=("estimate", "std"))

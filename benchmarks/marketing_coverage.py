@@ -12,15 +12,13 @@ coverage.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
-import pandas as pd
+from seed_coverage import coverage_rows
 
-from custlib import demo, marketing, report, sources
+from custlib import demo, marketing, sources
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,17 +43,7 @@ def run_seed(seed: int, customers: int) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--customers", type=int, default=20_000)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "marketing_coverage.csv"))
-    args = ap.parse_args()
-    rows, t0 = [], time.perf_counter()
-    for seed in range(1, args.seeds + 1):
-        rows += run_seed(seed, args.customers)
-        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-    df = pd.DataFrame(rows)
-    report.write_output(df, args.out)
+    df, _ = coverage_rows(run_seed, __doc__.splitlines()[0], "marketing_coverage", seeds=10, customers=20_000)
     for (outcome, method), g in df.groupby(["outcome", "method"]):
         z = (g["estimate"] - g["planted"]) / g["se"]
         print(f"{outcome} · {method}: {g['covers'].sum()} of {len(g)} intervals contain the planted effect "

@@ -46,11 +46,17 @@ def customer_truth(demo_dir) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def demo_unit(demo_dir):
     """Factory: UnitData of a demo unit ('online', 'stores' or 'b2b') on the generated data."""
-    cache: dict[str, sources.UnitData] = {}
+    return once_per_unit(lambda unit_id: sources.load_unit(unit_id, ROOT, run_date="2026-01-15", data_source=demo_dir))
 
-    def get(unit_id: str) -> sources.UnitData:
+
+def once_per_unit(compute):
+    """A function of a unit id that calls ``compute(unit_id)`` the first time only (the body of
+    the per-unit factory fixtures)."""
+    cache = {}
+
+    def get(unit_id: str):
         if unit_id not in cache:
-            cache[unit_id] = sources.load_unit(unit_id, ROOT, run_date="2026-01-15", data_source=demo_dir)
+            cache[unit_id] = compute(unit_id)
         return cache[unit_id]
 
     return get

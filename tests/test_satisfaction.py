@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from conftest import once_per_unit
 from scipy import stats as st
 
 from custlib import contract, features, satisfaction, text
@@ -41,14 +42,7 @@ def params():
 @pytest.fixture(scope="module")
 def frames(demo_unit):
     """Survey frame per demo unit (built once)."""
-    cache: dict[str, pd.DataFrame] = {}
-
-    def get(unit: str) -> pd.DataFrame:
-        if unit not in cache:
-            cache[unit] = satisfaction.survey_frame(demo_unit(unit))
-        return cache[unit]
-
-    return get
+    return once_per_unit(lambda unit: satisfaction.survey_frame(demo_unit(unit)))
 
 
 # -- NPS and CSAT ------------------------------------------------------------------------------

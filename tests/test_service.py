@@ -14,6 +14,7 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import once_per_unit
 
 from custlib import contract, service, sources
 from custlib.params import UnitParams
@@ -36,14 +37,7 @@ def english():
 @pytest.fixture(scope="module")
 def results(demo_unit):
     """The service analysis of each demo unit (computed once)."""
-    cache: dict[str, service.ServiceResult] = {}
-
-    def get(unit: str) -> service.ServiceResult:
-        if unit not in cache:
-            cache[unit] = service.analyse(demo_unit(unit))
-        return cache[unit]
-
-    return get
+    return once_per_unit(lambda unit: service.analyse(demo_unit(unit)))
 
 
 # -- quantiles and rates by hand -------------------------------------------------------------------
