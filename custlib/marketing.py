@@ -659,8 +659,10 @@ def _cross_fitted(covariates: pd.DataFrame, treated: np.ndarray, converted: np.n
 
 
 def _qini(held_out: pd.DataFrame) -> tuple[pd.DataFrame, Estimate]:
-    """:func:`custlib.uplift.cross_fitted_qini` of held-out rows (treated, converted, predicted, fold)."""
-    folds = [tuple(f[c].to_numpy() for c in ("predicted", "treated", "converted")) for _, f in held_out.groupby("fold")]
+    """:func:`custlib.uplift.cross_fitted_qini` of held-out rows (treated, converted, predicted,
+    fold)."""
+    folds = [tuple(f[c].to_numpy() for c in ("predicted", "treated", "converted"))
+             for _, f in held_out.groupby("fold")]
     return cross_fitted_qini(folds, UPLIFT_CURVE_POINTS, UPLIFT_BOOTSTRAP_REPS, UPLIFT_SEED)
 
 
@@ -697,9 +699,10 @@ class UnitUplift:
     """The uplift models of a unit's randomised campaigns taken together (:func:`unit_uplift`):
     the campaigns' cross-fitted scores pooled into one ranking of (campaign, customer) pairs per
     fold, ``qini_curve`` and ``qini_area`` of that ranking (the folds' mean, as for one campaign)
-    against random targeting over the same pairs (above 0: sending each campaign to the customers it is predicted to move most beats
-    sending at random), and ``by_tier``: value_tier, n, mean predicted uplift over the
-    campaigns' compared customers (each campaign's full model), highest first."""
+    against random targeting over the same pairs (above 0: sending each campaign to the
+    customers it is predicted to move most beats sending at random), and ``by_tier``:
+    value_tier, n, mean predicted uplift over the campaigns' compared customers (each
+    campaign's full model), highest first."""
 
     campaigns: tuple[str, ...]
     n: int
